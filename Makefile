@@ -1,0 +1,40 @@
+# distbuild's developer entry points. `make test` is the whole CI check.
+
+BUF := go tool -modfile=tools/buf/go.mod buf
+
+.PHONY: all build generate lint-proto check-generated fmt-check vet test test-go
+
+all: build
+
+## build: compile every binary into ./bin
+build:
+	go build -o bin/ ./cmd/...
+
+## generate: regenerate the Go code for the wire API from proto/
+generate:
+	$(BUF) generate
+
+## lint-proto: check the .proto files against buf's STANDARD rules
+lint-proto:
+	$(BUF) lint
+
+## check-generated: fail when the committed generated code is stale
+check-generated:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BUF) generate -o "$$tmp" && \
+	diff -r -x '*.proto' "$$tmp/proto/distbuild" proto/distbuild || \
+	{ echo "generated code in proto/ is stale: run 'make generate' and commit" >&2; exit 1; }
+
+## fmt-check: fail when any Go file is not gofmt-formatted
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:" >&2; echo "$$out" >&2; exit 1; fi
+
+vet:
+	go vet ./...
+
+test-go:
+	go test -race ./...
+
+## test: everything CI checks
+test: fmt-check vet lint-proto check-generated test-go
