@@ -1,0 +1,137 @@
+package definitions
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+)
+
+// cacheKeyFormat versions the encoding below. Change it whenever the encoding
+// or the meaning of a field changes, so that no new key can ever collide with
+// an old one computed under different rules.
+const cacheKeyFormat = "distbuild-cache-key/1"
+
+// The key inputs are plain structs encoded as JSON: encoding/json writes
+// struct fields in declaration order and map keys sorted, which makes the
+// encoding canonical without hand-written serialization. Only things that can
+// change a step's output go in: never a description, an unpetrify-ref or a
+// repository URL (the same commit fetched from a mirror builds the same).
+
+type chunkKeyInput struct {
+	Format            string                         `json:"format"`
+	Kind              string                         `json:"kind"`
+	Name              string                         `json:"name"`
+	Arch              string                         `json:"arch"`
+	Commit            string                         `json:"commit"`
+	BuildMode         string                         `json:"build-mode"`
+	Prefix            string                         `json:"prefix"`
+	Phases            []Phase                        `json:"phases"`
+	MaxJobs           int                            `json:"max-jobs"`
+	Devices           []Device                       `json:"devices"`
+	Submodules        []Submodule                    `json:"submodules"`
+	SystemIntegration map[string]map[string][]string `json:"system-integration"`
+	SplitRules        []splitRuleKey                 `json:"split-rules"`
+	Dependencies      []string                       `json:"dependencies"`
+}
+
+type splitRuleKey struct {
+	Artifact string   `json:"artifact"`
+	Include  []string `json:"include"`
+}
+
+type stratumKeyInput struct {
+	Format    string               `json:"format"`
+	Kind      string               `json:"kind"`
+	Name      string               `json:"name"`
+	Arch      string               `json:"arch"`
+	Chunks    []string             `json:"chunks"`
+	Artifacts []stratumArtifactKey `json:"artifacts"`
+}
+
+type stratumArtifactKey struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"` // "<chunk cache key>/<split artifact>"
+}
+
+type systemKeyInput struct {
+	Format string             `json:"format"`
+	Kind   string             `json:"kind"`
+	Name   string             `json:"name"`
+	Arch   string             `json:"arch"`
+	Strata []systemStratumKey `json:"strata"`
+}
+
+type systemStratumKey struct {
+	CacheKey  string   `json:"cache-key"`
+	Artifacts []string `json:"artifacts"`
+}
+
+func hashKey(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Only strings, ints, slices and maps of them are encoded.
+		panic("definitions: cache key input not encodable: " + err.Error())
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// chunkKey covers the chunk's source commit, how it is built, how its output
+// is split, and (through their keys) everything it is built on. Dependency
+// keys are sorted: the order build-depends are written in does not change
+// what is staged.
+func chunkKey(arch string, s *Step) string {
+	c := s.Chunk
+	in := chunkKeyInput{
+		Format:            cacheKeyFormat,
+		Kind:              KindChunk.String(),
+		Name:              s.Name,
+		Arch:              arch,
+		Commit:            c.Commit,
+		BuildMode:         c.BuildMode,
+		Prefix:            c.Prefix,
+		Phases:            c.Phases,
+		MaxJobs:           c.MaxJobs,
+		Devices:           c.Devices,
+		Submodules:        c.Submodules,
+		SystemIntegration: c.SystemIntegration,
+		Dependencies:      depKeys(s),
+	}
+	for _, r := range c.SplitRules {
+		in.SplitRules = append(in.SplitRules, splitRuleKey{Artifact: r.Artifact, Include: r.Include})
+	}
+	return hashKey(in)
+}
+
+// stratumKey covers which chunk artifacts go into which stratum artifact.
+func stratumKey(arch string, s *Step) string {
+	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.Name, Arch: arch, Chunks: depKeys(s)}
+	for _, a := range s.Stratum.Artifacts {
+		k := stratumArtifactKey{Name: a.Name, Members: make([]string, 0, len(a.Members))}
+		for _, m := range a.Members {
+			k.Members = append(k.Members, m.Chunk.CacheKey+"/"+m.Artifact)
+		}
+		in.Artifacts = append(in.Artifacts, k)
+	}
+	return hashKey(in)
+}
+
+// systemKey covers the strata and which of their artifacts the system takes.
+// Configuration extensions are deployment-time only and stay out.
+func systemKey(arch string, s *Step) string {
+	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.Name, Arch: arch}
+	for _, st := range s.System.Strata {
+		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey, Artifacts: st.Artifacts})
+	}
+	return hashKey(in)
+}
+
+func depKeys(s *Step) []string {
+	keys := make([]string, len(s.Deps))
+	for i, d := range s.Deps {
+		keys[i] = d.CacheKey
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,581 @@
+package definitions
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+)
+
+// Kind is what a step builds.
+type Kind int
+
+// The kinds of step, in the order a system is put together.
+const (
+	KindChunk Kind = iota + 1
+	KindStratum
+	KindSystem
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindChunk:
+		return "chunk"
+	case KindStratum:
+		return "stratum"
+	case KindSystem:
+		return "system"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Graph is a resolved system: every step needed to build it, in an order in
+// which each step comes after all of its dependencies.
+type Graph struct {
+	// Arch is the system's architecture; every step is built for it.
+	Arch string
+	// System is the final step.
+	System *Step
+	// Steps holds every step in a valid build order.
+	Steps []*Step
+
+	byName map[string]*Step
+}
+
+// Step is one unit of work in a build: a chunk to compile, a stratum to
+// record or a system to assemble. Its cache key names its output.
+type Step struct {
+	Name     string
+	Kind     Kind
+	CacheKey string
+	// Deps are the steps this one directly needs: for a chunk, the chunks
+	// it names in build-depends and the strata its stratum build-depends
+	// on; for a stratum, its chunks; for a system, its strata.
+	Deps []*Step
+	// File and Line say where the step is defined, for messages.
+	File string
+	Line int
+
+	// Exactly one of these is set, matching Kind.
+	Chunk   *ChunkBuild
+	Stratum *StratumBuild
+	System  *SystemBuild
+
+	index int // position in Graph.Steps
+}
+
+// Index is the step's position in Graph.Steps, handy as a dense array index.
+func (s *Step) Index() int { return s.index }
+
+// ChunkBuild is everything needed to build a chunk, after defaults and
+// overrides have been applied.
+type ChunkBuild struct {
+	// Stratum is the name of the stratum the chunk belongs to.
+	Stratum      string
+	Repo         string
+	Ref          string
+	UnpetrifyRef string
+	// Commit is the exact source commit (Ref itself when it was one).
+	Commit      string
+	BuildSystem string
+	BuildMode   string
+	Prefix      string
+	// Phases are the effective commands, in run order.
+	Phases     []Phase
+	MaxJobs    int
+	Devices    []Device
+	Submodules []Submodule
+	// SplitRules are the chunk's products rules followed by the defaults.
+	SplitRules []SplitRule
+	// Artifacts are the names of the split artifacts the rules can produce.
+	Artifacts []string
+	// SystemIntegration maps a split artifact to named command lists run
+	// when a system containing that artifact is assembled.
+	SystemIntegration map[string]map[string][]string
+}
+
+// Phase is one build phase with its effective commands.
+type Phase struct {
+	Name     string   `json:"name"`
+	Commands []string `json:"commands"`
+}
+
+// StratumBuild says which chunk artifacts make up each of a stratum's split
+// artifacts.
+type StratumBuild struct {
+	Chunks    []*Step
+	Artifacts []StratumArtifact
+}
+
+// StratumArtifact is one split artifact of a stratum.
+type StratumArtifact struct {
+	Name    string
+	Members []ChunkArtifact
+}
+
+// ChunkArtifact names one split artifact of a chunk step.
+type ChunkArtifact struct {
+	Chunk    *Step
+	Artifact string
+}
+
+// SystemBuild says which stratum artifacts a system contains.
+type SystemBuild struct {
+	Strata []SystemStratumBuild
+}
+
+// SystemStratumBuild is one stratum of a system and the split artifacts of
+// it that the system takes.
+type SystemStratumBuild struct {
+	Stratum   *Step
+	Artifacts []string
+}
+
+// Step returns the step called name, or nil.
+func (g *Graph) Step(name string) *Step { return g.byName[name] }
+
+// Staging returns the chunk steps whose artifacts must be staged to build
+// step: everything it depends on, transitively, in build order.
+func (g *Graph) Staging(step *Step) []*Step {
+	seen := make([]bool, len(g.Steps))
+	var walk func(s *Step)
+	walk = func(s *Step) {
+		for _, d := range s.Deps {
+			if !seen[d.index] {
+				seen[d.index] = true
+				walk(d)
+			}
+		}
+	}
+	walk(step)
+	var out []*Step
+	for i, s := range g.Steps {
+		if seen[i] && s.Kind == KindChunk {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RefResolver turns a branch or tag of a chunk's repository into a commit.
+// Keys are computed from commits, so every non-commit ref must be resolved;
+// each (repo, ref) pair is asked for once per resolution.
+type RefResolver interface {
+	ResolveRef(ctx context.Context, repo, ref string) (commit string, err error)
+}
+
+// CommitsOnly is a RefResolver for offline use: it accepts only refs that are
+// already commit SHAs, so a graph can be computed without any network.
+type CommitsOnly struct{}
+
+// ResolveRef refuses every ref, because CommitsOnly is only asked about refs
+// that are not commits.
+func (CommitsOnly) ResolveRef(_ context.Context, _, ref string) (string, error) {
+	return "", fmt.Errorf("ref %q is not a commit SHA and refs cannot be resolved offline; pin it to a 40-character commit", ref)
+}
+
+// IsCommit reports whether ref is a full commit SHA (40 lower-case hex).
+func IsCommit(ref string) bool {
+	if len(ref) != 40 {
+		return false
+	}
+	for _, c := range ref {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Definitions is an opened definitions tree: its VERSION checked and DEFAULTS
+// parsed, ready to resolve systems from.
+type Definitions struct {
+	fsys     fs.FS
+	Version  int
+	Defaults *Defaults
+}
+
+// Open reads VERSION and DEFAULTS from the root of fsys.
+func Open(fsys fs.FS) (*Definitions, error) {
+	v, err := readVersion(fsys)
+	if err != nil {
+		return nil, err
+	}
+	d, err := readDefaults(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return &Definitions{fsys: fsys, Version: v, Defaults: d}, nil
+}
+
+// Resolve loads the system morph at systemPath and everything it refers to,
+// and returns its build graph with every cache key computed.
+func (d *Definitions) Resolve(ctx context.Context, systemPath string, refs RefResolver) (*Graph, error) {
+	r := &resolver{
+		ctx:      ctx,
+		defs:     d,
+		refs:     refs,
+		strata:   map[string]*stratumNode{},
+		commits:  map[[2]string]string{},
+		names:    map[string]nameOwner{},
+		chunks:   map[string]*Chunk{},
+		graph:    &Graph{byName: map[string]*Step{}},
+		visiting: nil,
+	}
+	return r.resolve(systemPath)
+}
+
+type stratumNode struct {
+	stratum *Stratum
+	step    *Step
+	done    bool
+	rules   []SplitRule
+}
+
+// nameOwner records where a step name was first defined, for messages.
+type nameOwner struct {
+	what string
+	file string
+	line int
+}
+
+type resolver struct {
+	ctx      context.Context
+	defs     *Definitions
+	refs     RefResolver
+	strata   map[string]*stratumNode // by file
+	commits  map[[2]string]string
+	names    map[string]nameOwner
+	chunks   map[string]*Chunk // chunk morphs by file
+	graph    *Graph
+	visiting []string // stratum files on the DFS stack, for cycle messages
+}
+
+func (r *resolver) resolve(systemPath string) (*Graph, error) {
+	m, err := readMorph(r.defs.fsys, systemPath, "system", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := systemFromMapping(m)
+	if err != nil {
+		return nil, err
+	}
+	r.graph.Arch = sys.Arch
+	build := &SystemBuild{}
+	var deps []*Step
+	for _, ss := range sys.Strata {
+		node, err := r.visitStratum(ss.Morph, sys.File, ss.Line)
+		if err != nil {
+			return nil, err
+		}
+		st := node.stratum
+		if ss.Name != "" && ss.Name != st.Name {
+			return nil, errorf(sys.File, ss.Line, "system %q: strata entry is named %q but %s is stratum %q", sys.Name, ss.Name, ss.Morph, st.Name)
+		}
+		entry := SystemStratumBuild{Stratum: node.step, Artifacts: ss.Artifacts}
+		if ss.Artifacts == nil {
+			entry.Artifacts = make([]string, 0, len(node.step.Stratum.Artifacts))
+			for _, a := range node.step.Stratum.Artifacts {
+				entry.Artifacts = append(entry.Artifacts, a.Name)
+			}
+		} else {
+			entry.Artifacts = make([]string, len(ss.Artifacts))
+			for i, a := range ss.Artifacts {
+				full := qualify(st.Name, a)
+				if !slices.ContainsFunc(node.step.Stratum.Artifacts, func(sa StratumArtifact) bool { return sa.Name == full }) {
+					return nil, errorf(sys.File, ss.Line, "system %q: stratum %q has no artifact %q", sys.Name, st.Name, full)
+				}
+				entry.Artifacts[i] = full
+			}
+		}
+		build.Strata = append(build.Strata, entry)
+		deps = append(deps, node.step)
+	}
+	step := &Step{Name: sys.Name, Kind: KindSystem, Deps: deps, File: sys.File, Line: 1, System: build}
+	if err := r.claimName(sys.Name, "system", sys.File, 1); err != nil {
+		return nil, err
+	}
+	step.CacheKey = systemKey(r.graph.Arch, step)
+	r.add(step)
+	r.graph.System = step
+	return r.graph, nil
+}
+
+// claimName makes step names unique across the graph: they name log files
+// and artifacts, so two steps sharing one would overwrite each other.
+func (r *resolver) claimName(name, what, file string, line int) error {
+	if prev, dup := r.names[name]; dup {
+		if what == "chunk" && prev.what == "chunk" {
+			return errorf(file, line, "duplicate chunk %q: already defined in %s:%d", name, prev.file, prev.line)
+		}
+		return errorf(file, line, "%s name %q is already used by the %s defined in %s:%d; step names must be unique within a system", what, name, prev.what, prev.file, prev.line)
+	}
+	r.names[name] = nameOwner{what: what, file: file, line: line}
+	return nil
+}
+
+func (r *resolver) add(s *Step) {
+	s.index = len(r.graph.Steps)
+	r.graph.Steps = append(r.graph.Steps, s)
+	r.graph.byName[s.Name] = s
+}
+
+// visitStratum loads a stratum and, depth first, the strata it depends on,
+// then adds its chunk steps and its own step. The DFS stack detects cycles.
+func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, error) {
+	if n, ok := r.strata[file]; ok {
+		if !n.done {
+			i := slices.Index(r.visiting, file)
+			cycle := append(slices.Clone(r.visiting[i:]), file)
+			return nil, errorf(from, line, "build-depends cycle between strata: %s", strings.Join(cycle, " -> "))
+		}
+		return n, nil
+	}
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := readMorph(r.defs.fsys, file, "stratum", from, line)
+	if err != nil {
+		return nil, err
+	}
+	st, err := stratumFromMapping(m)
+	if err != nil {
+		return nil, err
+	}
+	node := &stratumNode{stratum: st}
+	r.strata[file] = node
+	r.visiting = append(r.visiting, file)
+	var depSteps []*Step
+	for _, d := range st.BuildDepends {
+		dn, err := r.visitStratum(d.Morph, file, d.Line)
+		if err != nil {
+			return nil, err
+		}
+		depSteps = append(depSteps, dn.step)
+	}
+	r.visiting = r.visiting[:len(r.visiting)-1]
+	if err := r.claimName(st.Name, "stratum", file, 1); err != nil {
+		return nil, err
+	}
+	node.rules = qualifyRules(st.Name, append(slices.Clone(st.Products), r.defs.Defaults.StratumSplitRules...))
+	chunkSteps, err := r.addChunks(st, depSteps, node.rules)
+	if err != nil {
+		return nil, err
+	}
+	step := &Step{Name: st.Name, Kind: KindStratum, Deps: chunkSteps, File: file, Line: 1}
+	if step.Stratum, err = r.splitStratum(st, chunkSteps, node.rules); err != nil {
+		return nil, err
+	}
+	step.CacheKey = stratumKey(r.graph.Arch, step)
+	r.add(step)
+	node.step = step
+	node.done = true
+	return node, nil
+}
+
+// addChunks adds the stratum's chunk steps in an order that respects their
+// build-depends, reporting a cycle among them with its path.
+func (r *resolver) addChunks(st *Stratum, stratumDeps []*Step, stratumRules []SplitRule) ([]*Step, error) {
+	specs := make(map[string]*ChunkSpec, len(st.Chunks))
+	for i := range st.Chunks {
+		specs[st.Chunks[i].Name] = &st.Chunks[i]
+	}
+	steps := make(map[string]*Step, len(st.Chunks))
+	const (
+		unvisited = iota
+		visiting
+		visited
+	)
+	state := make(map[string]int, len(st.Chunks))
+	var stack []string
+	var visit func(name string) error
+	visit = func(name string) error {
+		switch state[name] {
+		case visited:
+			return nil
+		case visiting:
+			i := slices.Index(stack, name)
+			cycle := append(slices.Clone(stack[i:]), name)
+			return errorf(st.File, specs[name].buildDependsLine, "stratum %q: build-depends cycle between chunks: %s", st.Name, strings.Join(cycle, " -> "))
+		}
+		state[name] = visiting
+		stack = append(stack, name)
+		spec := specs[name]
+		for _, d := range spec.BuildDepends {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = visited
+		deps := make([]*Step, 0, len(spec.BuildDepends)+len(stratumDeps))
+		for _, d := range spec.BuildDepends {
+			deps = append(deps, steps[d])
+		}
+		deps = append(deps, stratumDeps...)
+		step, err := r.chunkStep(st, spec, deps, stratumRules)
+		if err != nil {
+			return err
+		}
+		steps[name] = step
+		r.add(step)
+		return nil
+	}
+	ordered := make([]*Step, 0, len(st.Chunks))
+	for _, c := range st.Chunks {
+		if err := visit(c.Name); err != nil {
+			return nil, err
+		}
+		ordered = append(ordered, steps[c.Name])
+	}
+	return ordered, nil
+}
+
+func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratumRules []SplitRule) (*Step, error) {
+	what := fmt.Sprintf("stratum %q: chunk %q", st.Name, spec.Name)
+	if err := r.claimName(spec.Name, "chunk", st.File, spec.Line); err != nil {
+		return nil, err
+	}
+	chunk := &Chunk{Name: spec.Name, BuildSystem: spec.BuildSystem}
+	bsFile, bsLine := st.File, spec.Line
+	if spec.Morph != "" {
+		var err error
+		if chunk, err = r.chunkMorph(spec.Morph, st.File, spec.Line); err != nil {
+			return nil, err
+		}
+		bsFile, bsLine = chunk.File, 0
+	}
+	bsName := chunk.BuildSystem
+	if bsName == "" {
+		bsName = "manual"
+	}
+	bs, ok := r.defs.Defaults.BuildSystems[bsName]
+	if !ok {
+		return nil, errorf(bsFile, bsLine, "%s: unknown build system %q (known: %s)", what, bsName, strings.Join(sortedKeys(r.defs.Defaults.BuildSystems), ", "))
+	}
+	b := &ChunkBuild{
+		Stratum:      st.Name,
+		Repo:         spec.Repo,
+		Ref:          spec.Ref,
+		UnpetrifyRef: spec.UnpetrifyRef,
+		BuildSystem:  bsName,
+		BuildMode:    spec.BuildMode,
+		Prefix:       spec.Prefix,
+		MaxJobs:      chunk.MaxJobs,
+		Devices:      chunk.Devices,
+		Submodules:   spec.Submodules,
+	}
+	if spec.MaxJobs > 0 {
+		b.MaxJobs = spec.MaxJobs
+	}
+	for _, p := range Phases {
+		cmds, own := chunk.Commands[p+"-commands"]
+		if !own {
+			cmds = bs.Commands[p]
+		}
+		all := slices.Concat(chunk.Commands["pre-"+p+"-commands"], cmds, chunk.Commands["post-"+p+"-commands"])
+		b.Phases = append(b.Phases, Phase{Name: p, Commands: all})
+	}
+	b.SplitRules = qualifyRules(spec.Name, append(slices.Clone(chunk.Products), r.defs.Defaults.ChunkSplitRules...))
+	for _, rule := range b.SplitRules {
+		if !slices.Contains(b.Artifacts, rule.Artifact) {
+			b.Artifacts = append(b.Artifacts, rule.Artifact)
+		}
+	}
+	if chunk.SystemIntegration != nil {
+		b.SystemIntegration = make(map[string]map[string][]string, len(chunk.SystemIntegration))
+		for art, steps := range chunk.SystemIntegration {
+			full := qualify(spec.Name, art)
+			if !slices.Contains(b.Artifacts, full) {
+				return nil, errorf(chunk.File, 0, "%s: system-integration names %q, which is not one of the chunk's split artifacts (%s)", what, full, strings.Join(b.Artifacts, ", "))
+			}
+			b.SystemIntegration[full] = steps
+		}
+	}
+	for from, to := range spec.Artifacts {
+		if full := qualify(spec.Name, from); !slices.Contains(b.Artifacts, full) {
+			return nil, errorf(st.File, spec.Line, "%s: artifacts maps %q, which is not one of the chunk's split artifacts (%s)", what, full, strings.Join(b.Artifacts, ", "))
+		}
+		if full := qualify(st.Name, to); !slices.ContainsFunc(stratumRules, func(r SplitRule) bool { return r.Artifact == full }) {
+			return nil, errorf(st.File, spec.Line, "%s: artifacts maps %q to %q, which is not one of the stratum's split artifacts", what, from, full)
+		}
+	}
+	commit, err := r.commit(spec.Repo, spec.Ref)
+	if err != nil {
+		return nil, errorf(st.File, spec.Line, "%s: %v", what, err)
+	}
+	b.Commit = commit
+	step := &Step{Name: spec.Name, Kind: KindChunk, Deps: deps, File: st.File, Line: spec.Line, Chunk: b}
+	step.CacheKey = chunkKey(r.graph.Arch, step)
+	return step, nil
+}
+
+func (r *resolver) chunkMorph(file, from string, line int) (*Chunk, error) {
+	if c, ok := r.chunks[file]; ok {
+		return c, nil
+	}
+	m, err := readMorph(r.defs.fsys, file, "chunk", from, line)
+	if err != nil {
+		return nil, err
+	}
+	c, err := chunkFromMapping(m)
+	if err != nil {
+		return nil, err
+	}
+	r.chunks[file] = c
+	return c, nil
+}
+
+// commit resolves ref to a commit, asking the RefResolver at most once per
+// (repo, ref) so every chunk built from the same branch sees the same commit.
+func (r *resolver) commit(repo, ref string) (string, error) {
+	if IsCommit(ref) {
+		return ref, nil
+	}
+	k := [2]string{repo, ref}
+	if c, ok := r.commits[k]; ok {
+		return c, nil
+	}
+	c, err := r.refs.ResolveRef(r.ctx, repo, ref)
+	if err != nil {
+		return "", err
+	}
+	if !IsCommit(c) {
+		return "", fmt.Errorf("ref %q of %s resolved to %q, which is not a commit SHA", ref, repo, c)
+	}
+	r.commits[k] = c
+	return c, nil
+}
+
+// splitStratum works out which chunk artifacts go into each of the stratum's
+// split artifacts: a chunk spec's artifacts map first, then the stratum's
+// rules. Chunk artifacts no rule matches are left out of the stratum.
+func (r *resolver) splitStratum(st *Stratum, chunks []*Step, rules []SplitRule) (*StratumBuild, error) {
+	b := &StratumBuild{Chunks: chunks}
+	index := map[string]int{}
+	for _, rule := range rules {
+		if _, ok := index[rule.Artifact]; !ok {
+			index[rule.Artifact] = len(b.Artifacts)
+			b.Artifacts = append(b.Artifacts, StratumArtifact{Name: rule.Artifact})
+		}
+	}
+	for i, c := range chunks {
+		spec := &st.Chunks[i]
+		overrides := make(map[string]string, len(spec.Artifacts))
+		for from, to := range spec.Artifacts {
+			overrides[qualify(spec.Name, from)] = qualify(st.Name, to)
+		}
+		for _, art := range c.Chunk.Artifacts {
+			target, ok := overrides[art]
+			if !ok {
+				if target, ok = MatchSplit(rules, art); !ok {
+					continue
+				}
+			}
+			sa := &b.Artifacts[index[target]]
+			sa.Members = append(sa.Members, ChunkArtifact{Chunk: c, Artifact: art})
+		}
+	}
+	return b, nil
+}
