@@ -2,7 +2,7 @@
 
 BUF := go tool -modfile=tools/buf/go.mod buf
 
-.PHONY: all build generate lint-proto check-generated fmt-check vet test test-go
+.PHONY: all build generate lint-proto check-generated fmt-check vet test test-go demo bench
 
 all: build
 
@@ -38,3 +38,11 @@ test-go:
 
 ## test: everything CI checks
 test: fmt-check vet lint-proto check-generated test-go
+
+## demo: the local demo (see README)
+demo:
+	scripts/demo
+
+## bench: the benchmarks whose figures the README records
+bench:
+	go test -run '^$$' -bench . -cpu 1 ./definitions/

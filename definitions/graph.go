@@ -438,13 +438,13 @@ func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratum
 		return nil, err
 	}
 	chunk := &Chunk{Name: spec.Name, BuildSystem: spec.BuildSystem}
-	bsFile, bsLine := st.File, spec.Line
+	bsFile, bsLine := st.File, spec.buildSystemLine
 	if spec.Morph != "" {
 		var err error
 		if chunk, err = r.chunkMorph(spec.Morph, st.File, spec.Line); err != nil {
 			return nil, err
 		}
-		bsFile, bsLine = chunk.File, 0
+		bsFile, bsLine = chunk.File, chunk.buildSystemLine
 	}
 	bsName := chunk.BuildSystem
 	if bsName == "" {

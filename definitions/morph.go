@@ -70,8 +70,9 @@ type ChunkSpec struct {
 	// MaxJobs overrides the chunk morph's max-jobs; 0 means not set.
 	MaxJobs int
 	Line    int
-	// buildDependsLine locates the build-depends list for errors.
+	// buildDependsLine and buildSystemLine locate those fields for errors.
 	buildDependsLine int
+	buildSystemLine  int
 }
 
 // Submodule is a git submodule the chunk's source needs checked out.
@@ -94,6 +95,8 @@ type Chunk struct {
 	Devices           []Device
 	Products          []SplitRule
 	SystemIntegration map[string]map[string][]string
+
+	buildSystemLine int
 }
 
 // Device is a device node a chunk's artifact contains.
@@ -406,6 +409,7 @@ func parseChunkSpec(f string, n *yaml.Node, stratum string) (ChunkSpec, error) {
 		return c, err
 	}
 	c.buildDependsLine = m.lineOf("build-depends")
+	c.buildSystemLine = m.lineOf("build-system")
 	if mode, ok, err := m.str("build-mode", what); err != nil {
 		return c, err
 	} else if ok {
@@ -490,6 +494,7 @@ func chunkFromMapping(m *mapping) (*Chunk, error) {
 	if c.BuildSystem, _, err = m.str("build-system", what); err != nil {
 		return nil, err
 	}
+	c.buildSystemLine = m.lineOf("build-system")
 	for _, field := range commandFields() {
 		cmds, ok, err := m.strList(field, what)
 		if err != nil {

@@ -83,11 +83,12 @@ func parseSplitRules(file string, items []*yaml.Node, what string) ([]SplitRule,
 		if err != nil {
 			return nil, err
 		}
+		exprNodes, _, _ := m.list("include", what)
 		r := SplitRule{Artifact: name, Include: include}
-		for _, expr := range include {
+		for i, expr := range include {
 			re, err := regexp.Compile(`^(?:` + expr + `)$`)
 			if err != nil {
-				return nil, errorf(file, m.lineOf("include"), "%s rule %q: bad regular expression %q: %v", what, name, expr, err)
+				return nil, errorf(file, exprNodes[i].Line, "%s rule %q: bad regular expression %q: %v", what, name, expr, err)
 			}
 			r.res = append(r.res, re)
 		}

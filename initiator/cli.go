@@ -1,0 +1,118 @@
+// Package initiator is the command developers run inside a definitions
+// checkout: it shows what a system's build graph looks like and, in later
+// commands, submits builds to the controller and follows them.
+package initiator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"distbuild/definitions"
+)
+
+// Exit statuses, so scripts can tell a usage mistake from a failure.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// command is one subcommand of the initiator.
+type command struct {
+	summary string
+	run     func(env *Env, args []string) int
+}
+
+var commands = map[string]command{
+	"graph": {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
+}
+
+// Env is what a command may touch of the outside world, so tests can run
+// commands in-process with their own directory and output.
+type Env struct {
+	Dir    string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Main runs the initiator with the arguments after the program name and
+// returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "initiator: %v\n", err)
+		return ExitFailure
+	}
+	env := &Env{Dir: dir, Stdout: stdout, Stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "initiator: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return ExitUsage
+	}
+	return cmd.run(env, args[1:])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: initiator COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\ninitiator works with the distbuild build farm from inside a definitions checkout.")
+	fmt.Fprintln(w, "\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'initiator COMMAND --help' for a command's flags.")
+}
+
+// newFlags makes a subcommand's flag set, with a usage text that shows the
+// argument synopsis and what the command is for.
+func newFlags(env *Env, name, synopsis, about string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: initiator %s %s\n\n%s\n\nFlags:\n%s", name, synopsis, about, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parseFlags parses args and says whether the command should go on; when it
+// should not, status is the exit status to return.
+func parseFlags(fs *pflag.FlagSet, args []string) (ok bool, status int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return false, ExitOK
+		}
+		fmt.Fprintf(fs.Output(), "initiator %s: %v\n", fs.Name(), err)
+		return false, ExitUsage
+	}
+	return true, ExitOK
+}
+
+// fail reports err and returns the failure status. Definitions errors
+// already say file and line, so they are printed as they are.
+func fail(env *Env, cmd string, err error) int {
+	var de *definitions.Error
+	if errors.As(err, &de) {
+		fmt.Fprintf(env.Stderr, "initiator %s: %s\n", cmd, strings.TrimSpace(de.Error()))
+	} else {
+		fmt.Fprintf(env.Stderr, "initiator %s: %v\n", cmd, err)
+	}
+	return ExitFailure
+}

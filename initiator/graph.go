@@ -1,0 +1,145 @@
+package initiator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"distbuild/definitions"
+)
+
+const graphAbout = `Resolves a system morph in the working tree into its build graph and prints
+every step in a valid build order (each after all of its dependencies) with
+its cache key and direct dependencies. It runs offline: chunk refs must be
+commit SHAs. Formats: text (a table), json (for scripts), dot (for Graphviz:
+initiator graph --format=dot systems/x.morph | dot -Tsvg > graph.svg).`
+
+func runGraph(env *Env, args []string) int {
+	fs := newFlags(env, "graph", "[--format=text|json|dot] SYSTEM_MORPH", graphAbout)
+	format := fs.String("format", "text", "output format: text, json or dot")
+	if ok, status := parseFlags(fs, args); !ok {
+		return status
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	render, ok := graphFormats[*format]
+	if !ok {
+		fmt.Fprintf(env.Stderr, "initiator graph: unknown --format %q (want text, json or dot)\n", *format)
+		return ExitUsage
+	}
+	root, morph, err := findDefinitions(env.Dir, fs.Arg(0))
+	if err != nil {
+		return fail(env, "graph", err)
+	}
+	defs, err := definitions.Open(os.DirFS(root))
+	if err != nil {
+		return fail(env, "graph", err)
+	}
+	g, err := defs.Resolve(context.Background(), morph, definitions.CommitsOnly{})
+	if err != nil {
+		return fail(env, "graph", err)
+	}
+	if err := render(env.Stdout, g); err != nil {
+		return fail(env, "graph", err)
+	}
+	return ExitOK
+}
+
+var graphFormats = map[string]func(io.Writer, *definitions.Graph) error{
+	"text": renderGraphText,
+	"json": renderGraphJSON,
+	"dot":  renderGraphDot,
+}
+
+func depNames(s *definitions.Step) []string {
+	out := make([]string, len(s.Deps))
+	for i, d := range s.Deps {
+		out[i] = d.Name
+	}
+	return out
+}
+
+func renderGraphText(w io.Writer, g *definitions.Graph) error {
+	fmt.Fprintf(w, "# system %s (%s): %d steps in build order\n", g.System.Name, g.Arch, len(g.Steps))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tKIND\tCACHE KEY\tDEPENDS ON")
+	for _, s := range g.Steps {
+		deps := strings.Join(depNames(s), ", ")
+		if deps == "" {
+			deps = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.CacheKey, deps)
+	}
+	return tw.Flush()
+}
+
+// GraphJSON is the --format=json document: stable field names for scripts.
+type GraphJSON struct {
+	System string          `json:"system"`
+	Arch   string          `json:"arch"`
+	Steps  []GraphStepJSON `json:"steps"`
+}
+
+// GraphStepJSON is one step of GraphJSON. Chunk-only fields are omitted for
+// strata and systems.
+type GraphStepJSON struct {
+	Name        string   `json:"name"`
+	Kind        string   `json:"kind"`
+	CacheKey    string   `json:"cache_key"`
+	DependsOn   []string `json:"depends_on"`
+	Stratum     string   `json:"stratum,omitempty"`
+	Repo        string   `json:"repo,omitempty"`
+	Ref         string   `json:"ref,omitempty"`
+	Commit      string   `json:"commit,omitempty"`
+	BuildMode   string   `json:"build_mode,omitempty"`
+	BuildSystem string   `json:"build_system,omitempty"`
+}
+
+func renderGraphJSON(w io.Writer, g *definitions.Graph) error {
+	doc := GraphJSON{System: g.System.Name, Arch: g.Arch, Steps: make([]GraphStepJSON, 0, len(g.Steps))}
+	for _, s := range g.Steps {
+		js := GraphStepJSON{Name: s.Name, Kind: s.Kind.String(), CacheKey: s.CacheKey, DependsOn: depNames(s)}
+		if c := s.Chunk; c != nil {
+			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, c.BuildMode, c.BuildSystem
+		}
+		doc.Steps = append(doc.Steps, js)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+var dotShapes = map[definitions.Kind]string{
+	definitions.KindChunk:   "box",
+	definitions.KindStratum: "folder",
+	definitions.KindSystem:  "doubleoctagon",
+}
+
+// renderGraphDot draws an edge from each step to each step it depends on.
+func renderGraphDot(w io.Writer, g *definitions.Graph) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n", dotID(g.System.Name))
+	for _, s := range g.Steps {
+		fmt.Fprintf(&b, "  %s [shape=%s, label=%s];\n", dotID(s.Name), dotShapes[s.Kind], dotID(s.Name+"\n"+s.CacheKey[:12]))
+	}
+	for _, s := range g.Steps {
+		for _, d := range s.Deps {
+			fmt.Fprintf(&b, "  %s -> %s;\n", dotID(s.Name), dotID(d.Name))
+		}
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// dotID quotes a string as a DOT identifier.
+func dotID(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}

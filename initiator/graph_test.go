@@ -1,0 +1,135 @@
+package initiator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"distbuild/definitions"
+	"distbuild/definitions/definitionstest"
+	"distbuild/initiator"
+)
+
+// checkout writes a small generated definitions tree into a temporary
+// directory, makes it the working directory and returns it.
+func checkout(t *testing.T) (string, *definitionstest.Tree) {
+	t.Helper()
+	tree := definitionstest.Generate(definitionstest.Config{Strata: 5, Chunks: 20, Seed: 7})
+	dir := t.TempDir()
+	if err := definitionstest.WriteDir(dir, tree.FS); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	return dir, tree
+}
+
+func run(args ...string) (status int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	status = initiator.Main(args, &out, &errOut)
+	return status, out.String(), errOut.String()
+}
+
+func TestGraphJSONListsEveryStepWithTheLibrarysKeys(t *testing.T) {
+	_, tree := checkout(t)
+	status, out, errOut := run("graph", "--format=json", tree.FullSystem)
+	if status != initiator.ExitOK {
+		t.Fatalf("exit %d: %s", status, errOut)
+	}
+	var doc initiator.GraphJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	defs, err := definitions.Open(tree.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := defs.Resolve(context.Background(), tree.FullSystem, definitions.CommitsOnly{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Steps) != len(g.Steps) || doc.System != g.System.Name || doc.Arch != "x86_64" {
+		t.Fatalf("printed %d steps of %q/%q, want %d of %q/x86_64", len(doc.Steps), doc.System, doc.Arch, len(g.Steps), g.System.Name)
+	}
+	for i, s := range doc.Steps {
+		want := g.Steps[i]
+		if s.Name != want.Name || s.CacheKey != want.CacheKey || s.Kind != want.Kind.String() || len(s.DependsOn) != len(want.Deps) {
+			t.Errorf("step %d = %+v, want %s %s %s", i, s, want.Name, want.Kind, want.CacheKey)
+		}
+		if want.Kind == definitions.KindChunk && (s.Commit != want.Chunk.Commit || s.Stratum == "") {
+			t.Errorf("chunk %s: commit %q stratum %q", s.Name, s.Commit, s.Stratum)
+		}
+	}
+}
+
+func TestGraphTextAndDotFormats(t *testing.T) {
+	dir, tree := checkout(t)
+	status, out, errOut := run("graph", tree.FullSystem)
+	if status != initiator.ExitOK {
+		t.Fatalf("exit %d: %s", status, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// A comment line, a header line, then one line per step: 20 chunks, 5
+	// strata, 1 system.
+	if len(lines) != 2+26 || !strings.HasPrefix(lines[1], "STEP") || !strings.HasPrefix(lines[len(lines)-1], "full-system ") {
+		t.Errorf("text output has %d lines, want 28 ending with the system:\n%s", len(lines), out)
+	}
+
+	// From a subdirectory, with a path relative to it.
+	t.Chdir(filepath.Join(dir, "systems"))
+	status, out, errOut = run("graph", "--format", "dot", filepath.Base(tree.FullSystem))
+	if status != initiator.ExitOK {
+		t.Fatalf("dot from a subdirectory: exit %d: %s", status, errOut)
+	}
+	if !strings.HasPrefix(out, `digraph "full-system" {`) || !strings.Contains(out, `-> "build-essential";`) || !strings.HasSuffix(out, "}\n") {
+		t.Errorf("dot output is not a digraph with edges to build-essential:\n%s", out)
+	}
+	if n := strings.Count(out, " -> "); n < 20 {
+		t.Errorf("dot output has only %d edges", n)
+	}
+}
+
+func TestGraphReportsBadDefinitionsWithFileAndLine(t *testing.T) {
+	dir, tree := checkout(t)
+	stratum := filepath.Join(dir, "strata", "stratum-002.morph")
+	data, err := os.ReadFile(stratum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(data), "kind: stratum", "kind: stratum\nbuld-depends: []", 1)
+	if err := os.WriteFile(stratum, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status, out, errOut := run("graph", tree.FullSystem)
+	if status != initiator.ExitFailure || out != "" {
+		t.Errorf("exit %d with output %q, want %d and nothing on stdout", status, out, initiator.ExitFailure)
+	}
+	if want := `initiator graph: strata/stratum-002.morph:3: stratum: unknown field "buld-depends"`; strings.TrimSpace(errOut) != want {
+		t.Errorf("stderr = %q, want %q", errOut, want)
+	}
+}
+
+func TestGraphUsageErrors(t *testing.T) {
+	_, tree := checkout(t)
+	for _, tc := range []struct {
+		args       []string
+		wantStatus int
+		wantErr    string
+	}{
+		{[]string{"graph", "--format=yaml", tree.FullSystem}, initiator.ExitUsage, `unknown --format "yaml"`},
+		{[]string{"graph"}, initiator.ExitUsage, "Usage: initiator graph"},
+		{[]string{"graph", "--bogus", tree.FullSystem}, initiator.ExitUsage, "unknown flag: --bogus"},
+		{[]string{"graph", "systems/missing.morph"}, initiator.ExitFailure, "systems/missing.morph: no such file"},
+		{[]string{"graph", "/"}, initiator.ExitFailure, "not inside a definitions checkout"},
+		{[]string{"grahp"}, initiator.ExitUsage, `unknown command "grahp"`},
+		{[]string{"graph", "--help"}, initiator.ExitOK, "--format string"},
+	} {
+		status, _, errOut := run(tc.args...)
+		if status != tc.wantStatus || !strings.Contains(errOut, tc.wantErr) {
+			t.Errorf("initiator %v: exit %d stderr %q; want exit %d mentioning %q", tc.args, status, errOut, tc.wantStatus, tc.wantErr)
+		}
+	}
+}
