@@ -1,0 +1,567 @@
+package scheduler
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Worker is a machine that runs tasks, as the scheduler sees it.
+type Worker struct {
+	Name  string
+	Slots int
+	Arch  string
+	Tags  map[string]string
+
+	running map[string]*Task // by job id
+}
+
+// Free is the number of idle slots.
+func (w *Worker) Free() int { return w.Slots - len(w.running) }
+
+// Build is one build's handle on the tasks it wants.
+type Build struct {
+	ID        string
+	KeepGoing bool
+
+	tasks     []*Task // in the order submitted, a valid build order
+	remaining int     // tasks neither done nor given up on
+	failed    []*Task
+	skipped   map[*Task]bool
+	ended     bool
+}
+
+// Tasks returns the build's tasks in build order.
+func (b *Build) Tasks() []*Task { return b.tasks }
+
+// Skipped reports whether the build gave up on t because something it needs
+// failed (only with KeepGoing).
+func (b *Build) Skipped(t *Task) bool { return b.skipped[t] }
+
+// Ended reports whether the build has finished, failed or been cancelled.
+func (b *Build) Ended() bool { return b.ended }
+
+// Assignment tells the controller to start a task on a worker.
+type Assignment struct {
+	JobID   string
+	Worker  string
+	Task    *Task
+	Attempt int
+}
+
+// EventKind says what happened to a build.
+type EventKind int
+
+// The kinds of event.
+const (
+	StepStarted EventKind = iota + 1
+	StepFinished
+	StepFailed
+	BuildSucceeded
+	BuildFailed
+	BuildCancelled
+)
+
+// Event is something the controller must tell a build's clients.
+type Event struct {
+	Build *Build
+	Kind  EventKind
+	// Task is set for step events.
+	Task *Task
+	// Failure and WillRetry are set for StepFailed.
+	Failure   Failure
+	WillRetry bool
+	// Reason says why a build failed or was cancelled.
+	Reason string
+	// Cancel lists running jobs the build's end left unwanted: the
+	// controller must stop them on their workers.
+	Cancel []Cancellation
+}
+
+// Cancellation asks for a running job to be stopped.
+type Cancellation struct {
+	JobID  string
+	Worker string
+}
+
+// Options tune a Scheduler.
+type Options struct {
+	// MaxAttempts bounds how often a task is tried when attempts fail for
+	// setup reasons, so a broken step cannot be requeued forever.
+	MaxAttempts int
+}
+
+// Scheduler holds every live build, task and worker.
+type Scheduler struct {
+	policy  Policy
+	opts    Options
+	tasks   map[string]*Task
+	builds  map[string]*Build
+	workers map[string]*Worker
+	jobs    map[string]*Task
+	ready   readyQueue
+	seq     uint64
+	jobSeq  uint64
+}
+
+// New makes an empty scheduler.
+func New(policy Policy, opts Options) *Scheduler {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
+	}
+	return &Scheduler{
+		policy:  policy,
+		opts:    opts,
+		tasks:   map[string]*Task{},
+		builds:  map[string]*Build{},
+		workers: map[string]*Worker{},
+		jobs:    map[string]*Task{},
+	}
+}
+
+// Build returns a live build, or nil.
+func (s *Scheduler) Build(id string) *Build { return s.builds[id] }
+
+// Job returns the task a job runs, or nil when the job is not current (it
+// finished, was cancelled, or its worker was given up on): results of such
+// jobs must be ignored.
+func (s *Scheduler) Job(jobID string) *Task { return s.jobs[jobID] }
+
+// WantedBy returns the live builds that want t.
+func (s *Scheduler) WantedBy(t *Task) []*Build {
+	out := make([]*Build, 0, len(t.wantedBy))
+	for b := range t.wantedBy {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *Build) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// AddBuild submits a build. specs must be in a valid build order (each after
+// its dependencies) and closed under dependencies. Tasks already known from
+// other builds are shared.
+func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Event, error) {
+	if _, dup := s.builds[id]; dup {
+		return nil, fmt.Errorf("build %s already exists", id)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("build %s has no steps", id)
+	}
+	seen := make(map[string]bool, len(specs))
+	for _, sp := range specs {
+		if seen[sp.Key] {
+			return nil, fmt.Errorf("build %s: step key %s appears twice", id, sp.Key)
+		}
+		for _, d := range sp.Deps {
+			if !seen[d] {
+				return nil, fmt.Errorf("build %s: step %s depends on %s, which is not earlier in the build", id, sp.Name, d)
+			}
+		}
+		seen[sp.Key] = true
+	}
+
+	b := &Build{ID: id, KeepGoing: keepGoing, skipped: map[*Task]bool{}}
+	s.builds[id] = b
+	var events []Event
+	for _, sp := range specs {
+		t, known := s.tasks[sp.Key]
+		if !known {
+			t = &Task{Key: sp.Key, Name: sp.Name, Platform: sp.Platform, Duration: sp.Duration, Payload: sp.Payload, wantedBy: map[*Build]bool{}}
+			for _, d := range sp.Deps {
+				dep := s.tasks[d]
+				t.deps = append(t.deps, dep)
+				dep.dependents = append(dep.dependents, t)
+				if dep.state != Done {
+					t.pending++
+				}
+			}
+			if sp.Cached {
+				t.state = Done
+			}
+			s.tasks[sp.Key] = t
+		}
+		t.wantedBy[b] = true
+		b.tasks = append(b.tasks, t)
+		if t.state != Done {
+			b.remaining++
+		}
+	}
+	s.updateBottomLevels(b.tasks)
+	for _, t := range b.tasks {
+		switch {
+		case t.state == Waiting && t.pending == 0:
+			s.makeReady(t)
+		case t.state == Failed:
+			events = append(events, s.failFor(b, t, t.failures[len(t.failures)-1])...)
+		}
+	}
+	if b.remaining == 0 && !b.ended {
+		events = append(events, s.end(b, BuildSucceeded, "")...)
+	}
+	return events, nil
+}
+
+// updateBottomLevels recomputes the critical-path length of tasks (given in
+// build order) from their dependents, latest first.
+func (s *Scheduler) updateBottomLevels(tasks []*Task) {
+	for i := len(tasks) - 1; i >= 0; i-- {
+		t := tasks[i]
+		var longest time.Duration
+		for _, d := range t.dependents {
+			longest = max(longest, d.bottomLevel)
+		}
+		t.bottomLevel = t.Duration + longest
+		if t.state == Ready {
+			s.ready.update(t, s.policy.Priority(t))
+		}
+	}
+}
+
+func (s *Scheduler) makeReady(t *Task) {
+	t.state = Ready
+	s.seq++
+	t.readySeq = s.seq
+	s.ready.push(t, s.policy.Priority(t))
+}
+
+// AddWorker registers a worker, or updates its capacity when it reconnects.
+func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[string]string) {
+	if w, ok := s.workers[name]; ok {
+		w.Slots, w.Arch, w.Tags = slots, arch, tags
+		return
+	}
+	s.workers[name] = &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}}
+}
+
+// RemoveWorker forgets a worker that disconnected or missed its deadline.
+// Its jobs count as failed setup attempts and are requeued elsewhere.
+func (s *Scheduler) RemoveWorker(name, reason string) []Event {
+	w, ok := s.workers[name]
+	if !ok {
+		return nil
+	}
+	delete(s.workers, name)
+	var events []Event
+	for _, jobID := range sortedJobIDs(w.running) {
+		events = append(events, s.Failed(jobID, Failure{Kind: SetupFailure, Worker: name, Reason: reason})...)
+	}
+	return events
+}
+
+func sortedJobIDs(m map[string]*Task) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Workers returns the registered workers by name.
+func (s *Scheduler) Workers() []*Worker {
+	out := make([]*Worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b *Worker) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+// Dispatch assigns ready tasks to free worker slots, one task per worker in
+// turn so that work spreads over all workers, until no free worker can run
+// any ready task.
+func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
+	var out []Assignment
+	var events []Event
+	workers := s.Workers()
+	for progress := true; progress && s.ready.Len() > 0; {
+		progress = false
+		for _, w := range workers {
+			if w.Free() <= 0 {
+				continue
+			}
+			t := s.pickFor(w)
+			if t == nil {
+				continue
+			}
+			progress = true
+			s.jobSeq++
+			t.state = Running
+			t.attempts++
+			t.jobID = "job-" + strconv.FormatUint(s.jobSeq, 10)
+			t.worker = w.Name
+			w.running[t.jobID] = t
+			s.jobs[t.jobID] = t
+			out = append(out, Assignment{JobID: t.jobID, Worker: w.Name, Task: t, Attempt: t.attempts})
+			for _, b := range s.WantedBy(t) {
+				events = append(events, Event{Build: b, Kind: StepStarted, Task: t})
+			}
+		}
+	}
+	return out, events
+}
+
+// pickFor takes the best ready task w can run. A task avoids workers where
+// it failed before, unless no other registered worker could run it.
+func (s *Scheduler) pickFor(w *Worker) *Task {
+	var skipped []*Task
+	defer func() {
+		for _, t := range skipped {
+			s.ready.push(t, s.policy.Priority(t))
+		}
+	}()
+	for s.ready.Len() > 0 {
+		t := s.ready.pop()
+		if t.Platform.satisfiedBy(w) && (!t.avoid[w.Name] || !s.otherWorkerCanRun(t, w)) {
+			return t
+		}
+		skipped = append(skipped, t)
+	}
+	return nil
+}
+
+func (s *Scheduler) otherWorkerCanRun(t *Task, not *Worker) bool {
+	for _, w := range s.workers {
+		if w != not && !t.avoid[w.Name] && t.Platform.satisfiedBy(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished records that a job's artifact is in the cache. Results for jobs
+// that are no longer current are ignored.
+func (s *Scheduler) Finished(jobID string) []Event {
+	t := s.release(jobID)
+	if t == nil {
+		return nil
+	}
+	t.state = Done
+	var events []Event
+	for _, d := range t.dependents {
+		d.pending--
+		if d.pending == 0 && d.state == Waiting && len(d.wantedBy) > 0 {
+			s.makeReady(d)
+		}
+	}
+	for _, b := range s.WantedBy(t) {
+		b.remaining--
+		events = append(events, Event{Build: b, Kind: StepFinished, Task: t})
+		if b.remaining == 0 {
+			events = append(events, s.endWhenDone(b)...)
+		}
+	}
+	return events
+}
+
+// Failed records a failed attempt. Setup failures are retried, on another
+// worker when possible, until MaxAttempts attempts have been made; build
+// failures are final.
+func (s *Scheduler) Failed(jobID string, f Failure) []Event {
+	t := s.release(jobID)
+	if t == nil {
+		return nil
+	}
+	t.failures = append(t.failures, f)
+	retry := f.Kind == SetupFailure && t.attempts < s.opts.MaxAttempts
+	if retry {
+		if t.avoid == nil {
+			t.avoid = map[string]bool{}
+		}
+		t.avoid[f.Worker] = true
+		s.makeReady(t)
+		var events []Event
+		for _, b := range s.WantedBy(t) {
+			events = append(events, Event{Build: b, Kind: StepFailed, Task: t, Failure: f, WillRetry: true})
+		}
+		return events
+	}
+	t.state = Failed
+	var events []Event
+	for _, b := range s.WantedBy(t) {
+		events = append(events, s.failFor(b, t, f)...)
+	}
+	return events
+}
+
+// failFor tells build b that t failed for good, and ends b unless it keeps
+// going, in which case everything in b that needs t is given up on.
+func (s *Scheduler) failFor(b *Build, t *Task, f Failure) []Event {
+	events := []Event{{Build: b, Kind: StepFailed, Task: t, Failure: f}}
+	b.failed = append(b.failed, t)
+	if !b.KeepGoing {
+		return append(events, s.end(b, BuildFailed, failureReason(t, f))...)
+	}
+	b.remaining--
+	var skip func(*Task)
+	skip = func(x *Task) {
+		for _, d := range x.dependents {
+			if d.wantedBy[b] && !b.skipped[d] && d.state != Done && d.state != Failed {
+				b.skipped[d] = true
+				b.remaining--
+				skip(d)
+			}
+		}
+	}
+	skip(t)
+	if b.remaining == 0 {
+		events = append(events, s.endWhenDone(b)...)
+	}
+	return events
+}
+
+func failureReason(t *Task, f Failure) string {
+	if f.Kind == BuildFailure {
+		return fmt.Sprintf("step %s failed: %s", t.Name, f.Reason)
+	}
+	reasons := ""
+	for i, pf := range t.failures {
+		if i > 0 {
+			reasons += "; "
+		}
+		reasons += fmt.Sprintf("attempt %d on %s: %s", i+1, pf.Worker, pf.Reason)
+	}
+	return fmt.Sprintf("step %s failed %d times for setup reasons (%s)", t.Name, len(t.failures), reasons)
+}
+
+// endWhenDone ends a build with nothing left to run.
+func (s *Scheduler) endWhenDone(b *Build) []Event {
+	if len(b.failed) == 0 {
+		return s.end(b, BuildSucceeded, "")
+	}
+	names := make([]string, len(b.failed))
+	for i, t := range b.failed {
+		names[i] = t.Name
+	}
+	return s.end(b, BuildFailed, fmt.Sprintf("%d step(s) failed: %v", len(b.failed), names))
+}
+
+// release ends a job's attempt and frees its worker slot.
+func (s *Scheduler) release(jobID string) *Task {
+	t, ok := s.jobs[jobID]
+	if !ok {
+		return nil
+	}
+	delete(s.jobs, jobID)
+	if w, ok := s.workers[t.worker]; ok {
+		delete(w.running, jobID)
+	}
+	t.jobID = ""
+	return t
+}
+
+// CancelBuild ends a build. Tasks no other build wants are dropped, and the
+// BuildCancelled event lists their running jobs for the workers to stop.
+func (s *Scheduler) CancelBuild(id, reason string) []Event {
+	b, ok := s.builds[id]
+	if !ok || b.ended {
+		return nil
+	}
+	return s.end(b, BuildCancelled, reason)
+}
+
+// end closes a build and drops the tasks only it wanted, cancelling their
+// running jobs.
+func (s *Scheduler) end(b *Build, kind EventKind, reason string) []Event {
+	b.ended = true
+	delete(s.builds, b.ID)
+	var cancel []Cancellation
+	for _, t := range b.tasks {
+		delete(t.wantedBy, b)
+		if len(t.wantedBy) > 0 {
+			continue
+		}
+		if t.state == Running {
+			cancel = append(cancel, Cancellation{JobID: t.jobID, Worker: t.worker})
+			s.release(t.jobID)
+		}
+		if t.state == Ready {
+			s.ready.remove(t)
+		}
+		delete(s.tasks, t.Key)
+		for _, d := range t.deps {
+			d.dependents = slices.DeleteFunc(d.dependents, func(x *Task) bool { return x == t })
+		}
+	}
+	return []Event{{Build: b, Kind: kind, Reason: reason, Cancel: cancel}}
+}
+
+// readyQueue is a heap of ready tasks, highest priority first, then oldest.
+type readyQueue struct {
+	items []*queued
+	index map[*Task]*queued
+}
+
+type queued struct {
+	task     *Task
+	priority float64
+	pos      int
+}
+
+func (q *readyQueue) Len() int { return len(q.items) }
+func (q *readyQueue) Less(i, j int) bool {
+	a, b := q.items[i], q.items[j]
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	return a.task.readySeq < b.task.readySeq
+}
+func (q *readyQueue) Swap(i, j int) {
+	q.items[i], q.items[j] = q.items[j], q.items[i]
+	q.items[i].pos, q.items[j].pos = i, j
+}
+func (q *readyQueue) Push(x any) {
+	it := x.(*queued)
+	it.pos = len(q.items)
+	q.items = append(q.items, it)
+}
+func (q *readyQueue) Pop() any {
+	it := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
+	return it
+}
+
+func (q *readyQueue) push(t *Task, priority float64) {
+	if q.index == nil {
+		q.index = map[*Task]*queued{}
+	}
+	if it, ok := q.index[t]; ok {
+		it.priority = priority
+		heap.Fix(q, it.pos)
+		return
+	}
+	it := &queued{task: t, priority: priority}
+	q.index[t] = it
+	heap.Push(q, it)
+}
+
+func (q *readyQueue) pop() *Task {
+	it := heap.Pop(q).(*queued)
+	delete(q.index, it.task)
+	return it.task
+}
+
+func (q *readyQueue) remove(t *Task) {
+	if it, ok := q.index[t]; ok {
+		heap.Remove(q, it.pos)
+		delete(q.index, t)
+	}
+}
+
+func (q *readyQueue) update(t *Task, priority float64) {
+	if _, ok := q.index[t]; ok {
+		q.push(t, priority)
+	}
+}

@@ -1,0 +1,306 @@
+package scheduler_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"distbuild/scheduler"
+)
+
+// spec makes a task spec whose key is its name.
+func spec(name string, deps ...string) scheduler.TaskSpec {
+	return scheduler.TaskSpec{Key: name, Name: name, Deps: deps, Platform: scheduler.Platform{Arch: "x86_64"}, Duration: time.Second}
+}
+
+func cached(s scheduler.TaskSpec) scheduler.TaskSpec { s.Cached = true; return s }
+
+func addBuild(t *testing.T, s *scheduler.Scheduler, id string, keepGoing bool, specs ...scheduler.TaskSpec) []scheduler.Event {
+	t.Helper()
+	ev, err := s.AddBuild(id, specs, keepGoing)
+	if err != nil {
+		t.Fatalf("AddBuild(%s): %v", id, err)
+	}
+	return ev
+}
+
+func dispatch(s *scheduler.Scheduler) map[string]scheduler.Assignment {
+	as, _ := s.Dispatch()
+	out := map[string]scheduler.Assignment{}
+	for _, a := range as {
+		out[a.Task.Name] = a
+	}
+	return out
+}
+
+func started(as map[string]scheduler.Assignment) []string {
+	var names []string
+	for n := range as {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func kinds(events []scheduler.Event) map[string][]scheduler.EventKind {
+	out := map[string][]scheduler.EventKind{}
+	for _, e := range events {
+		out[e.Build.ID] = append(out[e.Build.ID], e.Kind)
+	}
+	return out
+}
+
+func newScheduler(workers int, slots int) *scheduler.Scheduler {
+	s := scheduler.New(scheduler.FIFO{}, scheduler.Options{MaxAttempts: 3})
+	for i := range workers {
+		s.AddWorker(string(rune('a'+i)), slots, "x86_64", nil)
+	}
+	return s
+}
+
+func TestStepsStartOnlyWhenTheirDependenciesAreDone(t *testing.T) {
+	s := newScheduler(2, 2)
+	addBuild(t, s, "b1", false, spec("lib"), spec("app", "lib"), spec("tool"), spec("system", "app", "tool"))
+	as := dispatch(s)
+	if got := started(as); !slices.Equal(got, []string{"lib", "tool"}) {
+		t.Fatalf("started %v, want lib and tool", got)
+	}
+	if as["lib"].Worker == as["tool"].Worker {
+		t.Errorf("lib and tool both went to %s; ready work should spread over idle workers", as["lib"].Worker)
+	}
+	if got := dispatch(s); len(got) != 0 {
+		t.Fatalf("started %v before any dependency finished", started(got))
+	}
+	s.Finished(as["lib"].JobID)
+	as2 := dispatch(s)
+	if got := started(as2); !slices.Equal(got, []string{"app"}) {
+		t.Fatalf("after lib: started %v, want app", got)
+	}
+	s.Finished(as["tool"].JobID)
+	s.Finished(as2["app"].JobID)
+	as3 := dispatch(s)
+	ev := s.Finished(as3["system"].JobID)
+	if k := kinds(ev)["b1"]; !slices.Equal(k, []scheduler.EventKind{scheduler.StepFinished, scheduler.BuildSucceeded}) {
+		t.Errorf("events after the last step = %v, want StepFinished then BuildSucceeded", k)
+	}
+	if s.Build("b1") != nil {
+		t.Error("ended build is still live")
+	}
+}
+
+func TestCachedStepsDoNotRun(t *testing.T) {
+	s := newScheduler(1, 4)
+	ev := addBuild(t, s, "all-cached", false, cached(spec("a")), cached(spec("b", "a")))
+	if k := kinds(ev)["all-cached"]; !slices.Equal(k, []scheduler.EventKind{scheduler.BuildSucceeded}) {
+		t.Errorf("a fully cached build gave %v, want immediate success", k)
+	}
+	addBuild(t, s, "partial", false, cached(spec("a")), spec("b", "a"), spec("c", "b"))
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("started %v, want only the unbuilt step whose dependency is cached", got)
+	}
+}
+
+func TestConcurrentBuildsShareAStepAndBothGetItsResult(t *testing.T) {
+	s := newScheduler(2, 4)
+	addBuild(t, s, "b1", false, spec("zlib"), spec("png", "zlib"))
+	addBuild(t, s, "b2", false, spec("zlib"), spec("jpeg", "zlib"))
+	as := dispatch(s)
+	if got := started(as); !slices.Equal(got, []string{"zlib"}) {
+		t.Fatalf("started %v, want zlib once", got)
+	}
+	ev := s.Finished(as["zlib"].JobID)
+	k := kinds(ev)
+	if len(k["b1"]) != 1 || len(k["b2"]) != 1 {
+		t.Fatalf("zlib finishing told %v, want both builds", k)
+	}
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"jpeg", "png"}) {
+		t.Errorf("started %v, want both builds' next steps", got)
+	}
+}
+
+func TestCancellingOneBuildKeepsStepsAnotherBuildWants(t *testing.T) {
+	s := newScheduler(1, 4)
+	addBuild(t, s, "b1", false, spec("shared"), spec("only1"))
+	addBuild(t, s, "b2", false, spec("shared"))
+	as := dispatch(s)
+	ev := s.CancelBuild("b1", "user pressed Ctrl-C")
+	if len(ev) != 1 || ev[0].Kind != scheduler.BuildCancelled {
+		t.Fatalf("cancel gave %v", ev)
+	}
+	if got := ev[0].Cancel; len(got) != 1 || got[0].JobID != as["only1"].JobID {
+		t.Errorf("cancel stops %v, want only only1's job %s", got, as["only1"].JobID)
+	}
+	if s.Job(as["shared"].JobID) == nil {
+		t.Error("the shared step's job was dropped though b2 still wants it")
+	}
+	if s.Job(as["only1"].JobID) != nil || s.Finished(as["only1"].JobID) != nil {
+		t.Error("a late result for the cancelled job was not ignored")
+	}
+	if k := kinds(s.Finished(as["shared"].JobID)); len(k["b1"]) != 0 || len(k["b2"]) != 2 {
+		t.Errorf("shared finishing told %v, want only b2 (step and build)", k)
+	}
+	if got := s.CancelBuild("b2", "again"); got != nil {
+		t.Errorf("cancelling an ended build gave %v", got)
+	}
+}
+
+func TestSetupFailuresRetryElsewhereThenFailWithEveryReason(t *testing.T) {
+	s := newScheduler(2, 1)
+	addBuild(t, s, "b", false, spec("flaky"))
+	first := dispatch(s)["flaky"]
+	ev := s.Failed(first.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: first.Worker, Reason: "fetch timed out"})
+	if len(ev) != 1 || !ev[0].WillRetry {
+		t.Fatalf("first setup failure gave %+v, want a StepFailed that will retry", ev)
+	}
+	second := dispatch(s)["flaky"]
+	if second.Worker == first.Worker || second.Attempt != 2 {
+		t.Errorf("retry went to %s (attempt %d), want the other worker, attempt 2", second.Worker, second.Attempt)
+	}
+	s.Failed(second.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: second.Worker, Reason: "disk full"})
+	third := dispatch(s)["flaky"]
+	if third.Attempt != 3 {
+		t.Fatalf("third attempt = %+v", third)
+	}
+	ev = s.Failed(third.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: third.Worker, Reason: "upload refused"})
+	k := kinds(ev)["b"]
+	if !slices.Equal(k, []scheduler.EventKind{scheduler.StepFailed, scheduler.BuildFailed}) {
+		t.Fatalf("after MaxAttempts: %v, want StepFailed then BuildFailed", k)
+	}
+	reason := ev[1].Reason
+	for _, want := range []string{"3 times", "fetch timed out", "disk full", "upload refused"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("build failure reason %q does not mention %q", reason, want)
+		}
+	}
+	if got := dispatch(s); len(got) != 0 {
+		t.Errorf("the step was requeued again: %v", started(got))
+	}
+}
+
+func TestBuildFailuresAreNotRetriedAndStopTheRestOfTheBuild(t *testing.T) {
+	s := newScheduler(1, 2)
+	addBuild(t, s, "b", false, spec("broken"), spec("other"), spec("after", "broken"))
+	as := dispatch(s)
+	ev := s.Failed(as["broken"].JobID, scheduler.Failure{Kind: scheduler.BuildFailure, Worker: "a", Reason: "command exited 2", ExitCode: 2})
+	if k := kinds(ev)["b"]; !slices.Equal(k, []scheduler.EventKind{scheduler.StepFailed, scheduler.BuildFailed}) {
+		t.Fatalf("events %v, want StepFailed then BuildFailed", k)
+	}
+	if ev[0].WillRetry || !strings.Contains(ev[1].Reason, "step broken failed: command exited 2") {
+		t.Errorf("failure events %+v", ev)
+	}
+	if c := ev[1].Cancel; len(c) != 1 || c[0].JobID != as["other"].JobID {
+		t.Errorf("build failure cancels %v, want the still-running step other", c)
+	}
+}
+
+func TestKeepGoingFinishesIndependentStepsAndSkipsDependents(t *testing.T) {
+	s := newScheduler(1, 4)
+	addBuild(t, s, "b", true, spec("broken"), spec("fine"), spec("needs-broken", "broken"), spec("needs-fine", "fine"), spec("top", "needs-broken", "needs-fine"))
+	as := dispatch(s)
+	ev := s.Failed(as["broken"].JobID, scheduler.Failure{Kind: scheduler.BuildFailure, Worker: "a", Reason: "exit 1"})
+	if k := kinds(ev)["b"]; !slices.Equal(k, []scheduler.EventKind{scheduler.StepFailed}) {
+		t.Fatalf("keep-going build ended early: %v", k)
+	}
+	b := s.Build("b")
+	tasks := map[string]*scheduler.Task{}
+	for _, tk := range b.Tasks() {
+		tasks[tk.Name] = tk
+	}
+	if !b.Skipped(tasks["needs-broken"]) || !b.Skipped(tasks["top"]) || b.Skipped(tasks["needs-fine"]) {
+		t.Errorf("skipped: needs-broken %v top %v needs-fine %v; want true true false",
+			b.Skipped(tasks["needs-broken"]), b.Skipped(tasks["top"]), b.Skipped(tasks["needs-fine"]))
+	}
+	s.Finished(as["fine"].JobID)
+	as2 := dispatch(s)
+	if got := started(as2); !slices.Equal(got, []string{"needs-fine"}) {
+		t.Fatalf("started %v, want the independent needs-fine", got)
+	}
+	ev = s.Finished(as2["needs-fine"].JobID)
+	k := kinds(ev)["b"]
+	if !slices.Equal(k, []scheduler.EventKind{scheduler.StepFinished, scheduler.BuildFailed}) || !strings.Contains(ev[1].Reason, "broken") {
+		t.Errorf("end of keep-going build: %v %q, want StepFinished then BuildFailed naming broken", k, ev[len(ev)-1].Reason)
+	}
+}
+
+func TestALostWorkersJobsAreRequeuedAndItsLateResultsIgnored(t *testing.T) {
+	s := newScheduler(2, 1)
+	addBuild(t, s, "b", false, spec("x"), spec("y"))
+	as := dispatch(s)
+	lost := as["x"]
+	ev := s.RemoveWorker(lost.Worker, "missed its report deadline")
+	if len(ev) != 1 || ev[0].Kind != scheduler.StepFailed || !ev[0].WillRetry || ev[0].Failure.Kind != scheduler.SetupFailure {
+		t.Fatalf("removing the worker gave %+v, want a retried setup failure", ev)
+	}
+	if s.Finished(lost.JobID) != nil {
+		t.Error("a late result from the lost worker was accepted")
+	}
+	s.Finished(as["y"].JobID)
+	again := dispatch(s)["x"]
+	if again.Worker == lost.Worker || again.Attempt != 2 {
+		t.Errorf("x requeued as %+v, want the remaining worker, attempt 2", again)
+	}
+}
+
+func TestStepsRunOnlyOnWorkersOfTheirArchAndTags(t *testing.T) {
+	s := scheduler.New(scheduler.FIFO{}, scheduler.Options{})
+	s.AddWorker("arm", 4, "armv8l64", nil)
+	s.AddWorker("plain", 4, "x86_64", nil)
+	s.AddWorker("gpu", 4, "x86_64", map[string]string{"gpu": "yes"})
+	needsGPU := spec("render")
+	needsGPU.Platform.Tags = map[string]string{"gpu": "yes"}
+	addBuild(t, s, "b", false, needsGPU, spec("plain-a"), spec("plain-b"), spec("plain-c"))
+	for name, a := range dispatch(s) {
+		if a.Worker == "arm" {
+			t.Errorf("%s went to the armv8l64 worker", name)
+		}
+		if name == "render" && a.Worker != "gpu" {
+			t.Errorf("render went to %s, want the worker tagged gpu=yes", a.Worker)
+		}
+	}
+	s2 := scheduler.New(scheduler.FIFO{}, scheduler.Options{})
+	s2.AddWorker("arm", 4, "armv8l64", nil)
+	addBuild(t, s2, "b", false, spec("x"))
+	if got := dispatch(s2); len(got) != 0 {
+		t.Errorf("x86_64 step started on an arm-only farm: %v", started(got))
+	}
+}
+
+func TestCriticalPathStartsTheLongChainFirst(t *testing.T) {
+	specs := []scheduler.TaskSpec{spec("short-1"), spec("short-2"), spec("short-3"), spec("chain-1")}
+	for i := 2; i <= 5; i++ {
+		specs = append(specs, spec("chain-"+string(rune('0'+i)), "chain-"+string(rune('0'+i-1))))
+	}
+	for _, tc := range []struct {
+		policy scheduler.Policy
+		want   string
+	}{{scheduler.FIFO{}, "short-1"}, {scheduler.CriticalPath{}, "chain-1"}} {
+		s := scheduler.New(tc.policy, scheduler.Options{})
+		s.AddWorker("only", 1, "x86_64", nil)
+		addBuild(t, s, "b", false, specs...)
+		if got := started(dispatch(s)); !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%s started %v first, want %s", tc.policy.Name(), got, tc.want)
+		}
+	}
+}
+
+func TestAddBuildRefusesMalformedGraphs(t *testing.T) {
+	s := newScheduler(1, 1)
+	for name, specs := range map[string][]scheduler.TaskSpec{
+		"empty":              nil,
+		"duplicate key":      {spec("a"), spec("a")},
+		"dependency later":   {spec("b", "a"), spec("a")},
+		"dependency missing": {spec("b", "nowhere")},
+	} {
+		if _, err := s.AddBuild(name, specs, false); err == nil {
+			t.Errorf("%s: AddBuild accepted it", name)
+		}
+		if s.Build(name) != nil {
+			t.Errorf("%s: a refused build was left behind", name)
+		}
+	}
+	addBuild(t, s, "dup", false, spec("a"))
+	if _, err := s.AddBuild("dup", []scheduler.TaskSpec{spec("z")}, false); err == nil {
+		t.Error("a second build with the same id was accepted")
+	}
+}
