@@ -1,0 +1,78 @@
+package gitmirror
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// exists says whether the mirror is in place; a clone in progress is not.
+func (r *Repo) exists() bool {
+	info, err := os.Stat(r.dir)
+	return err == nil && info.IsDir()
+}
+
+// hasCommit says whether the mirror holds commit as a commit object.
+func (r *Repo) hasCommit(ctx context.Context, commit string) bool {
+	typ, err := r.objectType(ctx, commit)
+	return err == nil && typ == "commit"
+}
+
+func (r *Repo) objectType(ctx context.Context, oid string) (string, error) {
+	out, err := runGit(ctx, r.dir, "cat-file", "-t", oid)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// clone makes the mirror in a temporary directory and renames it into place,
+// so an interrupted clone is never mistaken for a mirror. The temporary name
+// is fixed per mirror: the caller holds the mirror's lock, so anything found
+// there is left over from a crash and is removed.
+//
+// Objects are never pruned from a mirror (gc.pruneExpire=never): a commit
+// fetched by id, or one a force-push orphaned, is still what an old build
+// names and what work trees made by Checkout borrow objects from.
+func (r *Repo) clone(ctx context.Context) error {
+	start := time.Now()
+	tmp := r.cache.path(r.url, ".tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("cloning %s: removing leftover %s: %w", r.url, tmp, err)
+	}
+	if _, err := runGit(ctx, "", "clone", "--mirror", "--quiet", "--", r.url, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("cloning %s: %w", r.url, err)
+	}
+	if _, err := runGit(ctx, tmp, "config", "gc.pruneExpire", "never"); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("configuring the mirror of %s: %w", r.url, err)
+	}
+	if err := os.Rename(tmp, r.dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("cloning %s: %w", r.url, err)
+	}
+	r.cache.log.Info("cloned mirror", "url", r.url, "duration", time.Since(start))
+	return nil
+}
+
+// fetch updates the mirror from its upstream: every ref (the mirror's
+// refspec) when commit is "", else just that commit. Refs deleted upstream
+// are kept (--no-prune), which keeps their commits reachable for builds that
+// still name them.
+func (r *Repo) fetch(ctx context.Context, commit string) error {
+	start := time.Now()
+	args := []string{"fetch", "--quiet", "--no-prune", "--no-write-fetch-head", "origin"}
+	doing := "fetching " + r.url
+	if commit != "" {
+		args = append(args, commit)
+		doing = "fetching commit " + commit + " from " + r.url
+	}
+	if _, err := runGit(ctx, r.dir, args...); err != nil {
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	r.cache.log.Info("fetched", "url", r.url, "commit", commit, "duration", time.Since(start))
+	return nil
+}
