@@ -1,0 +1,38 @@
+// Package clock lets the cache's time-driven behaviour (least-recently-used
+// eviction, periodic scrubs, access-time flushes) be driven by a fake clock
+// in tests, so those tests are instant and deterministic instead of sleeping.
+package clock
+
+import "time"
+
+// Clock is the source of time for everything in the cache that depends on it.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// NewTicker returns a ticker that fires every d, like time.NewTicker.
+	NewTicker(d time.Duration) Ticker
+}
+
+// Ticker delivers ticks on a channel, like time.Ticker, behind an interface
+// so a fake clock can fire it.
+type Ticker interface {
+	// C returns the channel on which ticks are delivered.
+	C() <-chan time.Time
+	// Stop turns the ticker off; no more ticks are delivered.
+	Stop()
+}
+
+// System is the real clock, for production use.
+var System Clock = systemClock{}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (systemClock) NewTicker(d time.Duration) Ticker { return systemTicker{time.NewTicker(d)} }
+
+type systemTicker struct{ t *time.Ticker }
+
+func (t systemTicker) C() <-chan time.Time { return t.t.C }
+
+func (t systemTicker) Stop() { t.t.Stop() }

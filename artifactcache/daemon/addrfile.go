@@ -1,0 +1,32 @@
+package daemon
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+)
+
+// WriteAddrFile writes the listen addresses as JSON, e.g.
+// {"grpc":"127.0.0.1:40123","http":"127.0.0.1:40124"}, atomically (a
+// temporary file renamed into place), so a script or test that waits for
+// the file to appear never reads half of it. This is how a caller that
+// asked for port 0 learns the port.
+func WriteAddrFile(path string, addrs Addrs) error {
+	data, err := json.Marshal(addrs)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".addr-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,236 @@
+// Package daemon assembles the trove: the artifact cache's gRPC service,
+// its read-only HTTP API and the git server, over one store, with periodic
+// scrubbing and an orderly shutdown. It holds what cmd/trove would
+// otherwise have to, so the binary stays a thin layer of flags and the
+// whole daemon can be started in-process by tests.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"distbuild/artifactcache/clock"
+	"distbuild/artifactcache/gitbackend"
+	"distbuild/artifactcache/httpapi"
+	"distbuild/artifactcache/service"
+	"distbuild/artifactcache/store"
+	distbuildv1 "distbuild/proto/distbuild/v1"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+)
+
+// GitPrefix is where the git repositories appear on the HTTP listener.
+const GitPrefix = "/git"
+
+// Config says what the daemon serves and where.
+type Config struct {
+	// Dir is the store directory.
+	Dir string
+	// MaxSizeBytes caps the blobs' total size; see store.Options.
+	MaxSizeBytes int64
+	// GRPCListen is the address of the gRPC service ("host:port"; port 0
+	// picks a free one, see Addrs).
+	GRPCListen string
+	// HTTPListen is the address of the read-only HTTP API and the git
+	// server; empty turns HTTP off.
+	HTTPListen string
+	// GitDir holds bare repositories to serve under GitPrefix on the HTTP
+	// listener; empty serves none.
+	GitDir string
+	// ScrubInterval is how often every blob is re-hashed; 0 turns
+	// periodic scrubbing off.
+	ScrubInterval time.Duration
+	// AccessFlushInterval is how often access times reach the index; 0
+	// means store.DefaultAccessFlushInterval.
+	AccessFlushInterval time.Duration
+	// ShutdownTimeout is how long in-flight requests may take to finish
+	// once shutdown begins, before they are cut off.
+	ShutdownTimeout time.Duration
+	// AddrFile, if set, receives the actual listen addresses as JSON once
+	// the daemon listens (see WriteAddrFile).
+	AddrFile string
+	// Verifier checks manifests before they are stored; nil accepts all.
+	Verifier service.ManifestVerifier
+	// Clock drives scrubs and access times; nil is the system clock.
+	Clock clock.Clock
+	// Logger receives what happens; nil discards it.
+	Logger hclog.Logger
+}
+
+// Addrs are the addresses the daemon actually listens on.
+type Addrs struct {
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http,omitempty"`
+}
+
+// Daemon is a started trove: its store is open and its listeners bound.
+type Daemon struct {
+	cfg      Config
+	log      hclog.Logger
+	store    *store.Store
+	grpc     *grpc.Server
+	grpcLis  net.Listener
+	http     *http.Server
+	httpLis  net.Listener
+	addrs    Addrs
+	scrubber *scrubber
+}
+
+// Start opens the store and binds the listeners, so that by the time it
+// returns clients can connect (they are served once Serve runs) and Addrs
+// is known.
+func Start(cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
+	}
+	if cfg.GitDir != "" && cfg.HTTPListen == "" {
+		return nil, errors.New("serving git repositories needs an HTTP listener")
+	}
+	st, err := store.Open(store.Options{
+		Dir:                 cfg.Dir,
+		MaxSizeBytes:        cfg.MaxSizeBytes,
+		Clock:               cfg.Clock,
+		Logger:              cfg.Logger.Named("store"),
+		AccessFlushInterval: cfg.AccessFlushInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st}
+	if err := d.listen(); err != nil {
+		d.closeListeners()
+		st.Close()
+		return nil, err
+	}
+	d.scrubber = &scrubber{store: st, clock: cfg.Clock, interval: cfg.ScrubInterval, log: cfg.Logger.Named("scrub")}
+	if cfg.AddrFile != "" {
+		if err := WriteAddrFile(cfg.AddrFile, d.addrs); err != nil {
+			d.closeListeners()
+			st.Close()
+			return nil, err
+		}
+	}
+	d.log.Info("listening", "grpc", d.addrs.GRPC, "http", d.addrs.HTTP, "git", cfg.GitDir != "")
+	return d, nil
+}
+
+func (d *Daemon) listen() error {
+	lis, err := net.Listen("tcp", d.cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	d.grpcLis = lis
+	d.addrs.GRPC = lis.Addr().String()
+	d.grpc = grpc.NewServer(service.ServerOptions()...)
+	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, d.cfg.Verifier, d.log.Named("grpc")))
+	if d.cfg.HTTPListen == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	api := httpapi.New(d.store, d.log.Named("http"))
+	mux.Handle("/blobs/", api)
+	mux.Handle("/artifacts/", api)
+	if d.cfg.GitDir != "" {
+		git, err := gitbackend.New(d.cfg.GitDir, GitPrefix, d.log.Named("git"))
+		if err != nil {
+			return err
+		}
+		mux.Handle(GitPrefix+"/", git)
+	}
+	lis, err = net.Listen("tcp", d.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	d.httpLis = lis
+	d.addrs.HTTP = lis.Addr().String()
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	return nil
+}
+
+func (d *Daemon) closeListeners() {
+	for _, lis := range []net.Listener{d.grpcLis, d.httpLis} {
+		if lis != nil {
+			lis.Close()
+		}
+	}
+}
+
+// Addrs returns the bound addresses.
+func (d *Daemon) Addrs() Addrs { return d.addrs }
+
+// Serve serves until ctx ends or a listener fails, then shuts down in
+// order: stop accepting, let in-flight requests finish (for at most
+// ShutdownTimeout), stop scrubbing, flush access times, close the store
+// and remove the address file, which no longer tells the truth. It
+// returns the listener's error, if that is what ended it.
+func (d *Daemon) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- d.grpc.Serve(d.grpcLis) }()
+	if d.http != nil {
+		go func() { errc <- d.http.Serve(d.httpLis) }()
+	}
+	scrubCtx, stopScrubs := context.WithCancel(ctx)
+	scrubsDone := make(chan struct{})
+	go func() {
+		defer close(scrubsDone)
+		d.scrubber.run(scrubCtx)
+	}()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down")
+	case serveErr = <-errc:
+		d.log.Error("listener failed; shutting down", "error", serveErr)
+	}
+	d.stopServers()
+	stopScrubs()
+	<-scrubsDone
+	if err := d.store.Close(); err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("closing the store: %w", err)
+	}
+	if d.cfg.AddrFile != "" {
+		os.Remove(d.cfg.AddrFile)
+	}
+	d.log.Info("stopped")
+	return serveErr
+}
+
+// stopServers stops accepting and waits for in-flight requests, cutting
+// them off after the shutdown timeout so a stuck download cannot keep the
+// daemon from exiting.
+func (d *Daemon) stopServers() {
+	timeout := d.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if d.http != nil {
+		if err := d.http.Shutdown(ctx); err != nil {
+			d.log.Warn("HTTP requests still running at the shutdown timeout; closing them", "error", err)
+			d.http.Close()
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		d.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		d.log.Warn("gRPC calls still running at the shutdown timeout; cancelling them")
+		d.grpc.Stop()
+		<-stopped
+	}
+}

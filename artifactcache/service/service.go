@@ -1,0 +1,111 @@
+// Package service serves a store over the ArtifactCacheService gRPC API.
+// It translates between wire messages and the store's checked types, and
+// refuses malformed requests with InvalidArgument before they reach the
+// store; the store owns every rule about what may be kept.
+package service
+
+import (
+	"context"
+
+	"distbuild/artifactcache/digest"
+	"distbuild/artifactcache/internal/grpcerr"
+	"distbuild/artifactcache/store"
+	distbuildv1 "distbuild/proto/distbuild/v1"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ManifestVerifier decides whether a manifest may be stored, e.g. by
+// checking that its signature is from a known worker. It is called before
+// anything is stored; an error refuses the manifest (PermissionDenied
+// unless the error carries its own gRPC code).
+type ManifestVerifier interface {
+	VerifyManifest(ctx context.Context, m *distbuildv1.Manifest) error
+}
+
+// Service implements distbuildv1.ArtifactCacheServiceServer on a store.
+type Service struct {
+	distbuildv1.UnimplementedArtifactCacheServiceServer
+	store    *store.Store
+	verifier ManifestVerifier
+	log      hclog.Logger
+}
+
+// New serves st. verifier may be nil to accept every well-formed manifest
+// whose blobs are present (until the farm signs manifests); logger may be
+// nil to discard logs.
+func New(st *store.Store, verifier ManifestVerifier, logger hclog.Logger) *Service {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Service{store: st, verifier: verifier, log: logger}
+}
+
+// FindMissing answers for a whole batch of blobs and manifests at once. A
+// single malformed entry refuses the whole request, naming the entry, so
+// that a client bug is noticed instead of reading as "missing".
+func (s *Service) FindMissing(ctx context.Context, req *distbuildv1.FindMissingRequest) (*distbuildv1.FindMissingResponse, error) {
+	blobs := make([]digest.Digest, len(req.GetBlobDigests()))
+	for i, p := range req.GetBlobDigests() {
+		d, err := digest.FromProto(p)
+		if err != nil {
+			return nil, grpcerr.Wrapf(err, "blob_digests[%d]", i)
+		}
+		blobs[i] = d
+	}
+	keys := make([]digest.CacheKey, len(req.GetCacheKeys()))
+	for i, s := range req.GetCacheKeys() {
+		k, err := digest.ParseCacheKey(s)
+		if err != nil {
+			return nil, grpcerr.Wrapf(err, "cache_keys[%d]", i)
+		}
+		keys[i] = k
+	}
+	missingBlobs, missingKeys := s.store.FindMissing(blobs, keys)
+	resp := &distbuildv1.FindMissingResponse{
+		MissingBlobDigests: make([]*distbuildv1.Digest, len(missingBlobs)),
+		MissingCacheKeys:   make([]string, len(missingKeys)),
+	}
+	for i, d := range missingBlobs {
+		resp.MissingBlobDigests[i] = d.Proto()
+	}
+	for i, k := range missingKeys {
+		resp.MissingCacheKeys[i] = k.String()
+	}
+	return resp, nil
+}
+
+// GetManifest returns a manifest; NotFound when there is none.
+func (s *Service) GetManifest(ctx context.Context, req *distbuildv1.GetManifestRequest) (*distbuildv1.GetManifestResponse, error) {
+	k, err := digest.ParseCacheKey(req.GetCacheKey())
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.store.GetManifest(k)
+	if err != nil {
+		return nil, err
+	}
+	return &distbuildv1.GetManifestResponse{Manifest: m}, nil
+}
+
+// PutManifest stores a manifest after the verifier (if any) accepts it.
+func (s *Service) PutManifest(ctx context.Context, req *distbuildv1.PutManifestRequest) (*distbuildv1.PutManifestResponse, error) {
+	m := req.GetManifest()
+	if m == nil {
+		return nil, status.Error(codes.InvalidArgument, "manifest is missing")
+	}
+	if s.verifier != nil {
+		if err := s.verifier.VerifyManifest(ctx, m); err != nil {
+			if _, ok := status.FromError(err); !ok {
+				err = status.Error(codes.PermissionDenied, err.Error())
+			}
+			return nil, grpcerr.Wrapf(err, "manifest %q refused", m.GetCacheKey())
+		}
+	}
+	if err := s.store.PutManifest(m); err != nil {
+		return nil, err
+	}
+	return &distbuildv1.PutManifestResponse{}, nil
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+
+	"distbuild/artifactcache/digest"
+	distbuildv1 "distbuild/proto/distbuild/v1"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// PutManifest stores a manifest once every blob it names is present. The
+// check and the write happen under one lock, so no eviction can slip in
+// between. When a manifest is already stored under the key, the first one
+// stays and this call succeeds without replacing it: like blobs, cache
+// entries are immutable, and builds that already fetched the first answer
+// keep seeing it.
+func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
+	key, files, err := checkManifest(m)
+	if err != nil {
+		return err
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "encode manifest %s: %v", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if _, ok := s.cat.manifests[key]; ok {
+		s.cat.touchManifest(key, now)
+		s.log.Debug("manifest already stored; keeping the first", "cache_key", key)
+		return nil
+	}
+	var missing []string
+	for _, d := range files {
+		if !s.cat.hasBlob(d) {
+			missing = append(missing, d.String())
+		}
+	}
+	if len(missing) > 0 {
+		return status.Errorf(codes.FailedPrecondition, "manifest %s names %d blob(s) the cache does not hold; upload them first: %s",
+			key, len(missing), strings.Join(firstFew(missing), ", "))
+	}
+	if err := s.ix.putManifest(key, raw, now); err != nil {
+		return status.Errorf(codes.Internal, "store manifest %s: %v", key, err)
+	}
+	s.cat.addManifest(key, uniqueHashes(files), now)
+	s.log.Info("stored manifest", "cache_key", key, "step", m.GetStepName(), "files", len(files), "worker", m.GetWorker())
+	return nil
+}
+
+// GetManifest returns the manifest stored under a key; all its blobs are
+// present at the moment it is returned.
+func (s *Store) GetManifest(key digest.CacheKey) (*distbuildv1.Manifest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cat.manifests[key]; !ok {
+		return nil, status.Errorf(codes.NotFound, "no manifest for cache key %s", key)
+	}
+	s.cat.touchManifest(key, s.now())
+	raw, err := s.ix.manifest(key)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read manifest %s: %v", key, err)
+	}
+	m := &distbuildv1.Manifest{}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return nil, status.Errorf(codes.Internal, "decode stored manifest %s: %v", key, err)
+	}
+	return m, nil
+}
+
+// checkManifest validates a manifest's shape: a well-formed cache key and,
+// for each file, a non-empty unique name and a well-formed digest.
+func checkManifest(m *distbuildv1.Manifest) (digest.CacheKey, []digest.Digest, error) {
+	if m == nil {
+		return digest.CacheKey{}, nil, status.Error(codes.InvalidArgument, "manifest is missing")
+	}
+	key, err := digest.ParseCacheKey(m.GetCacheKey())
+	if err != nil {
+		return digest.CacheKey{}, nil, err
+	}
+	names := map[string]bool{}
+	files := make([]digest.Digest, 0, len(m.GetFiles()))
+	for i, f := range m.GetFiles() {
+		if f.GetName() == "" {
+			return key, nil, status.Errorf(codes.InvalidArgument, "manifest %s: file %d has no name", key, i)
+		}
+		if names[f.GetName()] {
+			return key, nil, status.Errorf(codes.InvalidArgument, "manifest %s: file name %q appears twice", key, f.GetName())
+		}
+		names[f.GetName()] = true
+		d, err := digest.FromProto(f.GetDigest())
+		if err != nil {
+			return key, nil, status.Errorf(codes.InvalidArgument, "manifest %s: file %q: %s", key, f.GetName(), status.Convert(err).Message())
+		}
+		files = append(files, d)
+	}
+	return key, files, nil
+}
+
+func uniqueHashes(files []digest.Digest) []digest.Hash {
+	seen := map[digest.Hash]bool{}
+	var hs []digest.Hash
+	for _, d := range files {
+		if !seen[d.Hash()] {
+			seen[d.Hash()] = true
+			hs = append(hs, d.Hash())
+		}
+	}
+	return hs
+}
+
+// firstFew keeps error messages readable when many things are listed.
+func firstFew(items []string) []string {
+	const n = 5
+	if len(items) <= n {
+		return items
+	}
+	return append(items[:n:n], fmt.Sprintf("and %d more", len(items)-n))
+}
