@@ -1,0 +1,83 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Where a staging-mode command under Bwrap sees its build directory and
+// DESTDIR. They are outside anything a chunk installs, so no artifact can
+// hide them.
+const (
+	sandboxBuildDir = "/distbuild/build"
+	sandboxDestDir  = "/distbuild/install"
+)
+
+// isolation is what every sandbox leaves behind: network, IPC, other
+// processes and the host name, and the terminal (--new-session stops a
+// build pushing keystrokes into a terminal with TIOCSTI). The sandbox dies
+// with the worker.
+var isolation = []string{
+	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
+	"--die-with-parent", "--new-session",
+}
+
+// ownRoot names the staging area's top-level entries that a staging-mode
+// sandbox provides itself.
+var ownRoot = map[string]bool{"proc": true, "dev": true, "tmp": true, "distbuild": true}
+
+// bwrapArgs gives bubblewrap's arguments for s, which validate accepted.
+func (s Spec) bwrapArgs() ([]string, error) {
+	args := slices.Clone(isolation)
+	if s.rootIsStaging() {
+		if err := checkShell(s.Staging); err != nil {
+			return nil, err
+		}
+		root, err := stagingRoot(s.Staging)
+		if err != nil {
+			return nil, err
+		}
+		args = append(append(args, root...),
+			"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+			"--bind", s.BuildDir, sandboxBuildDir, "--bind", s.DestDir, sandboxDestDir,
+			"--remount-ro", "/", "--chdir", sandboxBuildDir)
+	} else {
+		args = append(args, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp")
+		// After --tmpfs /tmp, so that directories under /tmp stay visible.
+		if s.Staging != "" {
+			args = append(args, "--ro-bind", s.Staging, s.Staging)
+		}
+		args = append(args, "--bind", s.BuildDir, s.BuildDir, "--bind", s.DestDir, s.DestDir, "--chdir", s.BuildDir)
+	}
+	return append(args, "/bin/sh", "-c", s.Command), nil
+}
+
+// stagingRoot mounts the staging area's top-level entries read-only on
+// bubblewrap's own root rather than binding the staging area itself at /:
+// bubblewrap must create mount points (/proc, /distbuild/build), which
+// would fail in a read-only bind and would change the staging area in a
+// writable one. The root itself is made read-only afterwards.
+func stagingRoot(staging string) ([]string, error) {
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	for _, e := range entries {
+		if ownRoot[e.Name()] {
+			continue
+		}
+		host, inside := filepath.Join(staging, e.Name()), "/"+e.Name()
+		if e.Type()&os.ModeSymlink == 0 {
+			args = append(args, "--ro-bind", host, inside)
+			continue
+		}
+		target, err := os.Readlink(host)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--symlink", target, inside)
+	}
+	return args, nil
+}

@@ -1,0 +1,275 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireBwrap fails, rather than skips, a test that needs bubblewrap:
+// CI installs it, so its absence is a broken setup.
+func requireBwrap(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Fatalf("this test needs bubblewrap: install the bubblewrap package (%v)", err)
+	}
+}
+
+// busyboxStaging makes a staging area whose only program is a static
+// busybox, so a sandbox can be shown to run on the staging area alone.
+// bin/sh is an absolute symlink, which must resolve inside the staging
+// area, not on the host.
+func busyboxStaging(t *testing.T) string {
+	t.Helper()
+	requireBwrap(t)
+	const busybox = "/bin/busybox"
+	f, err := elf.Open(busybox)
+	if err != nil {
+		t.Fatalf("this test needs a static %s: install the busybox-static package (%v)", busybox, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatalf("%s is dynamically linked; this test needs the busybox-static package", busybox)
+		}
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging := t.TempDir()
+	writeTree(t, staging, map[string]string{
+		"bin/busybox":    string(data),
+		"bin/sh":         "-> /bin/busybox",
+		"etc/marker":     "staging root\n",
+		"usr/share/keep": "",
+	})
+	if err := os.Chmod(filepath.Join(staging, "bin/busybox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"cat", "readlink", "sleep"} {
+		if err := os.Symlink("busybox", filepath.Join(staging, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return staging
+}
+
+// writeTree creates files (0644) and, for contents "-> target", symlinks.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if target, ok := strings.CutPrefix(content, "-> "); ok {
+			err = os.Symlink(target, p)
+		} else {
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// listTree names everything under dir, to show that nothing changed.
+func listTree(t *testing.T, dir string) string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		names = append(names, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(names, "\n")
+}
+
+func bwrapSpec(t *testing.T, buildMode, staging, command string) Spec {
+	s := Spec{
+		Mode: Bwrap, BuildMode: buildMode, Staging: staging,
+		BuildDir: t.TempDir(), DestDir: t.TempDir(),
+		Command: command, KillGrace: 200 * time.Millisecond,
+	}
+	_, dest := s.Paths()
+	s.Env = []string{"PATH=/usr/bin:/bin", "DESTDIR=" + dest}
+	return s
+}
+
+// runOK runs s and returns its stdout, failing the test unless it exits 0.
+func runOK(t *testing.T, s Spec) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	s.Stdout, s.Stderr = &stdout, &stderr
+	res, err := Run(context.Background(), s)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run: %+v, %v; stderr: %s", res, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func hostNetNamespace(t *testing.T) string {
+	t.Helper()
+	ns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func TestAvailableFindsWorkingBwrap(t *testing.T) {
+	requireBwrap(t)
+	if err := Available(Bwrap); err != nil {
+		t.Errorf("Available(Bwrap): %v", err)
+	}
+}
+
+func TestBwrapStagingStepRunsOnStagingArea(t *testing.T) {
+	s := bwrapSpec(t, "staging", busyboxStaging(t), `cat /etc/marker; pwd; echo out > "$DESTDIR/file"; echo src > file`)
+	if got, want := runOK(t, s), "staging root\n/distbuild/build\n"; got != want {
+		t.Errorf("output %q; want %q", got, want)
+	}
+	for p, want := range map[string]string{filepath.Join(s.DestDir, "file"): "out\n", filepath.Join(s.BuildDir, "file"): "src\n"} {
+		if got, err := os.ReadFile(p); string(got) != want {
+			t.Errorf("%s holds %q (%v); want %q", p, got, err, want)
+		}
+	}
+}
+
+func TestBwrapStagingStepHasNoNetwork(t *testing.T) {
+	s := bwrapSpec(t, "staging", busyboxStaging(t), "readlink /proc/self/ns/net; cat /proc/net/dev")
+	lines := strings.Split(strings.TrimSpace(runOK(t, s)), "\n")
+	if lines[0] == hostNetNamespace(t) {
+		t.Errorf("sandbox shares the host's network namespace %s", lines[0])
+	}
+	var ifaces []string
+	for _, l := range lines[1:] {
+		if name, _, ok := strings.Cut(l, ":"); ok {
+			ifaces = append(ifaces, strings.TrimSpace(name))
+		}
+	}
+	if strings.Join(ifaces, " ") != "lo" {
+		t.Errorf("network interfaces in the sandbox: %v; want only lo", ifaces)
+	}
+}
+
+func TestBwrapStagingStepCanWriteOnlyBuildDestAndTmp(t *testing.T) {
+	staging := busyboxStaging(t)
+	before := listTree(t, staging)
+	s := bwrapSpec(t, "staging", staging, `
+		for d in / /etc /bin /usr/share /distbuild; do
+			if echo x > $d/new 2>/dev/null; then echo "wrote $d"; fi
+		done
+		echo x > /tmp/new && echo x > /distbuild/build/new && echo x > /distbuild/install/new && echo wrote allowed`)
+	if got, want := runOK(t, s), "wrote allowed\n"; got != want {
+		t.Errorf("output %q; want %q", got, want)
+	}
+	if after := listTree(t, staging); after != before {
+		t.Errorf("staging area changed:\n%s\nwas\n%s", after, before)
+	}
+}
+
+func TestBwrapStagingWithoutShellFailsBeforeRunning(t *testing.T) {
+	requireBwrap(t)
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+	}{
+		{"empty", map[string]string{}},
+		{"dangling link", map[string]string{"bin/sh": "-> dash"}},
+		{"host-only target", map[string]string{"bin/sh": "-> /usr/bin/dash"}},
+		{"link loop", map[string]string{"bin/sh": "-> ../bin/sh"}},
+		{"not executable", map[string]string{"bin/sh": "-> sh.txt", "bin/sh.txt": ""}},
+		{"directory", map[string]string{"bin/sh/x": ""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			staging := t.TempDir()
+			writeTree(t, staging, c.files)
+			var out bytes.Buffer
+			s := bwrapSpec(t, "staging", staging, "echo ran > ran")
+			s.Stdout, s.Stderr = &out, &out
+			_, err := Run(context.Background(), s)
+			if !errors.Is(err, ErrNoShell) || !strings.Contains(err.Error(), "staging area has no /bin/sh") {
+				t.Errorf("Run: %v; want ErrNoShell", err)
+			}
+			if _, serr := os.Stat(filepath.Join(s.BuildDir, "ran")); out.Len() > 0 || serr == nil {
+				t.Errorf("something ran: output %q", out.String())
+			}
+		})
+	}
+}
+
+func TestBwrapStagingShellFoundThroughSymlinks(t *testing.T) {
+	// A merged-/usr staging area: /bin -> usr/bin, and /usr/bin/sh an
+	// absolute link to busybox.
+	staging := busyboxStaging(t)
+	if err := os.Rename(filepath.Join(staging, "bin"), filepath.Join(staging, "usr/bin")); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, staging, map[string]string{"bin": "-> usr/bin"})
+	os.Remove(filepath.Join(staging, "usr/bin/sh"))
+	writeTree(t, staging, map[string]string{"usr/bin/sh": "-> /usr/bin/busybox"})
+	if got := runOK(t, bwrapSpec(t, "staging", staging, "echo ok; readlink /bin")); got != "ok\nusr/bin\n" {
+		t.Errorf("output %q; want %q", got, "ok\nusr/bin\n")
+	}
+}
+
+func TestBwrapHostToolStepsSeeHostAndReadOnlyStaging(t *testing.T) {
+	requireBwrap(t)
+	for _, mode := range []string{"bootstrap", "test"} {
+		t.Run(mode, func(t *testing.T) {
+			staging := t.TempDir()
+			writeTree(t, staging, map[string]string{"marker": "from staging\n"})
+			s := bwrapSpec(t, mode, staging, fmt.Sprintf(`
+				command -v cat >/dev/null && echo host cat
+				cat %[1]s/marker
+				for d in %[1]s /etc /usr; do
+					if echo x > $d/new 2>/dev/null; then echo "wrote $d"; fi
+				done
+				echo x > /tmp/new && echo x > new && echo x > "$DESTDIR/new" && echo wrote allowed
+				pwd
+				readlink /proc/self/ns/net`, staging))
+			s.Env = StagingEnv(staging, s.Env)
+			want := fmt.Sprintf("host cat\nfrom staging\nwrote allowed\n%s\n", s.BuildDir)
+			got := runOK(t, s)
+			if !strings.HasPrefix(got, want) || strings.Contains(got, hostNetNamespace(t)) {
+				t.Errorf("output %q; want %q then a network namespace other than %s", got, want, hostNetNamespace(t))
+			}
+			for _, p := range []string{filepath.Join(s.BuildDir, "new"), filepath.Join(s.DestDir, "new")} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("write in the sandbox did not reach %s: %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBwrapCancelKillsSandboxedProcesses(t *testing.T) {
+	// A duration no other process uses marks this test's sleeps.
+	mark := fmt.Sprintf("1000.%d", os.Getpid())
+	out := newWatch("started")
+	s := bwrapSpec(t, "staging", busyboxStaging(t), fmt.Sprintf("sleep %s & sleep %[1]s & echo started; wait", mark))
+	s.Stdout = out
+	ctx, cancel := context.WithCancel(context.Background())
+	done := start(ctx, s)
+	waitSeen(t, out)
+	waitProcesses(t, "sandboxed sleeps before cancelling", withArg(mark), 2)
+	cancel()
+	if o := wait(t, done); !errors.Is(o.err, ErrCancelled) {
+		t.Errorf("Run: %v; want ErrCancelled", o.err)
+	}
+	waitProcesses(t, "sandboxed sleeps after cancelling", withArg(mark), 0)
+}

@@ -1,0 +1,285 @@
+package tarball
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+	"time"
+)
+
+// UnpackOptions says which privileged kinds of entry an unpacking may
+// create. Both are off for ordinary staging areas and on only where a
+// system image is assembled, so an artifact cannot slip a device or a
+// setuid binary into a build.
+type UnpackOptions struct {
+	// AllowDevices permits character and block device nodes, which give
+	// direct access to hardware.
+	AllowDevices bool
+	// AllowSetuid permits setuid and setgid bits, which let whoever runs a
+	// file act as its owner or group.
+	AllowSetuid bool
+}
+
+// Unpack extracts one tarball into dest, an existing directory that may
+// already hold other artifacts: directories they share are merged (the last
+// tarball's mode wins), and a file, symlink or node at an entry's path is
+// replaced, never written through.
+//
+// Nothing outside dest is created, changed or followed. Refused with an
+// error naming the entry: absolute names or names with ".." components, any
+// entry below a symlink, symlinks whose relative target leads out of dest,
+// hard links to anything but a regular file inside dest, devices or
+// setuid/setgid bits unless opts allow them, and unknown entry types.
+// Absolute symlink targets are kept, since inside a root file system they
+// name paths within it. Entries before a refused one stay extracted.
+//
+// Modes and mtimes come from the tarball (except symlink mtimes, which
+// os.Root cannot set); ownership is not applied, so files belong to the
+// unpacking user.
+func Unpack(r io.Reader, dest string, opts UnpackOptions) error {
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return fmt.Errorf("unpacking into %s: %w", dest, err)
+	}
+	defer root.Close()
+	u := unpacker{root: root, opts: opts}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("unpacking into %s: reading tarball: %w", dest, err)
+		}
+		if err := u.extract(hdr, tr); err != nil {
+			return fmt.Errorf("unpacking into %s: entry %q: %w", dest, hdr.Name, err)
+		}
+	}
+	if err := u.finishDirs(); err != nil {
+		return fmt.Errorf("unpacking into %s: %w", dest, err)
+	}
+	return nil
+}
+
+type unpacker struct {
+	root *os.Root
+	opts UnpackOptions
+	// dirs get their modes and mtimes after every entry is written, so a
+	// read-only directory can still be filled and its mtime stays put.
+	dirs []dirAttrs
+}
+
+type dirAttrs struct {
+	name  string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+// extract checks one entry and creates it.
+func (u *unpacker) extract(hdr *tar.Header, r io.Reader) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	mode := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if err := u.allowed(hdr.Typeflag, mode); err != nil {
+		return err
+	}
+	if name == "." {
+		if hdr.Typeflag == tar.TypeDir {
+			return nil // dest itself, which belongs to the caller
+		}
+		return errors.New("names the destination directory itself")
+	}
+	if err := u.parents(path.Dir(name), true); err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return u.dir(name, mode, hdr.ModTime)
+	case tar.TypeReg:
+		return u.file(name, mode, hdr.ModTime, r)
+	case tar.TypeSymlink:
+		return u.symlink(name, hdr.Linkname)
+	case tar.TypeLink:
+		return u.hardlink(name, hdr.Linkname)
+	default:
+		return u.node(name, hdr, mode)
+	}
+}
+
+// allowed refuses entry types and modes that opts do not permit.
+func (u *unpacker) allowed(typ byte, mode fs.FileMode) error {
+	switch typ {
+	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeChar, tar.TypeBlock:
+		if !u.opts.AllowDevices {
+			return errors.New("device nodes are refused here (UnpackOptions.AllowDevices is off)")
+		}
+	default:
+		return fmt.Errorf("unsupported entry type %q", typ)
+	}
+	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 && !u.opts.AllowSetuid {
+		return fmt.Errorf("setuid/setgid mode %v is refused here (UnpackOptions.AllowSetuid is off)", mode)
+	}
+	return nil
+}
+
+// parents checks that every component of dir is a real directory, creating
+// missing ones when create is set. Refusing symlinks here is what stops an
+// earlier entry (a -> /etc) from redirecting a later one (a/passwd).
+func (u *unpacker) parents(dir string, create bool) error {
+	p := "."
+	for _, c := range splitPath(dir) {
+		p = path.Join(p, c)
+		info, err := u.root.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && create:
+			if err := u.root.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case info.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("parent %s is a symlink", p)
+		case !info.IsDir():
+			return fmt.Errorf("parent %s is not a directory", p)
+		}
+	}
+	return nil
+}
+
+func (u *unpacker) dir(name string, mode fs.FileMode, mtime time.Time) error {
+	info, err := u.root.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := u.root.Mkdir(name, 0o700); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !info.IsDir():
+		return fmt.Errorf("%s already exists and is not a directory", name)
+	}
+	u.dirs = append(u.dirs, dirAttrs{name, mode, mtime})
+	return nil
+}
+
+func (u *unpacker) file(name string, mode fs.FileMode, mtime time.Time, r io.Reader) error {
+	if err := u.clear(name); err != nil {
+		return err
+	}
+	// O_EXCL: whatever is at name now was not there a moment ago, so
+	// nothing (such as a symlink) is written through.
+	f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return u.setAttrs(name, mode, mtime)
+}
+
+func (u *unpacker) symlink(name, target string) error {
+	if err := checkSymlinkTarget(name, target); err != nil {
+		return err
+	}
+	if err := u.clear(name); err != nil {
+		return err
+	}
+	return u.root.Symlink(target, name)
+}
+
+// hardlink links name to target, an earlier regular file in dest. Links to
+// directories or symlinks are refused: tarballs from Pack never have them.
+func (u *unpacker) hardlink(name, target string) error {
+	t, err := cleanName(target)
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", target, err)
+	}
+	if t == "." || t == name {
+		return fmt.Errorf("hard link target %q is the entry itself or the destination", target)
+	}
+	if err := u.parents(path.Dir(t), false); err != nil {
+		return fmt.Errorf("hard link target %q: %w", target, err)
+	}
+	info, err := u.root.Lstat(t)
+	if err != nil {
+		return fmt.Errorf("hard link target: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("hard link target %q is not a regular file", target)
+	}
+	if err := u.clear(name); err != nil {
+		return err
+	}
+	return u.root.Link(t, name)
+}
+
+// node creates a device or FIFO; allowed has already checked the type.
+func (u *unpacker) node(name string, hdr *tar.Header, mode fs.FileMode) error {
+	kind := uint32(syscall.S_IFIFO)
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		kind = syscall.S_IFCHR
+	case tar.TypeBlock:
+		kind = syscall.S_IFBLK
+	}
+	if hdr.Devmajor < 0 || hdr.Devminor < 0 {
+		return fmt.Errorf("negative device number %d,%d", hdr.Devmajor, hdr.Devminor)
+	}
+	if err := u.clear(name); err != nil {
+		return err
+	}
+	if err := mknod(u.root, name, kind|0o600, mkdev(uint64(hdr.Devmajor), uint64(hdr.Devminor))); err != nil {
+		return err
+	}
+	return u.setAttrs(name, mode, hdr.ModTime)
+}
+
+// clear makes way for a non-directory at name: an earlier file, symlink or
+// node is removed, an existing directory is refused.
+func (u *unpacker) clear(name string) error {
+	info, err := u.root.Lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case info.IsDir():
+		return fmt.Errorf("a directory already exists at %s", name)
+	}
+	return u.root.Remove(name)
+}
+
+// setAttrs applies mode and mtime to something unpack has just created, so
+// Chmod, which follows symlinks, never meets one.
+func (u *unpacker) setAttrs(name string, mode fs.FileMode, mtime time.Time) error {
+	if err := u.root.Chmod(name, mode); err != nil {
+		return err
+	}
+	return u.root.Chtimes(name, mtime, mtime)
+}
+
+// finishDirs applies directory modes and mtimes, deepest last-created
+// first, so no directory is closed before its children are done.
+func (u *unpacker) finishDirs() error {
+	for i := len(u.dirs) - 1; i >= 0; i-- {
+		d := u.dirs[i]
+		if err := u.setAttrs(d.name, d.mode, d.mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
