@@ -1,6 +1,7 @@
 package definitions
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -31,6 +32,30 @@ func (r SplitRule) Matches(name string) bool {
 	}
 	return false
 }
+
+// NewSplitRule compiles a rule. Workers receive rules as text over the wire
+// and compile them here, so a split happens exactly as the controller
+// resolved it.
+func NewSplitRule(artifact string, include []string) (SplitRule, error) {
+	r := SplitRule{Artifact: artifact, Include: include}
+	for i, expr := range include {
+		re, err := regexp.Compile(`^(?:` + expr + `)$`)
+		if err != nil {
+			return SplitRule{}, &badExpr{index: i, expr: expr, err: err}
+		}
+		r.res = append(r.res, re)
+	}
+	return r, nil
+}
+
+// badExpr says which expression of a rule does not compile.
+type badExpr struct {
+	index int
+	expr  string
+	err   error
+}
+
+func (e *badExpr) Error() string { return fmt.Sprintf("bad regular expression %q: %v", e.expr, e.err) }
 
 // MatchSplit returns the artifact of the first rule matching name, which is
 // how split rules are defined to apply; ok is false when none does.
@@ -84,13 +109,11 @@ func parseSplitRules(file string, items []*yaml.Node, what string) ([]SplitRule,
 			return nil, err
 		}
 		exprNodes, _, _ := m.list("include", what)
-		r := SplitRule{Artifact: name, Include: include}
-		for i, expr := range include {
-			re, err := regexp.Compile(`^(?:` + expr + `)$`)
-			if err != nil {
-				return nil, errorf(file, exprNodes[i].Line, "%s rule %q: bad regular expression %q: %v", what, name, expr, err)
-			}
-			r.res = append(r.res, re)
+		r, err := NewSplitRule(name, include)
+		if err != nil {
+			var be *badExpr
+			errors.As(err, &be)
+			return nil, errorf(file, exprNodes[be.index].Line, "%s rule %q: %v", what, name, err)
 		}
 		rules = append(rules, r)
 	}

@@ -91,6 +91,10 @@ type Options struct {
 	// MaxAttempts bounds how often a task is tried when attempts fail for
 	// setup reasons, so a broken step cannot be requeued forever.
 	MaxAttempts int
+	// JobIDPrefix starts every job id. A controller uses a fresh prefix each
+	// time it starts, so a worker's report about a job from before a restart
+	// can never be mistaken for a current job.
+	JobIDPrefix string
 }
 
 // Scheduler holds every live build, task and worker.
@@ -300,7 +304,7 @@ func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 			s.jobSeq++
 			t.state = Running
 			t.attempts++
-			t.jobID = "job-" + strconv.FormatUint(s.jobSeq, 10)
+			t.jobID = s.opts.JobIDPrefix + "job-" + strconv.FormatUint(s.jobSeq, 10)
 			t.worker = w.Name
 			w.running[t.jobID] = t
 			s.jobs[t.jobID] = t

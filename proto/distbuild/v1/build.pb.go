@@ -581,7 +581,9 @@ type BuildEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The build the event belongs to.
 	BuildId string `protobuf:"bytes,1,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
-	// Position in the build's event history, from 1, without gaps.
+	// Position in the build's event history, from 1, without gaps. Step
+	// output is relayed live but not kept in the history (each step's complete
+	// log is stored in the cache instead), so output events carry 0.
 	Sequence uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// When the controller recorded the event.
 	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
