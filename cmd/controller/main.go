@@ -1,0 +1,151 @@
+// Command controller runs the build farm's coordinator; see package
+// distbuild/controller and `controller --help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"distbuild/artifactcache"
+	"distbuild/artifactcache/daemon"
+	"distbuild/controller"
+	"distbuild/definitions"
+	"distbuild/gitmirror"
+	"distbuild/scheduler"
+)
+
+const about = `controller: the distbuild farm's coordinator.
+
+Usage: controller [flags]
+
+Initiators submit builds to it and workers dial in to it, both over gRPC on
+--listen. For each build it fetches the definitions repository at the
+requested commit (keeping mirrors under --state-dir), resolves the graph and
+cache keys, asks the artifact cache at --cache what is already built, and
+schedules the rest onto connected workers. Repository aliases such as
+upstream:zlib map onto --trove-git (e.g. http://trove:7080/git becomes
+http://trove:7080/git/upstream/zlib); --repo-alias adds or overrides some.
+
+It logs "listening grpc=ADDR" once it accepts connections; with port 0,
+--addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
+SIGTERM or SIGINT stops it.
+
+Flags:
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
+	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators and workers (port 0 picks one)")
+	stateDir := fs.String("state-dir", "", "directory for the controller's state: git mirrors of definitions (required)")
+	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
+	troveGit := fs.String("trove-git", "http://127.0.0.1:7080/git", "base URL of the trove's git repositories, for the default repo aliases")
+	aliases := fs.StringArray("repo-alias", nil, "repo alias as prefix=URL-pattern with %s for the name (repeatable)")
+	policy := fs.String("policy", "critical-path", "order in which ready steps start: critical-path or fifo")
+	maxAttempts := fs.Int("max-attempts", 3, "attempts of a step failing for setup reasons before the build fails")
+	lease := fs.Duration("worker-lease", 30*time.Second, "how long a worker may stay silent before its jobs are requeued")
+	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
+	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
+	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
+	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *stateDir == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "controller: --state-dir is required and no arguments are taken")
+		return 2
+	}
+	pol, ok := scheduler.Policies[*policy]
+	if !ok {
+		fmt.Fprintf(stderr, "controller: unknown --policy %q (want critical-path or fifo)\n", *policy)
+		return 2
+	}
+	repoAliases := definitions.NewRepoAliases(*troveGit)
+	for _, a := range *aliases {
+		if err := repoAliases.Set(a); err != nil {
+			fmt.Fprintf(stderr, "controller: %v\n", err)
+			return 2
+		}
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(stderr, "controller: unknown --log-level %q\n", *logLevel)
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "controller", Level: level, Output: stderr})
+
+	mirrors, err := gitmirror.New(filepath.Join(*stateDir, "git"), log.Named("git"))
+	if err != nil {
+		log.Error("cannot prepare the git mirrors", "error", err)
+		return 1
+	}
+	cache, err := artifactcache.Dial(*cacheAddr)
+	if err != nil {
+		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
+		return 1
+	}
+	defer cache.Close()
+	c := controller.New(controller.Config{
+		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
+		Cache:           controller.CacheIndex{Client: cache},
+		Aliases:         repoAliases,
+		Policy:          pol,
+		MaxAttempts:     *maxAttempts,
+		StepTimeout:     *stepTimeout,
+		WorkerLease:     *lease,
+		DisconnectGrace: *grace,
+		Logger:          log,
+	})
+
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("cannot listen", "address", *listen, "error", err)
+		return 1
+	}
+	srv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(16<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	c.Register(srv)
+	addr := lis.Addr().String()
+	if *addrFile != "" {
+		if err := daemon.WriteAddrFile(*addrFile, daemon.Addrs{GRPC: addr}); err != nil {
+			log.Error("cannot write the address file", "error", err)
+			return 1
+		}
+		defer os.Remove(*addrFile)
+	}
+	log.Info("listening", "grpc", addr, "cache", *cacheAddr, "policy", pol.Name())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		log.Info("stopping")
+		srv.Stop()
+	}()
+	if err := srv.Serve(lis); err != nil {
+		log.Error("serving failed", "error", err)
+		return 1
+	}
+	return 0
+}

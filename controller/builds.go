@@ -1,0 +1,294 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"distbuild/definitions"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/scheduler"
+)
+
+// buildService implements BuildService for initiators.
+type buildService struct {
+	pb.UnimplementedBuildServiceServer
+	c *Controller
+}
+
+func validateStart(req *pb.StartBuild) error {
+	switch {
+	case req == nil:
+		return status.Error(codes.InvalidArgument, "the first message of a Build stream must be a StartBuild")
+	case req.RepoUrl == "" || strings.HasPrefix(req.RepoUrl, "-"):
+		return status.Error(codes.InvalidArgument, "repo_url must name the definitions repository")
+	case !definitions.IsCommit(req.Commit):
+		return status.Errorf(codes.InvalidArgument, "commit %q is not a 40-character commit SHA", req.Commit)
+	case !fs.ValidPath(req.MorphologyPath) || !strings.HasSuffix(req.MorphologyPath, ".morph"):
+		return status.Errorf(codes.InvalidArgument, "morphology_path %q must be a relative path to a .morph file", req.MorphologyPath)
+	}
+	for _, c := range req.Components {
+		if c == "" {
+			return status.Error(codes.InvalidArgument, "components must not contain empty names")
+		}
+	}
+	return nil
+}
+
+// Build accepts a build, then streams its events until it ends. The stream
+// carries the client's cancellation; a client that goes away without
+// detaching has its build cancelled after the grace period.
+func (s *buildService) Build(stream pb.BuildService_BuildServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if err := validateStart(start); err != nil {
+		return err
+	}
+	b := s.c.startBuild(start)
+	sub := b.log.subscribe(1)
+	defer b.log.unsubscribe(sub)
+	s.c.follow(b, +1)
+	defer s.c.follow(b, -1)
+
+	// The client may cancel on the same stream.
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if msg.GetCancel() != nil {
+				s.c.cancelBuild(b.id, "cancelled by the initiator")
+			}
+		}
+	}()
+	return sendEvents(stream.Context(), sub, func(ev *pb.BuildEvent) error {
+		return stream.Send(&pb.BuildResponse{Event: ev})
+	})
+}
+
+func sendEvents(ctx context.Context, sub *subscription, send func(*pb.BuildEvent) error) error {
+	for {
+		ev, err := sub.next(ctx)
+		if err != nil {
+			return status.FromContextError(err).Err()
+		}
+		if ev == nil {
+			return nil
+		}
+		if err := send(ev); err != nil {
+			return err
+		}
+	}
+}
+
+// Attach replays a build's history and follows it.
+func (s *buildService) Attach(req *pb.AttachRequest, stream pb.BuildService_AttachServer) error {
+	b, err := s.c.lookup(req.BuildId)
+	if err != nil {
+		return err
+	}
+	sub := b.log.subscribe(req.FromSequence)
+	defer b.log.unsubscribe(sub)
+	s.c.follow(b, +1)
+	defer s.c.follow(b, -1)
+	return sendEvents(stream.Context(), sub, func(ev *pb.BuildEvent) error {
+		return stream.Send(&pb.AttachResponse{Event: ev})
+	})
+}
+
+// List summarizes builds, newest first.
+func (s *buildService) List(_ context.Context, req *pb.ListRequest) (*pb.ListResponse, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	resp := &pb.ListResponse{}
+	for i := len(s.c.order) - 1; i >= 0; i-- {
+		b := s.c.builds[s.c.order[i]]
+		if b.live() || req.IncludeEnded {
+			resp.Builds = append(resp.Builds, b.summary())
+		}
+	}
+	return resp, nil
+}
+
+// Status reports a build and each of its steps.
+func (s *buildService) Status(_ context.Context, req *pb.StatusRequest) (*pb.StatusResponse, error) {
+	b, err := s.c.lookup(req.BuildId)
+	if err != nil {
+		return nil, err
+	}
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	resp := &pb.StatusResponse{Build: b.summary()}
+	for _, name := range b.stepOrder {
+		// Copies: the response is encoded after the lock is released.
+		resp.Steps = append(resp.Steps, proto.Clone(b.steps[name]).(*pb.StepStatus))
+	}
+	return resp, nil
+}
+
+// Cancel stops a build.
+func (s *buildService) Cancel(_ context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
+	b, err := s.c.lookup(req.BuildId)
+	if err != nil {
+		return nil, err
+	}
+	s.c.cancelBuild(b.id, "cancelled on request")
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return &pb.CancelResponse{Build: b.summary()}, nil
+}
+
+func (c *Controller) lookup(id string) (*build, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.builds[id]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no build %q", id)
+	}
+	return b, nil
+}
+
+// startBuild records a new build and resolves it in the background.
+func (c *Controller) startBuild(req *pb.StartBuild) *build {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &build{
+		id:      randomID(6),
+		req:     req,
+		log:     nil,
+		created: time.Now(),
+		state:   pb.BuildState_BUILD_STATE_RESOLVING,
+		cancel:  cancel,
+		steps:   map[string]*pb.StepStatus{},
+	}
+	b.log = newEventLog(b.id)
+	c.mu.Lock()
+	c.builds[b.id] = b
+	c.order = append(c.order, b.id)
+	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_Accepted{Accepted: &pb.BuildAccepted{BuildId: b.id}}})
+	c.mu.Unlock()
+	c.log.Info("build accepted", "build", b.id, "repo", req.RepoUrl, "commit", req.Commit, "morph", req.MorphologyPath, "components", req.Components)
+	go c.resolve(ctx, b)
+	return b
+}
+
+// resolve plans a build, asks the cache what exists, and hands the rest to
+// the scheduler.
+func (c *Controller) resolve(ctx context.Context, b *build) {
+	started := time.Now()
+	p, err := c.makePlan(ctx, b.req)
+	var missing []string
+	if err == nil {
+		keys := make([]string, len(p.steps))
+		for i, s := range p.steps {
+			keys[i] = s.CacheKey
+		}
+		missing, err = c.cfg.Cache.MissingCacheKeys(ctx, keys)
+		if err != nil {
+			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !b.live() {
+		return // cancelled while resolving
+	}
+	if err != nil {
+		c.log.Warn("build could not be resolved", "build", b.id, "error", err)
+		c.endBuild(b, pb.BuildState_BUILD_STATE_FAILED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildFailed{BuildFailed: &pb.BuildFailed{Reason: err.Error()}}})
+		return
+	}
+	b.plan = p
+	isMissing := make(map[string]bool, len(missing))
+	for _, k := range missing {
+		isMissing[k] = true
+	}
+	gr := &pb.GraphResolved{TotalSteps: int32(len(p.steps))}
+	specs := make([]scheduler.TaskSpec, len(p.steps))
+	for i, s := range p.steps {
+		deps := make([]string, len(s.Deps))
+		names := make([]string, len(s.Deps))
+		for j, d := range s.Deps {
+			deps[j], names[j] = d.CacheKey, d.Name
+		}
+		cached := !isMissing[s.CacheKey]
+		if !cached {
+			gr.UnbuiltSteps++
+		}
+		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey}
+		gr.Steps = append(gr.Steps, &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: s.CacheKey, Cached: cached, DependsOn: names})
+		state := pb.StepState_STEP_STATE_WAITING
+		if cached {
+			state = pb.StepState_STEP_STATE_FINISHED
+		}
+		b.steps[s.Name] = &pb.StepStatus{Step: ref, State: state}
+		b.stepOrder = append(b.stepOrder, s.Name)
+		specs[i] = scheduler.TaskSpec{
+			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
+			Platform: scheduler.Platform{Arch: p.graph.Arch},
+			Duration: defaultDurations[s.Kind],
+			Payload:  &task{job: p.jobs[s], ref: ref},
+		}
+	}
+	b.state = pb.BuildState_BUILD_STATE_RUNNING
+	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: gr}})
+	c.log.Info("build resolved", "build", b.id, "steps", gr.TotalSteps, "unbuilt", gr.UnbuiltSteps, "took", time.Since(started))
+	events, err := c.sched.AddBuild(b.id, specs, b.req.KeepGoing)
+	if err != nil {
+		c.endBuild(b, pb.BuildState_BUILD_STATE_FAILED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildFailed{BuildFailed: &pb.BuildFailed{Reason: err.Error()}}})
+		return
+	}
+	c.apply(events)
+	c.dispatch()
+}
+
+// cancelBuild cancels a build wherever it is in its life.
+func (c *Controller) cancelBuild(id, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.builds[id]
+	if b == nil || !b.live() {
+		return
+	}
+	if events := c.sched.CancelBuild(id, reason); events != nil {
+		c.apply(events)
+		c.dispatch()
+		return
+	}
+	// Not scheduled yet: still resolving.
+	c.endBuild(b, pb.BuildState_BUILD_STATE_CANCELLED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildCancelled{BuildCancelled: &pb.BuildCancelled{Reason: reason}}})
+}
+
+// follow counts a build's followers. When the last one leaves a build that
+// was not detached, the build is cancelled after the grace period unless
+// someone attaches again.
+func (c *Controller) follow(b *build, delta int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b.followers += delta
+	if b.graceTimer != nil {
+		b.graceTimer.Stop()
+		b.graceTimer = nil
+	}
+	if b.followers > 0 || b.req.Detach || !b.live() {
+		return
+	}
+	c.log.Info("initiator disconnected; build will be cancelled unless someone attaches", "build", b.id, "grace", c.cfg.DisconnectGrace)
+	b.graceTimer = time.AfterFunc(c.cfg.DisconnectGrace, func() {
+		c.mu.Lock()
+		gone := b.followers == 0
+		c.mu.Unlock()
+		if gone {
+			c.cancelBuild(b.id, "the initiator disconnected and nobody re-attached")
+		}
+	})
+}

@@ -1,0 +1,201 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// maxQueuedOutput bounds the step output waiting for one slow subscriber.
+// Past it, output for that subscriber is replaced by a note saying how much
+// was left out (the complete logs are in the cache), so one initiator that
+// stops reading cannot make the controller hold unbounded memory.
+const maxQueuedOutput = 64 << 20
+
+// eventLog is one build's history plus the clients following it. History
+// events are numbered from 1; step output goes only to current followers.
+type eventLog struct {
+	buildID string
+
+	mu      sync.Mutex
+	history []*pb.BuildEvent
+	subs    map[*subscription]bool
+	ended   bool
+}
+
+func newEventLog(buildID string) *eventLog {
+	return &eventLog{buildID: buildID, subs: map[*subscription]bool{}}
+}
+
+// isTerminal reports whether ev ends a build.
+func isTerminal(ev *pb.BuildEvent) bool {
+	switch ev.Event.(type) {
+	case *pb.BuildEvent_BuildFinished, *pb.BuildEvent_BuildFailed, *pb.BuildEvent_BuildCancelled:
+		return true
+	}
+	return false
+}
+
+// publish records ev (unless it is output) and hands it to every follower.
+// After a terminal event the log accepts nothing more.
+func (l *eventLog) publish(ev *pb.BuildEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
+	ev.BuildId = l.buildID
+	ev.Time = timestamppb.Now()
+	_, output := ev.Event.(*pb.BuildEvent_StepOutput)
+	if !output {
+		ev.Sequence = uint64(len(l.history) + 1)
+		l.history = append(l.history, ev)
+	}
+	for s := range l.subs {
+		s.push(ev)
+	}
+	if isTerminal(ev) {
+		l.ended = true
+		for s := range l.subs {
+			s.close()
+		}
+		l.subs = nil
+	}
+}
+
+// subscribe replays history from sequence from (1 for all of it) and then
+// follows the build. Replay and registration happen under one lock, so no
+// event is missed or repeated.
+func (l *eventLog) subscribe(from uint64) *subscription {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &subscription{log: l, signal: make(chan struct{}, 1)}
+	if from == 0 {
+		from = 1
+	}
+	for _, ev := range l.history[min(int(from-1), len(l.history)):] {
+		s.push(ev)
+	}
+	if l.ended {
+		s.close()
+	} else {
+		l.subs[s] = true
+	}
+	return s
+}
+
+func (l *eventLog) unsubscribe(s *subscription) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.subs, s)
+}
+
+// events returns a copy of the history.
+func (l *eventLog) events() []*pb.BuildEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*pb.BuildEvent(nil), l.history...)
+}
+
+// subscription is one follower's queue of events.
+type subscription struct {
+	log    *eventLog
+	signal chan struct{}
+
+	mu          sync.Mutex
+	queue       []*pb.BuildEvent
+	outputBytes int
+	dropped     map[string]int // step name -> bytes of output left out
+	closed      bool
+}
+
+func (s *subscription) push(ev *pb.BuildEvent) {
+	s.mu.Lock()
+	if out, ok := ev.Event.(*pb.BuildEvent_StepOutput); ok {
+		n := len(out.StepOutput.Data)
+		if s.outputBytes+n > maxQueuedOutput {
+			if s.dropped == nil {
+				s.dropped = map[string]int{}
+			}
+			s.dropped[out.StepOutput.StepName] += n
+			s.mu.Unlock()
+			return
+		}
+		s.outputBytes += n
+	} else if name := stepNameOf(ev); name != "" && s.dropped[name] > 0 {
+		// Say where output went missing before the step's next event.
+		s.queue = append(s.queue, droppedNote(ev.BuildId, name, s.dropped[name]))
+		delete(s.dropped, name)
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.wake()
+}
+
+func droppedNote(buildID, step string, n int) *pb.BuildEvent {
+	return &pb.BuildEvent{BuildId: buildID, Event: &pb.BuildEvent_StepOutput{StepOutput: &pb.StepOutput{
+		StepName: step, Stream: pb.OutputStream_OUTPUT_STREAM_STDERR,
+		Data: fmt.Appendf(nil, "\n[distbuild: %d bytes of output were not relayed because this client fell behind; the complete log is in the artifact cache]\n", n),
+	}}}
+}
+
+func (s *subscription) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *subscription) wake() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next event, waiting for one; it returns nil, nil once the
+// build has ended and everything was delivered.
+func (s *subscription) next(ctx context.Context) (*pb.BuildEvent, error) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			ev := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			if out, ok := ev.Event.(*pb.BuildEvent_StepOutput); ok {
+				s.outputBytes -= len(out.StepOutput.Data)
+			}
+			s.mu.Unlock()
+			return ev, nil
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return nil, nil
+		}
+		select {
+		case <-s.signal:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// stepNameOf names the step an event is about, if any.
+func stepNameOf(ev *pb.BuildEvent) string {
+	switch e := ev.Event.(type) {
+	case *pb.BuildEvent_StepStarted:
+		return e.StepStarted.GetStep().GetStepName()
+	case *pb.BuildEvent_StepFinished:
+		return e.StepFinished.GetStep().GetStepName()
+	case *pb.BuildEvent_StepFailed:
+		return e.StepFailed.GetStep().GetStepName()
+	case *pb.BuildEvent_StepOutput:
+		return e.StepOutput.GetStepName()
+	}
+	return ""
+}

@@ -1,0 +1,456 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"distbuild/artifactcache"
+	"distbuild/artifactcache/daemon"
+	"distbuild/controller"
+	"distbuild/definitions"
+	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// farm is a controller with a real artifact cache and real git mirrors,
+// serving gRPC on a loopback port.
+type farm struct {
+	t        testing.TB
+	cache    *artifactcache.Client
+	conn     *grpc.ClientConn
+	builds   pb.BuildServiceClient
+	defsRepo string // path of the definitions repository
+	commit   string
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Info})
+}
+
+func startFarm(t testing.TB, lease time.Duration) *farm {
+	return startFarmWith(t, lease, testDefinitions)
+}
+
+func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *farm {
+	t.Helper()
+	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: testLogger(t).Named("trove")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx) }()
+	cache, err := artifactcache.Dial(d.Addrs().GRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrors, err := gitmirror.New(t.TempDir(), testLogger(t).Named("git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliases := definitions.NewRepoAliases("file:///nonexistent/git")
+	if err := aliases.Set("test=file:///nonexistent/%s"); err != nil {
+		t.Fatal(err)
+	}
+	c := controller.New(controller.Config{
+		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
+		Cache:           controller.CacheIndex{Client: cache},
+		Aliases:         aliases,
+		WorkerLease:     lease,
+		DisconnectGrace: 200 * time.Millisecond,
+		Logger:          testLogger(t).Named("controller"),
+	})
+	srv := grpc.NewServer()
+	c.Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Stop()
+		cache.Close()
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("trove stopped with %v", err)
+		}
+	})
+	f := &farm{t: t, cache: cache, conn: conn, builds: pb.NewBuildServiceClient(conn)}
+	f.defsRepo = t.TempDir()
+	f.commit = f.commitDefinitions(defs)
+	return f
+}
+
+// testDefinitions is a small system: a bootstrap stratum with two chunks
+// and a stratum of two chunks built on it.
+var testDefinitions = map[string]string{
+	"VERSION": "version: 8\n",
+	"strata/base.morph": `name: base
+kind: stratum
+chunks:
+- name: compiler
+  repo: test:compiler
+  ref: 1111111111111111111111111111111111111111
+  build-system: manual
+  build-mode: bootstrap
+- name: libc
+  repo: test:libc
+  ref: 2222222222222222222222222222222222222222
+  build-system: manual
+  build-mode: bootstrap
+  build-depends: [compiler]
+`,
+	"strata/apps.morph": `name: apps
+kind: stratum
+build-depends:
+- morph: strata/base.morph
+chunks:
+- name: hello
+  repo: test:hello
+  ref: 3333333333333333333333333333333333333333
+  build-system: manual
+- name: goodbye
+  repo: test:goodbye
+  ref: 4444444444444444444444444444444444444444
+  build-system: manual
+`,
+	"systems/test.morph": `name: test-system
+kind: system
+arch: x86_64
+strata:
+- morph: strata/base.morph
+- morph: strata/apps.morph
+`,
+}
+
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@localhost", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@localhost")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commitDefinitions writes files into the definitions repository and
+// commits them, returning the commit.
+func (f *farm) commitDefinitions(files map[string]string) string {
+	f.t.Helper()
+	if _, err := os.Stat(filepath.Join(f.defsRepo, ".git")); err != nil {
+		git(f.t, f.defsRepo, "init", "-q")
+	}
+	for name, content := range files {
+		p := filepath.Join(f.defsRepo, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	git(f.t, f.defsRepo, "add", "-A")
+	git(f.t, f.defsRepo, "commit", "-q", "--allow-empty", "-m", "definitions")
+	return git(f.t, f.defsRepo, "rev-parse", "HEAD")
+}
+
+func (f *farm) start(morph string, opts ...func(*pb.StartBuild)) *buildWatch {
+	f.t.Helper()
+	req := &pb.StartBuild{RepoUrl: f.defsRepo, Commit: f.commit, MorphologyPath: morph}
+	for _, o := range opts {
+		o(req)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	f.t.Cleanup(cancel)
+	stream, err := f.builds.Build(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: req}}); err != nil {
+		f.t.Fatal(err)
+	}
+	return &buildWatch{t: f.t, stream: stream, cancel: cancel}
+}
+
+// buildWatch follows one Build stream.
+type buildWatch struct {
+	t      testing.TB
+	stream pb.BuildService_BuildClient
+	cancel context.CancelFunc
+	events []*pb.BuildEvent
+}
+
+// wait reads events until the build ends and returns them all.
+func (b *buildWatch) wait() []*pb.BuildEvent {
+	b.t.Helper()
+	for {
+		resp, err := b.stream.Recv()
+		if err != nil {
+			b.t.Fatalf("build stream ended without a final event: %v (events so far: %v)", err, describe(b.events))
+		}
+		b.events = append(b.events, resp.Event)
+		switch resp.Event.Event.(type) {
+		case *pb.BuildEvent_BuildFinished, *pb.BuildEvent_BuildFailed, *pb.BuildEvent_BuildCancelled:
+			return b.events
+		}
+	}
+}
+
+// next reads one event.
+func (b *buildWatch) next() *pb.BuildEvent {
+	b.t.Helper()
+	resp, err := b.stream.Recv()
+	if err != nil {
+		b.t.Fatalf("build stream: %v", err)
+	}
+	b.events = append(b.events, resp.Event)
+	return resp.Event
+}
+
+func describe(events []*pb.BuildEvent) string {
+	var parts []string
+	for _, e := range events {
+		parts = append(parts, eventName(e))
+	}
+	return strings.Join(parts, " ")
+}
+
+func eventName(e *pb.BuildEvent) string {
+	switch x := e.Event.(type) {
+	case *pb.BuildEvent_Accepted:
+		return "accepted"
+	case *pb.BuildEvent_GraphResolved:
+		return fmt.Sprintf("resolved(%d/%d)", x.GraphResolved.UnbuiltSteps, x.GraphResolved.TotalSteps)
+	case *pb.BuildEvent_StepStarted:
+		return "started:" + x.StepStarted.Step.StepName
+	case *pb.BuildEvent_StepOutput:
+		return "output:" + x.StepOutput.StepName
+	case *pb.BuildEvent_StepFinished:
+		return "finished:" + x.StepFinished.Step.StepName
+	case *pb.BuildEvent_StepFailed:
+		return "failed:" + x.StepFailed.Step.StepName
+	case *pb.BuildEvent_BuildFinished:
+		return "BUILD-FINISHED"
+	case *pb.BuildEvent_BuildFailed:
+		return "BUILD-FAILED(" + x.BuildFailed.Reason + ")"
+	case *pb.BuildEvent_BuildCancelled:
+		return "BUILD-CANCELLED"
+	}
+	return "?"
+}
+
+// testWorker speaks the real Work protocol. Its "build" stores a small
+// artifact and a manifest in the real cache, unless told to fail a step.
+type testWorker struct {
+	t      testing.TB
+	name   string
+	cache  *artifactcache.Client
+	stream pb.WorkerService_WorkClient
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	started []string          // step names, in the order jobs arrived
+	fail    map[string]string // step name -> reason for a build failure
+	hold    map[string]bool   // steps to keep running until released
+	held    map[string]*pb.Job
+	status  map[string]*pb.JobStatus
+	// cancelled is set when the controller cancels a job this worker holds.
+	cancelled bool
+	// noop, when set, makes every job succeed at once with a manifest
+	// naming this blob, without uploads or output: a no-op step.
+	noop *pb.Digest
+	// arrived and reported time each job's arrival and done report.
+	arrived  map[string]time.Time
+	reported map[string]time.Time
+	sendMu    sync.Mutex
+}
+
+func (f *farm) worker(name string, slots int) *testWorker {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.t.Cleanup(cancel)
+	stream, err := pb.NewWorkerServiceClient(f.conn).Work(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
+		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
+		arrived: map[string]time.Time{}, reported: map[string]time.Time{}}
+	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: name, Slots: int32(slots), Arch: "x86_64"}}})
+	go w.serve()
+	return w
+}
+
+func (w *testWorker) send(m *pb.WorkRequest) {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	_ = w.stream.Send(m)
+}
+
+func (w *testWorker) serve() {
+	for {
+		resp, err := w.stream.Recv()
+		if err != nil {
+			return
+		}
+		if len(resp.AcknowledgedJobIds) > 0 {
+			w.mu.Lock()
+			for _, id := range resp.AcknowledgedJobIds {
+				delete(w.status, id)
+			}
+			w.mu.Unlock()
+		}
+		if len(resp.CancelJobIds) > 0 {
+			w.mu.Lock()
+			for _, id := range resp.CancelJobIds {
+				if _, ok := w.status[id]; ok {
+					w.cancelled = true
+				}
+			}
+			w.mu.Unlock()
+		}
+		for _, j := range resp.Start {
+			w.mu.Lock()
+			w.arrived[j.Name] = time.Now()
+			w.started = append(w.started, j.Name)
+			hold := w.hold[j.Name]
+			if hold {
+				w.held[j.Name] = j
+				w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_RUNNING}
+			}
+			w.mu.Unlock()
+			if !hold {
+				go w.build(j)
+			}
+		}
+	}
+}
+
+// build pretends to build: output, an artifact, a log and a manifest.
+func (w *testWorker) build(j *pb.Job) {
+	ctx := context.Background()
+	if w.noop != nil {
+		m := &pb.Manifest{CacheKey: j.CacheKey, StepName: j.Name, Kind: j.Kind, Worker: w.name, Files: []*pb.ManifestFile{
+			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: w.noop}}}
+		if err := w.cache.PutManifest(ctx, m); err != nil {
+			w.t.Errorf("storing a manifest: %v", err)
+			return
+		}
+		w.mu.Lock()
+		w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_DONE, Manifest: m}
+		w.reported[j.Name] = time.Now()
+		w.mu.Unlock()
+		w.report()
+		return
+	}
+	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{JobId: j.JobId, Stream: pb.OutputStream_OUTPUT_STREAM_STDOUT, Data: []byte("building " + j.Name + "\n")}}})
+	logD, err := w.cache.UploadBytes(ctx, []byte("log of "+j.Name))
+	if err != nil {
+		w.t.Errorf("uploading a log: %v", err)
+		return
+	}
+	w.mu.Lock()
+	reason, fail := w.fail[j.Name]
+	w.mu.Unlock()
+	st := &pb.JobStatus{JobId: j.JobId}
+	if fail {
+		st.Phase = pb.JobPhase_JOB_PHASE_FAILED
+		st.Failure = &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_BUILD, Reason: reason, ExitCode: 2, Log: logD.Proto()}
+	} else {
+		artD, err := w.cache.UploadBytes(ctx, []byte("artifact of "+j.Name+" "+j.CacheKey))
+		if err != nil {
+			w.t.Errorf("uploading an artifact: %v", err)
+			return
+		}
+		m := &pb.Manifest{CacheKey: j.CacheKey, StepName: j.Name, Kind: j.Kind, Worker: w.name, Files: []*pb.ManifestFile{
+			{Name: j.Name + "-misc", Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: artD.Proto()},
+			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logD.Proto()},
+		}}
+		if err := w.cache.PutManifest(ctx, m); err != nil {
+			w.t.Errorf("storing a manifest: %v", err)
+			return
+		}
+		st.Phase, st.Manifest = pb.JobPhase_JOB_PHASE_DONE, m
+	}
+	w.mu.Lock()
+	w.status[j.JobId] = st
+	w.mu.Unlock()
+	w.report()
+}
+
+// report sends the full snapshot of the worker's jobs.
+func (w *testWorker) report() {
+	w.mu.Lock()
+	state := &pb.WorkerState{}
+	for _, s := range w.status {
+		state.Jobs = append(state.Jobs, s)
+	}
+	w.mu.Unlock()
+	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_State{State: state}})
+}
+
+// release finishes a held step.
+func (w *testWorker) release(step string) {
+	w.mu.Lock()
+	j := w.held[step]
+	delete(w.hold, step)
+	w.mu.Unlock()
+	if j == nil {
+		w.t.Fatalf("%s never reached worker %s", step, w.name)
+	}
+	w.build(j)
+}
+
+func (w *testWorker) startedSteps() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.started...)
+}
+
+// waitHeld waits until a held step has arrived.
+func (w *testWorker) waitHeld(step string) *pb.Job {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		j := w.held[step]
+		w.mu.Unlock()
+		if j != nil {
+			return j
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.t.Fatalf("%s never reached worker %s", step, w.name)
+	return nil
+}
+
+func mapFS(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for name, data := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	return fsys
+}
