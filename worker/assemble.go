@@ -1,0 +1,144 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/sandbox"
+	"distbuild/worker/tarball"
+)
+
+// stratumMember is one chunk artifact of a stratum artifact, in the
+// stratum's metadata blob. Members point at chunk artifacts by cache key,
+// not blob digest, so a chunk rebuilt after an eviction still satisfies it.
+type stratumMember struct {
+	CacheKey string `json:"cache_key"`
+	Artifact string `json:"artifact"`
+	Chunk    string `json:"chunk"`
+}
+
+// recordStratum writes one metadata blob per stratum artifact listing the
+// chunk artifacts it holds. Split artifacts a chunk did not produce (it
+// installed nothing matching them) are left out.
+func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *output) ([]*pb.ManifestFile, error) {
+	manifests := map[string]*pb.Manifest{}
+	var files []*pb.ManifestFile
+	for _, a := range s.Artifacts {
+		members := []stratumMember{}
+		for _, m := range a.Members {
+			cm, ok := manifests[m.CacheKey]
+			if !ok {
+				var err error
+				if cm, err = w.manifest(ctx, m.CacheKey); err != nil {
+					return nil, err
+				}
+				manifests[m.CacheKey] = cm
+			}
+			if slices.ContainsFunc(cm.Files, func(f *pb.ManifestFile) bool { return f.Name == m.Artifact }) {
+				members = append(members, stratumMember{CacheKey: m.CacheKey, Artifact: m.Artifact, Chunk: cm.StepName})
+			}
+		}
+		data, err := json.MarshalIndent(members, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		d, err := w.cfg.Cache.UploadBytes(ctx, data)
+		if err != nil {
+			return nil, fmt.Errorf("uploading %s: %w", a.Name, err)
+		}
+		files = append(files, &pb.ManifestFile{Name: a.Name, Role: pb.FileRole_FILE_ROLE_METADATA, Digest: d.Proto()})
+		out.note("# %s: %d chunk artifacts", a.Name, len(members))
+	}
+	return files, nil
+}
+
+// assembleSystem unpacks the system's chunk artifacts into a root file
+// system, runs the system-integration commands inside it, and packs it as
+// the "<system>-rootfs" artifact.
+func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, dir string, out *output) ([]*pb.ManifestFile, error) {
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_STAGING)
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	manifests := map[string]*pb.Manifest{}
+	for _, c := range s.Contents {
+		m, ok := manifests[c.CacheKey]
+		if !ok {
+			var err error
+			if m, err = w.manifest(ctx, c.CacheKey); err != nil {
+				return nil, err
+			}
+			manifests[c.CacheKey] = m
+		}
+		i := slices.IndexFunc(m.Files, func(f *pb.ManifestFile) bool { return f.Name == c.Artifact })
+		if i < 0 {
+			continue // the chunk installed nothing for this split
+		}
+		// A system is a real OS: its device nodes and setuid programs are
+		// meant to be there.
+		if err := w.unpackArtifact(ctx, m.Files[i], root, tarball.UnpackOptions{AllowDevices: true, AllowSetuid: true}); err != nil {
+			return nil, err
+		}
+		out.note("# added %s", c.Artifact)
+	}
+
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_RUNNING)
+	for _, step := range s.Integration {
+		for _, cmd := range step.Commands {
+			out.note("# system-integration %s: %s", step.Name, cmd)
+			if err := w.integrate(ctx, root, cmd, out); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_UPLOADING)
+	name := j.spec.Name + "-rootfs"
+	packed, err := tarball.Pack(root, filepath.Join(dir, "artifacts"), func(string) (string, bool) { return name, true })
+	if err != nil {
+		return nil, fmt.Errorf("packing the root file system: %w", err)
+	}
+	var files []*pb.ManifestFile
+	for _, a := range packed {
+		f, err := w.upload(ctx, a.Path, a.Name, pb.FileRole_FILE_ROLE_ARTIFACT)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+		out.note("# artifact %s: %d bytes", a.Name, a.Size)
+	}
+	return files, nil
+}
+
+// integrate runs one system-integration command with the assembled root as
+// its root file system: under bubblewrap with no network when the worker
+// sandboxes, otherwise with chroot.
+func (w *Worker) integrate(ctx context.Context, root, command string, out *output) error {
+	if _, err := os.Stat(filepath.Join(root, "bin", "sh")); err != nil {
+		return fmt.Errorf("system-integration needs /bin/sh in the system, and it has none")
+	}
+	var cmd *exec.Cmd
+	if w.cfg.Sandbox == sandbox.Bwrap {
+		cmd = exec.CommandContext(ctx, "bwrap", "--bind", root, "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+			"--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", "/", "/bin/sh", "-c", command)
+	} else {
+		cmd = exec.CommandContext(ctx, "chroot", root, "/bin/sh", "-c", command)
+	}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"}
+	cmd.Stdout = out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT)
+	cmd.Stderr = out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR)
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok && ctx.Err() == nil {
+			return &commandError{phase: "system-integration", command: command, exitCode: ee.ExitCode()}
+		}
+		return fmt.Errorf("system-integration command %q: %w", firstLine(command), err)
+	}
+	return nil
+}

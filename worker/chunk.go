@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"distbuild/definitions"
+	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/sandbox"
+	"distbuild/worker/tarball"
+)
+
+var buildModeNames = map[pb.BuildMode]string{
+	pb.BuildMode_BUILD_MODE_STAGING:   "staging",
+	pb.BuildMode_BUILD_MODE_BOOTSTRAP: "bootstrap",
+	pb.BuildMode_BUILD_MODE_TEST:      "test",
+}
+
+// buildChunk fetches, stages, builds and packs one chunk.
+func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir string, out *output) ([]*pb.ManifestFile, error) {
+	mode, ok := buildModeNames[c.BuildMode]
+	if !ok {
+		return nil, fmt.Errorf("unknown build mode %v", c.BuildMode)
+	}
+	rules := make([]definitions.SplitRule, 0, len(c.SplitRules))
+	for _, r := range c.SplitRules {
+		rule, err := definitions.NewSplitRule(r.Artifact, r.Include)
+		if err != nil {
+			return nil, fmt.Errorf("split rule %s: %w", r.Artifact, err)
+		}
+		rules = append(rules, rule)
+	}
+
+	build, staging, destdir := filepath.Join(dir, "build"), filepath.Join(dir, "staging"), filepath.Join(dir, "install")
+	repo, err := w.cfg.Git.Ensure(ctx, c.RepoUrl, c.Commit)
+	if err != nil {
+		return nil, err
+	}
+	subs := make([]gitmirror.Submodule, len(c.Submodules))
+	for i, s := range c.Submodules {
+		subs[i] = gitmirror.Submodule{Path: s.Path, URL: s.Url}
+	}
+	if err := repo.Checkout(ctx, c.Commit, build, subs); err != nil {
+		return nil, err
+	}
+	out.note("# source %s at %s", c.RepoUrl, c.Commit)
+
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_STAGING)
+	for _, d := range []string{staging, destdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.stage(ctx, j.spec.Staging, staging, out); err != nil {
+		return nil, err
+	}
+
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_RUNNING)
+	spec := sandbox.Spec{
+		Mode:      w.cfg.Sandbox,
+		BuildMode: mode,
+		Staging:   staging,
+		BuildDir:  build,
+		DestDir:   destdir,
+		Stdout:    out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
+		Stderr:    out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
+	}
+	spec.Env = w.buildEnv(j.spec, c, spec)
+	for _, phase := range c.Phases {
+		for _, cmd := range phase.Commands {
+			out.note("# %s: %s", phase.Name, cmd)
+			spec.Command = cmd
+			res, err := sandbox.Run(ctx, spec)
+			if err != nil {
+				return nil, fmt.Errorf("%s command %q: %w", phase.Name, firstLine(cmd), err)
+			}
+			if res.ExitCode != 0 {
+				return nil, &commandError{phase: phase.Name, command: cmd, exitCode: res.ExitCode}
+			}
+		}
+	}
+
+	w.setPhase(j, pb.JobPhase_JOB_PHASE_UPLOADING)
+	if err := makeDevices(destdir, c.Devices); err != nil {
+		return nil, err
+	}
+	packed, err := tarball.Pack(destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
+		return definitions.MatchSplit(rules, p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("packing the artifacts: %w", err)
+	}
+	var files []*pb.ManifestFile
+	for _, a := range packed {
+		f, err := w.upload(ctx, a.Path, a.Name, pb.FileRole_FILE_ROLE_ARTIFACT)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+		out.note("# artifact %s: %d bytes", a.Name, a.Size)
+	}
+	if len(files) == 0 {
+		out.note("# the chunk installed nothing")
+	}
+	return files, nil
+}
+
+// buildEnv is the environment of a chunk's commands: a clean base (so the
+// worker's own environment cannot leak into artifacts) plus the variables
+// the definitions format promises.
+func (w *Worker) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec) []string {
+	_, destInside := spec.Paths()
+	jobs := int(c.MaxJobs)
+	if jobs <= 0 {
+		jobs = w.cfg.MaxJobs
+	}
+	env := []string{
+		"PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+		"HOME=/tmp",
+		"LC_ALL=C",
+		"TERM=dumb",
+		"SOURCE_DATE_EPOCH=0",
+		"PREFIX=" + c.Prefix,
+		"DESTDIR=" + destInside,
+		"MORPH_ARCH=" + job.Arch,
+		"MAKEFLAGS=-j" + strconv.Itoa(jobs),
+	}
+	if spec.HostTools() {
+		env[0] = "PATH=" + os.Getenv("PATH")
+		env = sandbox.StagingEnv(spec.Staging, env)
+	}
+	return env
+}

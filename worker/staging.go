@@ -1,0 +1,81 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"distbuild/artifactcache/digest"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/tarball"
+)
+
+// manifest fetches the manifest of an artifact the job needs.
+func (w *Worker) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, error) {
+	key, err := digest.ParseCacheKey(cacheKey)
+	if err != nil {
+		return nil, err
+	}
+	m, err := w.cfg.Cache.GetManifest(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the manifest of %s: %w", cacheKey, err)
+	}
+	return m, nil
+}
+
+// blob returns the path of a blob in the local cache, downloading (and
+// verifying) it first when it is not there. Blobs are immutable and named by
+// digest, so a present file is the right content.
+func (w *Worker) blob(ctx context.Context, d *pb.Digest) (string, error) {
+	dg, err := digest.FromProto(d)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(w.cfg.WorkDir, "blobs", dg.Hash().String())
+	if fi, err := os.Stat(path); err == nil && fi.Size() == dg.Size() {
+		return path, nil
+	}
+	if err := w.cfg.Cache.Download(ctx, dg, path); err != nil {
+		return "", fmt.Errorf("downloading %s: %w", dg, err)
+	}
+	return path, nil
+}
+
+// unpackArtifact extracts one file of a manifest into dest.
+func (w *Worker) unpackArtifact(ctx context.Context, f *pb.ManifestFile, dest string, opts tarball.UnpackOptions) error {
+	path, err := w.blob(ctx, f.Digest)
+	if err != nil {
+		return err
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := tarball.Unpack(r, dest, opts); err != nil {
+		return fmt.Errorf("unpacking %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+// stage unpacks every split artifact of the given chunks into dest, in
+// order, as a chunk's staging area.
+func (w *Worker) stage(ctx context.Context, keys []string, dest string, out *output) error {
+	for _, k := range keys {
+		m, err := w.manifest(ctx, k)
+		if err != nil {
+			return err
+		}
+		for _, f := range m.Files {
+			if f.Role != pb.FileRole_FILE_ROLE_ARTIFACT {
+				continue
+			}
+			if err := w.unpackArtifact(ctx, f, dest, tarball.UnpackOptions{}); err != nil {
+				return err
+			}
+		}
+		out.note("staged %s (%s)", m.StepName, k[:12])
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"distbuild/artifactcache"
+	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/sandbox"
+)
+
+// Config describes a worker.
+type Config struct {
+	Name  string
+	Slots int
+	Arch  string
+	Tags  map[string]string
+	// Conn is the connection to the controller.
+	Conn grpc.ClientConnInterface
+	// WorkDir holds build directories, git mirrors and the local blob cache.
+	WorkDir string
+	Sandbox sandbox.Mode
+	Cache   *artifactcache.Client
+	Git     *gitmirror.Cache
+	// MaxJobs is the make parallelism for chunks that do not set max-jobs.
+	MaxJobs int
+	// KeepBuildDirs leaves each job's directory behind, for debugging.
+	KeepBuildDirs bool
+	Logger        hclog.Logger
+}
+
+// Worker serves one controller.
+type Worker struct {
+	cfg Config
+	log hclog.Logger
+
+	mu   sync.Mutex
+	jobs map[string]*job
+	// outbox is the current session's channel to the controller, nil while
+	// disconnected; sessionDone closes when that session ends.
+	outbox      chan *pb.WorkRequest
+	sessionDone chan struct{}
+	// changed wakes the session to send a fresh snapshot.
+	changed chan struct{}
+}
+
+// New checks the configuration and prepares the work directory.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.Git == nil {
+		return nil, errors.New("worker: name, slots, arch, controller connection, cache and git are all required")
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	for _, d := range []string{"jobs", "blobs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.WorkDir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
+		}
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
+}
+
+// Run serves the controller until ctx ends, reconnecting with backoff
+// whenever the connection drops. Running jobs carry on while disconnected.
+func (w *Worker) Run(ctx context.Context) error {
+	client := pb.NewWorkerServiceClient(w.cfg.Conn)
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := w.session(ctx, client)
+		if ctx.Err() != nil {
+			w.cancelAll()
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		w.log.Warn("lost the controller; reconnecting", "error", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			w.cancelAll()
+			return nil
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// session runs one Work stream until it fails.
+func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Work(ctx)
+	if err != nil {
+		return err
+	}
+	reg := &pb.WorkerRegistration{Name: w.cfg.Name, Slots: int32(w.cfg.Slots), Arch: w.cfg.Arch, Tags: w.cfg.Tags}
+	if err := stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}}); err != nil {
+		return err
+	}
+	outbox := make(chan *pb.WorkRequest, 64)
+	done := make(chan struct{})
+	w.mu.Lock()
+	w.outbox, w.sessionDone = outbox, done
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.outbox, w.sessionDone = nil, nil
+		w.mu.Unlock()
+		close(done)
+	}()
+	w.log.Info("connected to the controller", "name", w.cfg.Name, "slots", w.cfg.Slots, "arch", w.cfg.Arch)
+
+	sendErr := make(chan error, 1)
+	reportEvery := make(chan time.Duration, 1)
+	go func() { sendErr <- w.sender(ctx, stream, outbox, reportEvery) }()
+	w.reportChanged()
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			select {
+			case serr := <-sendErr:
+				if serr != nil {
+					return serr
+				}
+			default:
+			}
+			return err
+		}
+		if d := resp.GetReportDeadline(); d != nil {
+			select {
+			case reportEvery <- time.Until(d.AsTime()) / 3:
+			default:
+			}
+		}
+		for _, id := range resp.CancelJobIds {
+			w.cancelJob(id)
+		}
+		for _, id := range resp.AcknowledgedJobIds {
+			w.forget(id)
+		}
+		for _, j := range resp.Start {
+			w.startJob(ctx, j)
+		}
+	}
+}
+
+// sender is the only goroutine that writes to the stream: queued messages
+// in order, and a snapshot whenever jobs change or a report is due.
+func (w *Worker) sender(ctx context.Context, stream pb.WorkerService_WorkClient, outbox chan *pb.WorkRequest, reportEvery chan time.Duration) error {
+	interval := 10 * time.Second
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		var msg *pb.WorkRequest
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg = <-outbox:
+		case <-w.changed:
+			msg = w.snapshot()
+		case <-ticker.C:
+			msg = w.snapshot()
+		case d := <-reportEvery:
+			if d > 0 && d != interval {
+				interval = d
+				ticker.Reset(interval)
+			}
+			continue
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// reportChanged asks for a snapshot to be sent soon.
+func (w *Worker) reportChanged() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// emit queues a message for the controller, waiting while the queue is
+// full; it drops the message when disconnected (the log file keeps output).
+func (w *Worker) emit(ctx context.Context, msg *pb.WorkRequest) {
+	w.mu.Lock()
+	outbox, done := w.outbox, w.sessionDone
+	w.mu.Unlock()
+	if outbox == nil {
+		return
+	}
+	select {
+	case outbox <- msg:
+	case <-done:
+	case <-ctx.Done():
+	}
+}
