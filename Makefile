@@ -45,4 +45,6 @@ demo:
 
 ## bench: the benchmarks whose figures the README records
 bench:
-	go test -run '^$$' -bench . -cpu 1 ./definitions/
+	go test -run '^$$' -bench Resolve -cpu 1 ./definitions/
+	go test -run '^$$' -bench . -benchtime 5x ./controller/
+	go test -run '^$$' -bench . ./artifactcache/

@@ -31,6 +31,8 @@ type command struct {
 
 var commands = map[string]command{
 	"graph": {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
+	"build": {summary: "build a system on the farm, following its progress", run: runBuild},
+	"fetch": {summary: "download an artifact from the cache and unpack it", run: runFetch},
 }
 
 // Env is what a command may touch of the outside world, so tests can run

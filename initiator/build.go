@@ -1,0 +1,124 @@
+package initiator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// DefaultController is where the controller listens unless told otherwise.
+const DefaultController = "127.0.0.1:7878"
+
+const buildAbout = `Builds a system of the definitions checkout you are in on the distbuild farm.
+The controller builds the commit at HEAD, fetched from the checkout's remote:
+commit and push your changes first (the command refuses otherwise). Every
+step's log is written to build-step-<name>.log in the current directory as
+it arrives. Ctrl-C cancels the build; exit status 0 means every step
+succeeded.`
+
+func controllerFlag(fs interface {
+	StringVar(*string, string, string, string)
+}) *string {
+	addr := envOr("DISTBUILD_CONTROLLER", DefaultController)
+	fs.StringVar(&addr, "controller", addr, "controller address host:port (default from $DISTBUILD_CONTROLLER)")
+	return &addr
+}
+
+func runBuild(env *Env, args []string) int {
+	fs := newFlags(env, "build", "[flags] SYSTEM_MORPH", buildAbout)
+	controller := controllerFlag(fs)
+	repo := fs.String("repo", "", "URL the controller fetches the definitions from (default: the remote's URL)")
+	remote := fs.String("remote", "origin", "git remote whose URL is used when --repo is not given")
+	partial := fs.StringArray("partial", nil, "build only this chunk or stratum and its dependencies (repeatable)")
+	detach := fs.Bool("detach", false, "submit the build, print its id and exit; it keeps running")
+	keepGoing := fs.Bool("keep-going", false, "after a step fails, still build every step that does not depend on it")
+	if ok, status := parseFlags(fs, args); !ok {
+		return status
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return ExitUsage
+	}
+	root, morph, err := findDefinitions(env.Dir, fs.Arg(0))
+	if err != nil {
+		return fail(env, "build", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	co, err := inspectCheckout(ctx, root, *remote, *repo)
+	if err != nil {
+		return fail(env, "build", err)
+	}
+	conn, err := grpc.NewClient(*controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fail(env, "build", err)
+	}
+	defer conn.Close()
+	stream, err := pb.NewBuildServiceClient(conn).Build(ctx)
+	if err != nil {
+		return fail(env, "build", fmt.Errorf("cannot reach the controller at %s: %s", *controller, status.Convert(err).Message()))
+	}
+	start := &pb.StartBuild{RepoUrl: co.repoURL, Commit: co.commit, MorphologyPath: morph, Components: *partial, Detach: *detach, KeepGoing: *keepGoing}
+	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: start}}); err != nil {
+		return fail(env, "build", fmt.Errorf("sending the build to %s: %w", *controller, err))
+	}
+
+	interrupts := make(chan os.Signal, 2)
+	signal.Notify(interrupts, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(interrupts)
+	go func() {
+		<-interrupts
+		fmt.Fprintln(env.Stderr, "\ninitiator: cancelling the build (press Ctrl-C again to leave it to the controller's grace period)")
+		_ = stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Cancel{Cancel: &pb.CancelBuild{}}})
+		<-interrupts
+		stop()
+	}()
+
+	w := newWatcher(env, isTerminal(env.Stdout))
+	defer w.close()
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return fail(env, "build", errors.New("the controller closed the stream before the build ended"))
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ExitFailure
+			}
+			return fail(env, "build", fmt.Errorf("lost the controller at %s: %s", *controller, status.Convert(err).Message()))
+		}
+		ev := resp.GetEvent()
+		if done, code := w.handle(ev); done {
+			return code
+		}
+		if ev.GetAccepted() != nil && *detach {
+			fmt.Fprintf(env.Stdout, "%s\n", ev.GetAccepted().GetBuildId())
+			return ExitOK
+		}
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// progress can be redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// elapsed formats a duration for progress lines.
+func elapsed(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }

@@ -1,0 +1,95 @@
+package initiator_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"distbuild/initiator"
+)
+
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@localhost", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@localhost")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// pushedCheckout makes the generated checkout a git repository whose HEAD
+// is pushed to a bare "origin".
+func pushedCheckout(t *testing.T) (dir, system string) {
+	t.Helper()
+	dir, tree := checkout(t)
+	bare := filepath.Join(t.TempDir(), "defs.git")
+	gitIn(t, dir, "init", "-q", "-b", "master")
+	gitIn(t, dir, "add", "-A")
+	gitIn(t, dir, "commit", "-q", "-m", "definitions")
+	gitIn(t, dir, "init", "-q", "--bare", bare)
+	gitIn(t, dir, "remote", "add", "origin", bare)
+	gitIn(t, dir, "push", "-q", "origin", "master")
+	return dir, tree.FullSystem
+}
+
+// The refusals happen before the controller is contacted, so an address
+// where nothing listens proves no build was submitted.
+const nowhere = "127.0.0.1:1"
+
+func TestBuildRefusesUncommittedChangesToDefinitions(t *testing.T) {
+	dir, system := pushedCheckout(t)
+	morph := filepath.Join(dir, "strata", "stratum-001.morph")
+	data, _ := os.ReadFile(morph)
+	os.WriteFile(morph, append(data, []byte("# edited\n")...), 0o644)
+	status, _, errOut := run("build", "--controller", nowhere, system)
+	if status != initiator.ExitFailure || !strings.Contains(errOut, "uncommitted changes") || !strings.Contains(errOut, "strata/stratum-001.morph") || !strings.Contains(errOut, "commit them and push") {
+		t.Errorf("exit %d: %s\nwant a refusal naming the changed morph and saying to commit and push", status, errOut)
+	}
+
+	gitIn(t, dir, "checkout", "--", ".")
+	os.WriteFile(filepath.Join(dir, "strata", "new.morph"), []byte("name: new\n"), 0o644)
+	if status, _, errOut := run("build", "--controller", nowhere, system); status != initiator.ExitFailure || !strings.Contains(errOut, "strata/new.morph") {
+		t.Errorf("an untracked morph: exit %d: %s", status, errOut)
+	}
+	os.Remove(filepath.Join(dir, "strata", "new.morph"))
+	// Files that are not definitions do not matter.
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644)
+	if _, _, errOut := run("build", "--controller", nowhere, system); strings.Contains(errOut, "uncommitted") {
+		t.Errorf("a stray non-morph file was treated as a change to the definitions: %s", errOut)
+	}
+}
+
+func TestBuildRefusesAHeadThatIsNotOnTheRemote(t *testing.T) {
+	dir, system := pushedCheckout(t)
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "not pushed")
+	status, _, errOut := run("build", "--controller", nowhere, system)
+	if status != initiator.ExitFailure || !strings.Contains(errOut, "is not on") || !strings.Contains(errOut, "git push origin HEAD") {
+		t.Errorf("exit %d: %s\nwant a refusal saying to push", status, errOut)
+	}
+}
+
+func TestBuildRefusesAnUnreachableRemote(t *testing.T) {
+	dir, system := pushedCheckout(t)
+	gitIn(t, dir, "remote", "set-url", "origin", filepath.Join(t.TempDir(), "missing.git"))
+	if status, _, errOut := run("build", "--controller", nowhere, system); status != initiator.ExitFailure || !strings.Contains(errOut, "cannot list the refs of") {
+		t.Errorf("exit %d: %s\nwant a clear failure to reach the remote", status, errOut)
+	}
+}
+
+func TestBuildSubmitsAPushedHeadOfAnAncestorOfTheRemote(t *testing.T) {
+	dir, system := pushedCheckout(t)
+	// HEAD behind the remote's branch is still fetchable by the controller.
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "later")
+	gitIn(t, dir, "push", "-q", "origin", "master")
+	gitIn(t, dir, "checkout", "-q", "HEAD~1")
+	status, _, errOut := run("build", "--controller", nowhere, system)
+	// It gets as far as the controller, which is not there.
+	if status != initiator.ExitFailure || !strings.Contains(errOut, "controller") || strings.Contains(errOut, "is not on") {
+		t.Errorf("exit %d: %s\nwant the checks to pass and the controller to be unreachable", status, errOut)
+	}
+}

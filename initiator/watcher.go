@@ -1,0 +1,190 @@
+package initiator
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// failureTailLines is how much of a failed step's log is shown at the end.
+const failureTailLines = 20
+
+// watcher follows a build's events: it writes each step's output to
+// build-step-<name>.log and tells the user what is happening, redrawing a
+// progress line on a terminal and printing plain lines otherwise.
+type watcher struct {
+	env     *Env
+	tty     bool
+	start   time.Time
+	logs    map[string]*os.File
+	seen    map[string]bool // steps whose log was started in this run
+	running map[string]string
+	total   int
+	unbuilt int
+	done    int
+	status  string // the progress line currently drawn
+}
+
+func newWatcher(env *Env, tty bool) *watcher {
+	return &watcher{env: env, tty: tty, start: time.Now(), logs: map[string]*os.File{}, seen: map[string]bool{}, running: map[string]string{}}
+}
+
+// logName is the file a step's log goes to; names come from definitions,
+// so anything that could leave the directory is replaced.
+func logName(step string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, step)
+	if safe == "." || safe == ".." {
+		safe = "_"
+	}
+	return "build-step-" + safe + ".log"
+}
+
+// say prints a line above the progress line.
+func (w *watcher) say(format string, args ...any) {
+	if w.tty && w.status != "" {
+		fmt.Fprint(w.env.Stdout, "\r\033[K")
+	}
+	fmt.Fprintf(w.env.Stdout, format+"\n", args...)
+	w.redraw()
+}
+
+func (w *watcher) redraw() {
+	if !w.tty {
+		return
+	}
+	names := make([]string, 0, len(w.running))
+	for step, worker := range w.running {
+		names = append(names, step+"@"+worker)
+	}
+	slices.Sort(names)
+	more := ""
+	if len(names) > 4 {
+		more = fmt.Sprintf(" (+%d more)", len(names)-4)
+		names = names[:4]
+	}
+	w.status = fmt.Sprintf("[%d/%d built] %s running: %s%s", w.done, w.unbuilt, elapsed(time.Since(w.start)), strings.Join(names, ", "), more)
+	fmt.Fprint(w.env.Stdout, "\r\033[K"+w.status)
+}
+
+func (w *watcher) close() {
+	if w.tty && w.status != "" {
+		fmt.Fprint(w.env.Stdout, "\r\033[K")
+	}
+	for _, f := range w.logs {
+		f.Close()
+	}
+}
+
+// logFile opens a step's log: truncated the first time the step starts in
+// this run, appended to for later attempts.
+func (w *watcher) logFile(step string) *os.File {
+	if f := w.logs[step]; f != nil {
+		return f
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if !w.seen[step] {
+		flags |= os.O_TRUNC
+		w.seen[step] = true
+	}
+	f, err := os.OpenFile(filepath.Join(w.env.Dir, logName(step)), flags, 0o644)
+	if err != nil {
+		fmt.Fprintf(w.env.Stderr, "initiator: cannot write the log of %s: %v\n", step, err)
+		return nil
+	}
+	w.logs[step] = f
+	return f
+}
+
+func (w *watcher) closeLog(step string) {
+	if f := w.logs[step]; f != nil {
+		f.Close()
+		delete(w.logs, step)
+	}
+}
+
+// handle processes one event; done reports that the build has ended, with
+// the exit status to use.
+func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
+	switch e := ev.Event.(type) {
+	case *pb.BuildEvent_Accepted:
+		w.say("build %s accepted", e.Accepted.BuildId)
+	case *pb.BuildEvent_GraphResolved:
+		w.total, w.unbuilt = int(e.GraphResolved.TotalSteps), int(e.GraphResolved.UnbuiltSteps)
+		w.say("%d steps, %d to build (%d already in the cache)", w.total, w.unbuilt, w.total-w.unbuilt)
+	case *pb.BuildEvent_StepStarted:
+		step := e.StepStarted.Step.StepName
+		w.running[step] = e.StepStarted.Worker
+		if f := w.logFile(step); f != nil && e.StepStarted.Attempt > 1 {
+			fmt.Fprintf(f, "\n=== attempt %d on %s ===\n", e.StepStarted.Attempt, e.StepStarted.Worker)
+		}
+		if w.tty {
+			w.redraw()
+		} else {
+			w.say("started  %s on %s", step, e.StepStarted.Worker)
+		}
+	case *pb.BuildEvent_StepOutput:
+		if f := w.logFile(e.StepOutput.StepName); f != nil {
+			f.Write(e.StepOutput.Data)
+		}
+	case *pb.BuildEvent_StepFinished:
+		step := e.StepFinished.Step.StepName
+		delete(w.running, step)
+		w.closeLog(step)
+		if e.StepFinished.Worker != "" {
+			w.done++
+			w.say("finished %s on %s in %s [%d/%d]", step, e.StepFinished.Worker, elapsed(e.StepFinished.Duration.AsDuration()), w.done, w.unbuilt)
+		}
+	case *pb.BuildEvent_StepFailed:
+		f := e.StepFailed
+		step := f.Step.StepName
+		delete(w.running, step)
+		w.closeLog(step)
+		if f.WillRetry {
+			w.say("retrying %s: attempt %d on %s failed: %s", step, f.Attempt, f.Worker, f.Reason)
+		} else {
+			w.say("FAILED   %s on %s: %s", step, f.Worker, f.Reason)
+		}
+	case *pb.BuildEvent_BuildFinished:
+		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(time.Since(w.start)), w.done, w.total-w.unbuilt)
+		for _, a := range e.BuildFinished.Artifacts {
+			w.say("  %s %s %s", strings.TrimPrefix(a.Kind.String(), "STEP_KIND_"), a.StepName, a.CacheKey)
+		}
+		return true, ExitOK
+	case *pb.BuildEvent_BuildFailed:
+		bf := e.BuildFailed
+		w.say("build failed: %s", bf.Reason)
+		if bf.StepName != "" {
+			w.showTail(bf.StepName)
+		}
+		return true, ExitFailure
+	case *pb.BuildEvent_BuildCancelled:
+		w.say("build cancelled: %s", e.BuildCancelled.Reason)
+		return true, ExitFailure
+	}
+	return false, 0
+}
+
+// showTail prints the last lines of a step's log to stderr.
+func (w *watcher) showTail(step string) {
+	name := filepath.Join(w.env.Dir, logName(step))
+	data, err := os.ReadFile(name)
+	if err != nil || len(data) == 0 {
+		return
+	}
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	if len(lines) > failureTailLines {
+		lines = lines[len(lines)-failureTailLines:]
+	}
+	fmt.Fprintf(w.env.Stderr, "--- last %d lines of %s ---\n%s\n---\n", len(lines), logName(step), bytes.Join(lines, []byte("\n")))
+}
