@@ -285,7 +285,7 @@ type testWorker struct {
 	// arrived and reported time each job's arrival and done report.
 	arrived  map[string]time.Time
 	reported map[string]time.Time
-	sendMu    sync.Mutex
+	sendMu   sync.Mutex
 }
 
 func (f *farm) worker(name string, slots int) *testWorker {

@@ -1,0 +1,177 @@
+package worker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"distbuild/artifactcache"
+	"distbuild/artifactcache/daemon"
+	"distbuild/artifactcache/digest"
+	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/sandbox"
+)
+
+// newTestWorker makes a worker with a real artifact cache; it never dials a
+// controller, because these tests call its job code directly.
+func newTestWorker(t *testing.T, mode sandbox.Mode) *Worker {
+	t.Helper()
+	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	cache, err := artifactcache.Dial(d.Addrs().GRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrors, err := gitmirror.New(t.TempDir(), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode, Cache: cache, Git: mirrors})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cache.Close()
+		cancel()
+		<-done
+	})
+	return w
+}
+
+// tarOf builds a tarball of the given entries: a file's body, or a symlink
+// target after "->".
+func tarOf(t *testing.T, entries map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, dir := range []string{"bin/", "etc/"} {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755})
+	}
+	for name, body := range entries {
+		if target, ok := strings.CutPrefix(body, "->"); ok {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777})
+			continue
+		}
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o755})
+		tw.Write([]byte(body))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// storeChunk puts a chunk artifact and its manifest into the cache.
+func storeChunk(t *testing.T, w *Worker, key, artifact string, tarball []byte) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := w.cfg.Cache.UploadBytes(ctx, tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &pb.Manifest{CacheKey: key, StepName: artifact, Kind: pb.StepKind_STEP_KIND_CHUNK, Files: []*pb.ManifestFile{{Name: artifact, Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
+	if err := w.cfg.Cache.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal("needs a static /bin/busybox (apt-get install busybox-static):", err)
+	}
+	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := newTestWorker(t, mode)
+			shellKey, dataKey := strings.Repeat("1", 64), strings.Repeat("2", 64)
+			storeChunk(t, w, shellKey, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
+			storeChunk(t, w, dataKey, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
+			job := &job{spec: &pb.Job{JobId: "j1", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}, cancel: func() {}}
+			sys := &pb.SystemJob{
+				Contents: []*pb.ChunkArtifact{{CacheKey: shellKey, Artifact: "shell-bins"}, {CacheKey: dataKey, Artifact: "data-misc"}, {CacheKey: dataKey, Artifact: "data-doc"}},
+				Integration: []*pb.IntegrationCommands{
+					{Name: "00-first", Commands: []string{"/bin/busybox cat /etc/motd > /etc/copied"}},
+					{Name: "10-second", Commands: []string{"/bin/busybox test -f /etc/copied && /bin/busybox echo integrated > /etc/integrated"}},
+				},
+			}
+			dir := t.TempDir()
+			logFile, err := os.Create(filepath.Join(dir, "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logFile.Close()
+			out := &output{w: w, ctx: context.Background(), id: "j1", log: logFile}
+			files, err := w.assembleSystem(context.Background(), job, sys, filepath.Join(dir, "job"), out)
+			if err != nil {
+				t.Fatalf("assembling: %v", err)
+			}
+			if len(files) != 1 || files[0].Name != "sys-rootfs" {
+				t.Fatalf("files %v, want one sys-rootfs artifact", files)
+			}
+			root := readTar(t, w, files[0].Digest)
+			if root["etc/copied"] != "hello\n" || root["etc/integrated"] != "integrated\n" {
+				t.Errorf("integration results in the root: copied %q integrated %q", root["etc/copied"], root["etc/integrated"])
+			}
+			if _, ok := root["bin/busybox"]; !ok {
+				t.Error("the shell chunk's artifact is missing from the root")
+			}
+		})
+	}
+}
+
+func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
+	w := newTestWorker(t, sandbox.None)
+	key := strings.Repeat("3", 64)
+	storeChunk(t, w, key, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
+	dir := t.TempDir()
+	logFile, _ := os.Create(filepath.Join(dir, "log"))
+	defer logFile.Close()
+	out := &output{w: w, ctx: context.Background(), id: "j1", log: logFile}
+	job := &job{spec: &pb.Job{JobId: "j1", Name: "sys"}, cancel: func() {}}
+	_, err := w.assembleSystem(context.Background(), job, &pb.SystemJob{
+		Contents:    []*pb.ChunkArtifact{{CacheKey: key, Artifact: "data-misc"}},
+		Integration: []*pb.IntegrationCommands{{Name: "00", Commands: []string{"true"}}},
+	}, filepath.Join(dir, "job"), out)
+	if err == nil || !strings.Contains(err.Error(), "needs /bin/sh in the system") {
+		t.Errorf("got %v, want an error saying the system has no shell", err)
+	}
+}
+
+func readTar(t *testing.T, w *Worker, d *pb.Digest) map[string]string {
+	t.Helper()
+	dg, err := digest.FromProto(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := w.cfg.Cache.Fetch(context.Background(), dg, &buf); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		out[h.Name] = string(body)
+	}
+}
