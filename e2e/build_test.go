@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const demoSystem = "systems/demo-system.morph"
@@ -156,4 +159,66 @@ func TestDemoFarm(t *testing.T) {
 			t.Errorf("build-step-demo-broken.log lacks the error: %v\n%s", err, log)
 		}
 	})
+
+	t.Run("Ctrl-C cancels the build and its running step", func(t *testing.T) {
+		f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep 120\n")
+		cmd := exec.Command(filepath.Join(binDir, "initiator"), "build", demoSystem)
+		cmd.Dir = f.defs
+		cmd.Env = append(os.Environ(), "DISTBUILD_CONTROLLER="+f.controller)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errOut strings.Builder
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			out.WriteString(lines.Text() + "\n")
+			if strings.HasPrefix(lines.Text(), "started  demo-sum on ") {
+				break
+			}
+		}
+		waitFor(t, "the step's sleep to start", func() bool { return sleeping() })
+		cmd.Process.Signal(os.Interrupt)
+		rest, _ := io.ReadAll(stdout)
+		out.Write(rest)
+		err = cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("initiator exited with %v after Ctrl-C, want status 1", err)
+		}
+		if !strings.Contains(out.String(), "build cancelled: cancelled by the initiator") || !strings.Contains(errOut.String(), "cancelling the build") {
+			t.Errorf("output after Ctrl-C:\n%s%s", out.String(), errOut.String())
+		}
+		waitFor(t, "the worker to kill the step's processes", func() bool { return !sleeping() })
+	})
+}
+
+// sleeping reports whether a "sleep 120" started by a build step is running.
+func sleeping() bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err == nil && string(data) == "sleep\x00120\x00" {
+			stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+			if !strings.Contains(string(stat), ") Z ") { // zombies are dead
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
