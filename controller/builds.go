@@ -234,7 +234,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		b.stepOrder = append(b.stepOrder, s.Name)
 		specs[i] = scheduler.TaskSpec{
 			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
-			Platform: scheduler.Platform{Arch: p.graph.Arch},
+			Platform: scheduler.Platform{Arch: p.graph.Arch, Tags: b.req.WorkerTags},
 			Duration: defaultDurations[s.Kind],
 			Payload:  &task{job: p.jobs[s], ref: ref},
 		}

@@ -293,3 +293,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestStepsRunOnlyOnWorkersWithTheRequestedTags(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	plain := f.worker("plain", 4)
+	tagged := f.tagged("tagged", map[string]string{"os": "debian12", "disk": "ssd"})
+	events := f.start("systems/test.morph", func(r *pb.StartBuild) { r.WorkerTags = map[string]string{"os": "debian12"} }).wait()
+	if got := describe(events); !strings.HasSuffix(got, "BUILD-FINISHED") {
+		t.Fatalf("build: %s", got)
+	}
+	if len(plain.startedSteps()) != 0 || len(tagged.startedSteps()) != 7 {
+		t.Errorf("untagged worker ran %v, tagged worker %v; want everything on the tagged one", plain.startedSteps(), tagged.startedSteps())
+	}
+}

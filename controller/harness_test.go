@@ -290,6 +290,18 @@ type testWorker struct {
 
 func (f *farm) worker(name string, slots int) *testWorker {
 	f.t.Helper()
+	return f.register(&pb.WorkerRegistration{Name: name, Slots: int32(slots), Arch: "x86_64"})
+}
+
+// tagged connects a worker with tags.
+func (f *farm) tagged(name string, tags map[string]string) *testWorker {
+	f.t.Helper()
+	return f.register(&pb.WorkerRegistration{Name: name, Slots: 4, Arch: "x86_64", Tags: tags})
+}
+
+func (f *farm) register(reg *pb.WorkerRegistration) *testWorker {
+	f.t.Helper()
+	name := reg.Name
 	ctx, cancel := context.WithCancel(context.Background())
 	f.t.Cleanup(cancel)
 	stream, err := pb.NewWorkerServiceClient(f.conn).Work(ctx)
@@ -299,7 +311,7 @@ func (f *farm) worker(name string, slots int) *testWorker {
 	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
 		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
 		arrived: map[string]time.Time{}, reported: map[string]time.Time{}}
-	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: name, Slots: int32(slots), Arch: "x86_64"}}})
+	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}})
 	go w.serve()
 	return w
 }

@@ -43,6 +43,7 @@ func runBuild(env *Env, args []string) int {
 	partial := fs.StringArray("partial", nil, "build only this chunk or stratum and its dependencies (repeatable)")
 	detach := fs.Bool("detach", false, "submit the build, print its id and exit; it keeps running")
 	keepGoing := fs.Bool("keep-going", false, "after a step fails, still build every step that does not depend on it")
+	workerTags := fs.StringToString("worker-tag", nil, "run steps only on workers registered with this key=value tag (repeatable)")
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
 	}
@@ -69,7 +70,8 @@ func runBuild(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "build", fmt.Errorf("cannot reach the controller at %s: %s", *controller, status.Convert(err).Message()))
 	}
-	start := &pb.StartBuild{RepoUrl: co.repoURL, Commit: co.commit, MorphologyPath: morph, Components: *partial, Detach: *detach, KeepGoing: *keepGoing}
+	start := &pb.StartBuild{RepoUrl: co.repoURL, Commit: co.commit, MorphologyPath: morph, Components: *partial,
+		Detach: *detach, KeepGoing: *keepGoing, WorkerTags: *workerTags}
 	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: start}}); err != nil {
 		return fail(env, "build", fmt.Errorf("sending the build to %s: %w", *controller, err))
 	}

@@ -313,7 +313,12 @@ type StartBuild struct {
 	Detach bool `protobuf:"varint,5,opt,name=detach,proto3" json:"detach,omitempty"`
 	// When true a failed step fails only what depends on it; independent steps
 	// still run, so one run reports every broken chunk.
-	KeepGoing     bool `protobuf:"varint,6,opt,name=keep_going,json=keepGoing,proto3" json:"keep_going,omitempty"`
+	KeepGoing bool `protobuf:"varint,6,opt,name=keep_going,json=keepGoing,proto3" json:"keep_going,omitempty"`
+	// Every step of the build runs only on workers registered with all of
+	// these key=value tags (e.g. os=debian12), in addition to matching the
+	// system's architecture. A step shared with another build keeps the
+	// requirements of the build that first asked for it.
+	WorkerTags    map[string]string `protobuf:"bytes,7,rep,name=worker_tags,json=workerTags,proto3" json:"worker_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +393,13 @@ func (x *StartBuild) GetKeepGoing() bool {
 		return x.KeepGoing
 	}
 	return false
+}
+
+func (x *StartBuild) GetWorkerTags() map[string]string {
+	if x != nil {
+		return x.WorkerTags
+	}
+	return nil
 }
 
 // CancelBuild asks the controller to cancel the stream's build.
@@ -1972,7 +1984,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\fBuildRequest\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x18.distbuild.v1.StartBuildH\x00R\x05start\x123\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x19.distbuild.v1.CancelBuildH\x00R\x06cancelB\t\n" +
-	"\arequest\"\xbf\x01\n" +
+	"\arequest\"\xc9\x02\n" +
 	"\n" +
 	"StartBuild\x12\x19\n" +
 	"\brepo_url\x18\x01 \x01(\tR\arepoUrl\x12\x16\n" +
@@ -1983,7 +1995,12 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"components\x12\x16\n" +
 	"\x06detach\x18\x05 \x01(\bR\x06detach\x12\x1d\n" +
 	"\n" +
-	"keep_going\x18\x06 \x01(\bR\tkeepGoing\"\r\n" +
+	"keep_going\x18\x06 \x01(\bR\tkeepGoing\x12I\n" +
+	"\vworker_tags\x18\a \x03(\v2(.distbuild.v1.StartBuild.WorkerTagsEntryR\n" +
+	"workerTags\x1a=\n" +
+	"\x0fWorkerTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\r\n" +
 	"\vCancelBuild\"?\n" +
 	"\rBuildResponse\x12.\n" +
 	"\x05event\x18\x01 \x01(\v2\x18.distbuild.v1.BuildEventR\x05event\"O\n" +
@@ -2129,7 +2146,7 @@ func file_distbuild_v1_build_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_build_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_distbuild_v1_build_proto_goTypes = []any{
 	(FailureKind)(0),              // 0: distbuild.v1.FailureKind
 	(BuildState)(0),               // 1: distbuild.v1.BuildState
@@ -2159,65 +2176,67 @@ var file_distbuild_v1_build_proto_goTypes = []any{
 	(*StatusResponse)(nil),        // 25: distbuild.v1.StatusResponse
 	(*CancelRequest)(nil),         // 26: distbuild.v1.CancelRequest
 	(*CancelResponse)(nil),        // 27: distbuild.v1.CancelResponse
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(StepKind)(0),                 // 29: distbuild.v1.StepKind
-	(*ArtifactRef)(nil),           // 30: distbuild.v1.ArtifactRef
-	(OutputStream)(0),             // 31: distbuild.v1.OutputStream
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*Digest)(nil),                // 33: distbuild.v1.Digest
+	nil,                           // 28: distbuild.v1.StartBuild.WorkerTagsEntry
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(StepKind)(0),                 // 30: distbuild.v1.StepKind
+	(*ArtifactRef)(nil),           // 31: distbuild.v1.ArtifactRef
+	(OutputStream)(0),             // 32: distbuild.v1.OutputStream
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*Digest)(nil),                // 34: distbuild.v1.Digest
 }
 var file_distbuild_v1_build_proto_depIdxs = []int32{
 	4,  // 0: distbuild.v1.BuildRequest.start:type_name -> distbuild.v1.StartBuild
 	5,  // 1: distbuild.v1.BuildRequest.cancel:type_name -> distbuild.v1.CancelBuild
-	9,  // 2: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
-	9,  // 3: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
-	28, // 4: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 5: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
-	12, // 6: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
-	13, // 7: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
-	14, // 8: distbuild.v1.BuildEvent.step_output:type_name -> distbuild.v1.StepOutput
-	15, // 9: distbuild.v1.BuildEvent.step_finished:type_name -> distbuild.v1.StepFinished
-	16, // 10: distbuild.v1.BuildEvent.step_failed:type_name -> distbuild.v1.StepFailed
-	17, // 11: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
-	18, // 12: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
-	19, // 13: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
-	29, // 14: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
-	11, // 15: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
-	30, // 16: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
-	31, // 17: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
-	30, // 18: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
-	32, // 19: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
-	33, // 20: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
-	30, // 21: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
-	0,  // 22: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
-	33, // 23: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
-	30, // 24: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
-	1,  // 25: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
-	4,  // 26: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
-	28, // 27: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
-	28, // 28: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
-	20, // 29: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
-	30, // 30: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
-	2,  // 31: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
-	33, // 32: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
-	20, // 33: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
-	24, // 34: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
-	20, // 35: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
-	3,  // 36: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
-	7,  // 37: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
-	21, // 38: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
-	23, // 39: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
-	26, // 40: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
-	6,  // 41: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
-	8,  // 42: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
-	22, // 43: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
-	25, // 44: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
-	27, // 45: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
-	41, // [41:46] is the sub-list for method output_type
-	36, // [36:41] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	28, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
+	9,  // 3: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
+	9,  // 4: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
+	29, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 6: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
+	12, // 7: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
+	13, // 8: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
+	14, // 9: distbuild.v1.BuildEvent.step_output:type_name -> distbuild.v1.StepOutput
+	15, // 10: distbuild.v1.BuildEvent.step_finished:type_name -> distbuild.v1.StepFinished
+	16, // 11: distbuild.v1.BuildEvent.step_failed:type_name -> distbuild.v1.StepFailed
+	17, // 12: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
+	18, // 13: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
+	19, // 14: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
+	30, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
+	11, // 16: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
+	31, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
+	32, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
+	31, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
+	33, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
+	34, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
+	31, // 22: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
+	0,  // 23: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
+	34, // 24: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
+	31, // 25: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
+	1,  // 26: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
+	4,  // 27: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
+	29, // 28: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
+	29, // 29: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
+	20, // 30: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
+	31, // 31: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
+	2,  // 32: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
+	34, // 33: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
+	20, // 34: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
+	24, // 35: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
+	20, // 36: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
+	3,  // 37: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
+	7,  // 38: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
+	21, // 39: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
+	23, // 40: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
+	26, // 41: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
+	6,  // 42: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
+	8,  // 43: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
+	22, // 44: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
+	25, // 45: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
+	27, // 46: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
+	42, // [42:47] is the sub-list for method output_type
+	37, // [37:42] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_build_proto_init() }
@@ -2247,7 +2266,7 @@ func file_distbuild_v1_build_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_build_proto_rawDesc), len(file_distbuild_v1_build_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
