@@ -164,16 +164,16 @@ func (c *Controller) startBuild(req *pb.StartBuild) *build {
 	b := &build{
 		id:      randomID(6),
 		req:     req,
-		log:     nil,
 		created: time.Now(),
 		state:   pb.BuildState_BUILD_STATE_RESOLVING,
 		cancel:  cancel,
 		steps:   map[string]*pb.StepStatus{},
 	}
-	b.log = newEventLog(b.id)
+	b.log = newEventLog(b.id, c.journal, nil)
 	c.mu.Lock()
 	c.builds[b.id] = b
 	c.order = append(c.order, b.id)
+	c.save(b)
 	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_Accepted{Accepted: &pb.BuildAccepted{BuildId: b.id}}})
 	c.mu.Unlock()
 	c.log.Info("build accepted", "build", b.id, "repo", req.RepoUrl, "commit", req.Commit, "morph", req.MorphologyPath, "components", req.Components)
@@ -208,6 +208,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		return
 	}
 	b.plan = p
+	b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
 	isMissing := make(map[string]bool, len(missing))
 	for _, k := range missing {
 		isMissing[k] = true
@@ -240,7 +241,11 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		}
 	}
 	b.state = pb.BuildState_BUILD_STATE_RUNNING
-	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: gr}})
+	c.save(b)
+	// A build resumed after a restart already told its followers its graph.
+	if !b.log.has(func(ev *pb.BuildEvent) bool { return ev.GetGraphResolved() != nil }) {
+		b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: gr}})
+	}
 	c.log.Info("build resolved", "build", b.id, "steps", gr.TotalSteps, "unbuilt", gr.UnbuiltSteps, "took", time.Since(started))
 	events, err := c.sched.AddBuild(b.id, specs, b.req.KeepGoing)
 	if err != nil {
@@ -283,6 +288,15 @@ func (c *Controller) follow(b *build, delta int) {
 		return
 	}
 	c.log.Info("initiator disconnected; build will be cancelled unless someone attaches", "build", b.id, "grace", c.cfg.DisconnectGrace)
+	c.startGrace(b)
+}
+
+// startGrace cancels b after the grace period unless someone follows it
+// by then. Called with c.mu held.
+func (c *Controller) startGrace(b *build) {
+	if b.req.Detach {
+		return
+	}
 	b.graceTimer = time.AfterFunc(c.cfg.DisconnectGrace, func() {
 		c.mu.Lock()
 		gone := b.followers == 0

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,7 +47,13 @@ type Config struct {
 	// disconnects without --detach before it is cancelled (default 30s), so
 	// a brief network blip does not throw away a long build.
 	DisconnectGrace time.Duration
-	Logger          hclog.Logger
+	// StateFile is the bbolt database that keeps builds and their events
+	// across restarts; empty keeps them in memory only.
+	StateFile string
+	// OnStateError is told when the state database cannot be written; the
+	// daemon stops rather than promise what it cannot keep. Nil logs it.
+	OnStateError func(error)
+	Logger       hclog.Logger
 }
 
 // Expected durations until history-based estimates exist: they only need
@@ -65,6 +73,8 @@ type Controller struct {
 	cfg Config
 	log hclog.Logger
 
+	journal *journal
+
 	mu       sync.Mutex
 	sched    *scheduler.Scheduler
 	builds   map[string]*build
@@ -72,8 +82,11 @@ type Controller struct {
 	sessions map[string]*session
 }
 
-// New makes a controller.
-func New(cfg Config) *Controller {
+// New makes a controller. With a state file, it reloads the builds it
+// knew and resumes those that were still running: their definitions are
+// resolved again, and steps that had finished are found in the cache, so no
+// finished step runs twice.
+func New(cfg Config) (*Controller, error) {
 	if cfg.Policy == nil {
 		cfg.Policy = scheduler.CriticalPath{}
 	}
@@ -95,13 +108,114 @@ func New(cfg Config) *Controller {
 	if cfg.Aliases == nil {
 		cfg.Aliases = definitions.NewRepoAliases("")
 	}
-	return &Controller{
+	if cfg.OnStateError == nil {
+		log := cfg.Logger
+		cfg.OnStateError = func(err error) { log.Error("builds are not being saved", "error", err) }
+	}
+	j, err := openJournal(cfg.StateFile, cfg.OnStateError)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{
 		cfg:      cfg,
 		log:      cfg.Logger,
+		journal:  j,
 		sched:    scheduler.New(cfg.Policy, scheduler.Options{MaxAttempts: cfg.MaxAttempts, JobIDPrefix: randomID(4) + "-"}),
 		builds:   map[string]*build{},
 		sessions: map[string]*session{},
 	}
+	if err := c.restore(); err != nil {
+		j.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops writing state; call it after the gRPC server has stopped.
+func (c *Controller) Close() error { return c.journal.close() }
+
+// restore reloads saved builds and resumes the live ones.
+func (c *Controller) restore() error {
+	stored, err := c.journal.load()
+	if err != nil {
+		return fmt.Errorf("reading the state database: %w", err)
+	}
+	slices.SortFunc(stored, func(a, b storedBuild) int { return a.summary.Created.AsTime().Compare(b.summary.Created.AsTime()) })
+	resumed := 0
+	for _, sb := range stored {
+		sum := sb.summary
+		b := &build{id: sum.BuildId, req: sum.Request, created: sum.Created.AsTime(), state: sum.State, steps: map[string]*pb.StepStatus{}}
+		if sum.Ended != nil {
+			b.ended = sum.Ended.AsTime()
+		}
+		b.log = newEventLog(b.id, c.journal, sb.events)
+		b.replay(sb.events)
+		c.builds[b.id] = b
+		c.order = append(c.order, b.id)
+		if b.live() {
+			ctx, cancel := context.WithCancel(context.Background())
+			b.cancel = cancel
+			resumed++
+			go c.resolve(ctx, b)
+		}
+	}
+	if len(stored) > 0 {
+		c.log.Info("restored builds from the state database", "builds", len(stored), "resumed", resumed)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range c.order {
+		if b := c.builds[id]; b.live() {
+			// Their initiators went with the old process: give them the
+			// grace period to attach again.
+			c.startGrace(b)
+		}
+	}
+	return nil
+}
+
+// replay rebuilds step statuses from a build's history, so Status answers
+// for builds from before a restart.
+func (b *build) replay(events []*pb.BuildEvent) {
+	for _, ev := range events {
+		switch e := ev.Event.(type) {
+		case *pb.BuildEvent_GraphResolved:
+			b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
+			for _, st := range e.GraphResolved.Steps {
+				state := pb.StepState_STEP_STATE_WAITING
+				if st.Cached {
+					state = pb.StepState_STEP_STATE_FINISHED
+				}
+				b.steps[st.Name] = &pb.StepStatus{Step: &pb.ArtifactRef{StepName: st.Name, Kind: st.Kind, CacheKey: st.CacheKey}, State: state}
+				b.stepOrder = append(b.stepOrder, st.Name)
+			}
+		case *pb.BuildEvent_StepStarted:
+			b.setStep(e.StepStarted.Step.StepName, pb.StepState_STEP_STATE_RUNNING, e.StepStarted.Worker, e.StepStarted.Attempt, "")
+		case *pb.BuildEvent_StepFinished:
+			st := b.setStep(e.StepFinished.Step.StepName, pb.StepState_STEP_STATE_FINISHED, e.StepFinished.Worker, b.steps[e.StepFinished.Step.StepName].GetAttempts(), "")
+			st.Log = e.StepFinished.Log
+		case *pb.BuildEvent_StepFailed:
+			f := e.StepFailed
+			state := pb.StepState_STEP_STATE_FAILED
+			if f.WillRetry {
+				state = pb.StepState_STEP_STATE_READY
+			}
+			b.setStep(f.Step.StepName, state, f.Worker, f.Attempt, f.Reason).Log = f.Log
+		}
+	}
+	if !b.live() {
+		for _, st := range b.steps {
+			if st.State != pb.StepState_STEP_STATE_FINISHED && st.State != pb.StepState_STEP_STATE_FAILED {
+				st.State = pb.StepState_STEP_STATE_SKIPPED
+			}
+		}
+	}
+}
+
+// save queues the build's record for the state database. Called with c.mu
+// held, before the events that depend on it are published.
+func (c *Controller) save(b *build) {
+	c.journal.enqueue(journalEntry{summary: b.summary()})
 }
 
 // Register adds the controller's services to a gRPC server.
@@ -260,6 +374,7 @@ func (c *Controller) endBuild(b *build, state pb.BuildState, ev *pb.BuildEvent) 
 			st.State = pb.StepState_STEP_STATE_SKIPPED
 		}
 	}
+	c.save(b)
 	b.log.publish(ev)
 	c.log.Info("build ended", "build", b.id, "state", state.String(), "steps", len(b.stepOrder))
 	c.forgetOldBuilds()
@@ -273,15 +388,18 @@ func (c *Controller) forgetOldBuilds() {
 			ended++
 		}
 	}
+	var forgotten []string
 	for i := 0; ended > maxEndedBuilds && i < len(c.order); {
 		if b := c.builds[c.order[i]]; !b.live() {
 			delete(c.builds, b.id)
 			c.order = append(c.order[:i], c.order[i+1:]...)
+			forgotten = append(forgotten, b.id)
 			ended--
 			continue
 		}
 		i++
 	}
+	c.journal.forget(forgotten)
 }
 
 // dispatch starts every ready step a free worker can take. Called with c.mu

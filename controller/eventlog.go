@@ -18,17 +18,26 @@ const maxQueuedOutput = 64 << 20
 
 // eventLog is one build's history plus the clients following it. History
 // events are numbered from 1; step output goes only to current followers.
+// Events pass through the journal: publish numbers and queues them, and
+// deliver hands them to followers once they are durable.
 type eventLog struct {
 	buildID string
+	journal *journal
 
-	mu      sync.Mutex
-	history []*pb.BuildEvent
-	subs    map[*subscription]bool
-	ended   bool
+	mu        sync.Mutex
+	history   []*pb.BuildEvent
+	delivered int // history[:delivered] is durable and delivered
+	subs      map[*subscription]bool
+	closing   bool // a terminal event was published
+	ended     bool // and delivered
 }
 
-func newEventLog(buildID string) *eventLog {
-	return &eventLog{buildID: buildID, subs: map[*subscription]bool{}}
+func newEventLog(buildID string, j *journal, history []*pb.BuildEvent) *eventLog {
+	l := &eventLog{buildID: buildID, journal: j, history: history, delivered: len(history), subs: map[*subscription]bool{}}
+	if n := len(history); n > 0 && isTerminal(history[n-1]) {
+		l.closing, l.ended = true, true
+	}
+	return l
 }
 
 // isTerminal reports whether ev ends a build.
@@ -40,20 +49,31 @@ func isTerminal(ev *pb.BuildEvent) bool {
 	return false
 }
 
-// publish records ev (unless it is output) and hands it to every follower.
+// publish numbers ev (unless it is output) and queues it for the journal.
 // After a terminal event the log accepts nothing more.
 func (l *eventLog) publish(ev *pb.BuildEvent) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ended {
+	if l.closing {
+		l.mu.Unlock()
 		return
 	}
 	ev.BuildId = l.buildID
 	ev.Time = timestamppb.Now()
-	_, output := ev.Event.(*pb.BuildEvent_StepOutput)
-	if !output {
+	if _, output := ev.Event.(*pb.BuildEvent_StepOutput); !output {
 		ev.Sequence = uint64(len(l.history) + 1)
 		l.history = append(l.history, ev)
+	}
+	l.closing = isTerminal(ev)
+	l.mu.Unlock()
+	l.journal.enqueue(journalEntry{log: l, ev: ev})
+}
+
+// deliver hands a durable event to every follower, in publication order.
+func (l *eventLog) deliver(ev *pb.BuildEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ev.Sequence > 0 {
+		l.delivered = int(ev.Sequence)
 	}
 	for s := range l.subs {
 		s.push(ev)
@@ -67,9 +87,9 @@ func (l *eventLog) publish(ev *pb.BuildEvent) {
 	}
 }
 
-// subscribe replays history from sequence from (1 for all of it) and then
-// follows the build. Replay and registration happen under one lock, so no
-// event is missed or repeated.
+// subscribe replays durable history from sequence from (1 for all of it)
+// and then follows the build. Replay and registration happen under one
+// lock, so no event is missed or repeated.
 func (l *eventLog) subscribe(from uint64) *subscription {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -77,7 +97,7 @@ func (l *eventLog) subscribe(from uint64) *subscription {
 	if from == 0 {
 		from = 1
 	}
-	for _, ev := range l.history[min(int(from-1), len(l.history)):] {
+	for _, ev := range l.history[min(int(from-1), l.delivered):l.delivered] {
 		s.push(ev)
 	}
 	if l.ended {
@@ -94,11 +114,16 @@ func (l *eventLog) unsubscribe(s *subscription) {
 	delete(l.subs, s)
 }
 
-// events returns a copy of the history.
-func (l *eventLog) events() []*pb.BuildEvent {
+// has reports whether the history holds an event match accepts.
+func (l *eventLog) has(match func(*pb.BuildEvent) bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]*pb.BuildEvent(nil), l.history...)
+	for _, ev := range l.history {
+		if match(ev) {
+			return true
+		}
+	}
+	return false
 }
 
 // subscription is one follower's queue of events.

@@ -15,7 +15,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
@@ -30,6 +32,9 @@ import (
 type farm struct {
 	t        testing.TB
 	cache    *artifactcache.Client
+	cfg      controller.Config
+	ctl      *controller.Controller
+	srv      *grpc.Server
 	conn     *grpc.ClientConn
 	builds   pb.BuildServiceClient
 	defsRepo string // path of the definitions repository
@@ -68,35 +73,25 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 	if err := aliases.Set("test=file:///nonexistent/%s"); err != nil {
 		t.Fatal(err)
 	}
-	c := controller.New(controller.Config{
+	cfg := controller.Config{
 		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
 		Cache:           controller.CacheIndex{Client: cache},
 		Aliases:         aliases,
 		WorkerLease:     lease,
 		DisconnectGrace: 200 * time.Millisecond,
+		StateFile:       filepath.Join(t.TempDir(), "state.db"),
 		Logger:          testLogger(t).Named("controller"),
-	})
-	srv := grpc.NewServer()
-	c.Register(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := &farm{t: t, cache: cache, cfg: cfg}
+	f.serve()
 	t.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
+		f.stopController()
 		cache.Close()
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("trove stopped with %v", err)
 		}
 	})
-	f := &farm{t: t, cache: cache, conn: conn, builds: pb.NewBuildServiceClient(conn)}
 	f.defsRepo = t.TempDir()
 	f.commit = f.commitDefinitions(defs)
 	return f
@@ -175,6 +170,43 @@ func (f *farm) commitDefinitions(files map[string]string) string {
 	git(f.t, f.defsRepo, "add", "-A")
 	git(f.t, f.defsRepo, "commit", "-q", "--allow-empty", "-m", "definitions")
 	return git(f.t, f.defsRepo, "rev-parse", "HEAD")
+}
+
+// serve starts a controller on a fresh loopback port and connects to it.
+func (f *farm) serve() {
+	f.t.Helper()
+	c, err := controller.New(f.cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	c.Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.ctl, f.srv, f.conn, f.builds = c, srv, conn, pb.NewBuildServiceClient(conn)
+}
+
+// stopController stops the controller the way a crash would as far as its
+// clients can tell: every connection drops at once.
+func (f *farm) stopController() {
+	f.conn.Close()
+	f.srv.Stop()
+	f.ctl.Close()
+}
+
+// restartController replaces the controller with a new process-like
+// instance on the same state file.
+func (f *farm) restartController() {
+	f.t.Helper()
+	f.stopController()
+	f.serve()
 }
 
 func (f *farm) start(morph string, opts ...func(*pb.StartBuild)) *buildWatch {
@@ -361,6 +393,14 @@ func (w *testWorker) serve() {
 	}
 }
 
+// failed reports a cache error, unless the test is already shutting the
+// cache connection down under a job still in flight.
+func (w *testWorker) failed(what string, err error) {
+	if status.Code(err) != codes.Canceled {
+		w.t.Errorf("%s: %v", what, err)
+	}
+}
+
 // build pretends to build: output, an artifact, a log and a manifest.
 func (w *testWorker) build(j *pb.Job) {
 	ctx := context.Background()
@@ -368,7 +408,7 @@ func (w *testWorker) build(j *pb.Job) {
 		m := &pb.Manifest{CacheKey: j.CacheKey, StepName: j.Name, Kind: j.Kind, Worker: w.name, Files: []*pb.ManifestFile{
 			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: w.noop}}}
 		if err := w.cache.PutManifest(ctx, m); err != nil {
-			w.t.Errorf("storing a manifest: %v", err)
+			w.failed("storing a manifest", err)
 			return
 		}
 		w.mu.Lock()
@@ -381,7 +421,7 @@ func (w *testWorker) build(j *pb.Job) {
 	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{JobId: j.JobId, Stream: pb.OutputStream_OUTPUT_STREAM_STDOUT, Data: []byte("building " + j.Name + "\n")}}})
 	logD, err := w.cache.UploadBytes(ctx, []byte("log of "+j.Name))
 	if err != nil {
-		w.t.Errorf("uploading a log: %v", err)
+		w.failed("uploading a log", err)
 		return
 	}
 	w.mu.Lock()
@@ -394,7 +434,7 @@ func (w *testWorker) build(j *pb.Job) {
 	} else {
 		artD, err := w.cache.UploadBytes(ctx, []byte("artifact of "+j.Name+" "+j.CacheKey))
 		if err != nil {
-			w.t.Errorf("uploading an artifact: %v", err)
+			w.failed("uploading an artifact", err)
 			return
 		}
 		m := &pb.Manifest{CacheKey: j.CacheKey, StepName: j.Name, Kind: j.Kind, Worker: w.name, Files: []*pb.ManifestFile{
@@ -402,7 +442,7 @@ func (w *testWorker) build(j *pb.Job) {
 			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logD.Proto()},
 		}}
 		if err := w.cache.PutManifest(ctx, m); err != nil {
-			w.t.Errorf("storing a manifest: %v", err)
+			w.failed("storing a manifest", err)
 			return
 		}
 		st.Phase, st.Manifest = pb.JobPhase_JOB_PHASE_DONE, m

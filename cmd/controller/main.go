@@ -52,7 +52,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
 	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators and workers (port 0 picks one)")
-	stateDir := fs.String("state-dir", "", "directory for the controller's state: git mirrors of definitions (required)")
+	stateDir := fs.String("state-dir", "", "directory for the controller's state: builds and their events (state.db) and git mirrors of definitions (required)")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	troveGit := fs.String("trove-git", "http://127.0.0.1:7080/git", "base URL of the trove's git repositories, for the default repo aliases")
 	aliases := fs.StringArray("repo-alias", nil, "repo alias as prefix=URL-pattern with %s for the name (repeatable)")
@@ -103,7 +103,8 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer cache.Close()
-	c := controller.New(controller.Config{
+	stateErr := make(chan error, 1)
+	c, err := controller.New(controller.Config{
 		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
 		Cache:           controller.CacheIndex{Client: cache},
 		Aliases:         repoAliases,
@@ -112,8 +113,20 @@ func run(args []string, stderr io.Writer) int {
 		StepTimeout:     *stepTimeout,
 		WorkerLease:     *lease,
 		DisconnectGrace: *grace,
-		Logger:          log,
+		StateFile:       filepath.Join(*stateDir, "state.db"),
+		OnStateError: func(err error) {
+			select {
+			case stateErr <- err:
+			default:
+			}
+		},
+		Logger: log,
 	})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	defer c.Close()
 
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -138,14 +151,21 @@ func run(args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	status := 0
 	go func() {
-		<-ctx.Done()
-		log.Info("stopping")
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+		case err := <-stateErr:
+			// Nothing more can be promised that would be kept.
+			log.Error("stopping: the state database cannot be written", "error", err)
+			status = 1
+		}
 		srv.Stop()
 	}()
 	if err := srv.Serve(lis); err != nil {
 		log.Error("serving failed", "error", err)
 		return 1
 	}
-	return 0
+	return status
 }

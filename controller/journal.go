@@ -1,0 +1,212 @@
+package controller
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// Bucket names of the controller's state database.
+const (
+	bucketBuilds = "builds" // build id -> BuildSummary (request, state, times)
+	bucketEvents = "events" // build id -> bucket of big-endian sequence -> BuildEvent
+)
+
+// journal makes the controller's history durable. Events and build records
+// are queued by whoever produces them and written by one goroutine, many to
+// a transaction, so a busy farm pays one fsync per batch rather than per
+// event. Events reach followers only after their batch is committed: nobody
+// is ever told something a crash could take back.
+type journal struct {
+	db *bolt.DB // nil keeps everything in memory
+	// failed is told when a batch cannot be written.
+	failed func(error)
+
+	mu      sync.Mutex
+	pending []journalEntry
+	wake    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+// journalEntry is one thing to write and, for events, deliver.
+type journalEntry struct {
+	log     *eventLog        // set for events
+	ev      *pb.BuildEvent   // the event; output events are delivered but not stored
+	summary *pb.BuildSummary // set for build records
+}
+
+func openJournal(path string, failed func(error)) (*journal, error) {
+	j := &journal{failed: failed, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	if path != "" {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("opening the state database %s: %w", path, err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range []string{bucketBuilds, bucketEvents} {
+				if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("preparing the state database %s: %w", path, err)
+		}
+		j.db = db
+	}
+	go j.run()
+	return j, nil
+}
+
+func (j *journal) enqueue(e journalEntry) {
+	j.mu.Lock()
+	j.pending = append(j.pending, e)
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes batches until close, then writes what is left.
+func (j *journal) run() {
+	defer close(j.stopped)
+	for {
+		select {
+		case <-j.wake:
+			j.flush()
+		case <-j.done:
+			j.flush()
+			return
+		}
+	}
+}
+
+func (j *journal) flush() {
+	j.mu.Lock()
+	batch := j.pending
+	j.pending = nil
+	j.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if j.db != nil {
+		if err := j.db.Update(func(tx *bolt.Tx) error { return writeBatch(tx, batch) }); err != nil {
+			// Disk full or an I/O error: the owner decides (the daemon
+			// stops, so it never promises what it has not kept).
+			j.failed(fmt.Errorf("writing the state database: %w", err))
+		}
+	}
+	for _, e := range batch {
+		if e.log != nil {
+			e.log.deliver(e.ev)
+		}
+	}
+}
+
+func writeBatch(tx *bolt.Tx, batch []journalEntry) error {
+	builds, events := tx.Bucket([]byte(bucketBuilds)), tx.Bucket([]byte(bucketEvents))
+	for _, e := range batch {
+		switch {
+		case e.summary != nil:
+			data, err := proto.Marshal(e.summary)
+			if err != nil {
+				return err
+			}
+			if err := builds.Put([]byte(e.summary.BuildId), data); err != nil {
+				return err
+			}
+		case e.ev != nil && e.ev.Sequence > 0:
+			b, err := events.CreateBucketIfNotExists([]byte(e.ev.BuildId))
+			if err != nil {
+				return err
+			}
+			data, err := proto.Marshal(e.ev)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(e.ev.Sequence), data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// storedBuild is a build as the database holds it.
+type storedBuild struct {
+	summary *pb.BuildSummary
+	events  []*pb.BuildEvent
+}
+
+// load reads every build and its history, oldest first.
+func (j *journal) load() ([]storedBuild, error) {
+	if j.db == nil {
+		return nil, nil
+	}
+	var out []storedBuild
+	err := j.db.View(func(tx *bolt.Tx) error {
+		events := tx.Bucket([]byte(bucketEvents))
+		return tx.Bucket([]byte(bucketBuilds)).ForEach(func(id, data []byte) error {
+			sb := storedBuild{summary: &pb.BuildSummary{}}
+			if err := proto.Unmarshal(data, sb.summary); err != nil {
+				return fmt.Errorf("build %s: %w", id, err)
+			}
+			if b := events.Bucket(id); b != nil {
+				err := b.ForEach(func(_, data []byte) error {
+					ev := &pb.BuildEvent{}
+					if err := proto.Unmarshal(data, ev); err != nil {
+						return fmt.Errorf("build %s: an event: %w", id, err)
+					}
+					sb.events = append(sb.events, ev)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			out = append(out, sb)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// forget deletes builds the controller no longer lists.
+func (j *journal) forget(ids []string) {
+	if j.db == nil || len(ids) == 0 {
+		return
+	}
+	_ = j.db.Update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			tx.Bucket([]byte(bucketBuilds)).Delete([]byte(id))
+			tx.Bucket([]byte(bucketEvents)).DeleteBucket([]byte(id))
+		}
+		return nil
+	})
+}
+
+// close writes what is queued and closes the database.
+func (j *journal) close() error {
+	close(j.done)
+	<-j.stopped
+	if j.db != nil {
+		return j.db.Close()
+	}
+	return nil
+}
