@@ -33,6 +33,8 @@ type farm struct {
 	t        testing.TB
 	cache    *artifactcache.Client
 	cfg      controller.Config
+	opts     []grpc.ServerOption // e.g. authentication interceptors
+	addr     string
 	ctl      *controller.Controller
 	srv      *grpc.Server
 	conn     *grpc.ClientConn
@@ -179,12 +181,13 @@ func (f *farm) serve() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(f.opts...)
 	c.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.addr = lis.Addr().String()
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"distbuild/auth"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -81,6 +82,12 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 	reg := first.GetRegister()
 	if err := validateRegistration(reg); err != nil {
 		return err
+	}
+	// With authentication on, a worker's token names it: it cannot take
+	// over another worker's jobs by registering under its name.
+	if p, ok := auth.FromContext(stream.Context()); ok && p.Name != reg.Name {
+		c.log.Warn("refused a worker registering under another name", "token_of", p.Name, "registered_as", reg.Name)
+		return status.Errorf(codes.PermissionDenied, "the token of worker %s cannot register as %s", p.Name, reg.Name)
 	}
 	s := c.connect(reg)
 	reason := "its connection closed"

@@ -20,6 +20,7 @@ import (
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
+	"distbuild/auth"
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
@@ -38,6 +39,10 @@ schedules the rest onto connected workers. Repository aliases such as
 upstream:zlib map onto --trove-git (e.g. http://trove:7080/git becomes
 http://trove:7080/git/upstream/zlib); --repo-alias adds or overrides some.
 
+With --require-auth only registered workers and users get in (tokens from
+'controller worker add' and 'controller user add'; see 'controller worker
+--help').
+
 It logs "listening grpc=ADDR" once it accepts connections; with port 0,
 --addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
@@ -45,7 +50,18 @@ SIGTERM or SIGINT stops it.
 Flags:
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "worker":
+			os.Exit(admin(auth.KindWorker, args[1:], os.Stdout, os.Stderr))
+		case "user":
+			os.Exit(admin(auth.KindUser, args[1:], os.Stdout, os.Stderr))
+		}
+	}
+	os.Exit(run(args, os.Stderr))
+}
 
 func run(args []string, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
@@ -62,6 +78,8 @@ func run(args []string, stderr io.Writer) int {
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
 	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
 	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
+	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
+	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
@@ -128,16 +146,32 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer c.Close()
 
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if *requireAuth {
+		path := *registry
+		if path == "" {
+			path = filepath.Join(*stateDir, "registry.json")
+		}
+		a, err := auth.NewAuthenticator(path)
+		if err != nil {
+			log.Error("--require-auth needs a registry: add workers and users with 'controller worker add'", "error", err)
+			return 1
+		}
+		opts = append(opts,
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, log.Named("auth"))),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, log.Named("auth"))))
+		log.Info("authentication required", "registry", path)
+	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Error("cannot listen", "address", *listen, "error", err)
 		return 1
 	}
-	srv := grpc.NewServer(
-		grpc.MaxRecvMsgSize(16<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	srv := grpc.NewServer(opts...)
 	c.Register(srv)
 	addr := lis.Addr().String()
 	if *addrFile != "" {

@@ -1,0 +1,154 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+)
+
+// Kind says what a credential belongs to.
+type Kind string
+
+// The kinds of principal.
+const (
+	KindWorker Kind = "worker"
+	KindUser   Kind = "user"
+)
+
+// Entry is one registered worker or user.
+type Entry struct {
+	// TokenSHA256 is the hex SHA-256 of the bearer token; the token itself
+	// is shown once, when it is created, and never stored.
+	TokenSHA256 string `json:"token_sha256"`
+	// PublicKey is a worker's ed25519 key for manifest signatures.
+	PublicKey []byte    `json:"public_key,omitempty"`
+	Added     time.Time `json:"added"`
+}
+
+// Registry is the content of a registry file.
+type Registry struct {
+	Workers map[string]Entry `json:"workers"`
+	Users   map[string]Entry `json:"users"`
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Load reads a registry file. A missing file is an empty registry.
+func Load(path string) (*Registry, error) {
+	r := &Registry{Workers: map[string]Entry{}, Users: map[string]Entry{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.Workers == nil {
+		r.Workers = map[string]Entry{}
+	}
+	if r.Users == nil {
+		r.Users = map[string]Entry{}
+	}
+	return r, nil
+}
+
+// Save writes the registry atomically (temporary file, fsync, rename), so a
+// daemon reloading it never reads half a file.
+func (r *Registry) Save(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".registry-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (r *Registry) entries(k Kind) map[string]Entry {
+	if k == KindWorker {
+		return r.Workers
+	}
+	return r.Users
+}
+
+// Add registers a new worker or user and returns its token, which is not
+// kept anywhere: the caller must hand it over now.
+func (r *Registry) Add(k Kind, name string, publicKey []byte) (token string, err error) {
+	if !namePattern.MatchString(name) {
+		return "", fmt.Errorf("%q is not a valid %s name (letters, digits, '.', '_', '-'; up to 128)", name, k)
+	}
+	if _, dup := r.entries(k)[name]; dup {
+		return "", fmt.Errorf("%s %s already exists; remove it first to issue a new token", k, name)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	token = string(k) + "_" + base64.RawURLEncoding.EncodeToString(raw)
+	r.entries(k)[name] = Entry{TokenSHA256: hashToken(token), PublicKey: publicKey, Added: time.Now().UTC()}
+	return token, nil
+}
+
+// Remove revokes a worker or user.
+func (r *Registry) Remove(k Kind, name string) error {
+	if _, ok := r.entries(k)[name]; !ok {
+		return fmt.Errorf("no %s %s", k, name)
+	}
+	delete(r.entries(k), name)
+	return nil
+}
+
+// Names lists the registered names of a kind, sorted.
+func (r *Registry) Names(k Kind) []string {
+	var out []string
+	for n := range r.entries(k) {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+

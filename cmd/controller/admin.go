@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"distbuild/auth"
+)
+
+const adminAbout = `Usage:
+  controller worker add NAME                       register a worker; prints its token
+  controller worker remove NAME                    revoke a worker's token
+  controller worker list                           list registered workers
+  controller user add NAME                         register a user; prints their token
+  controller user remove NAME                      revoke a user's token
+  controller user list                             list registered users
+
+Tokens are printed once and stored only as SHA-256 hashes in the registry
+file (--registry, default STATE_DIR/registry.json). A running controller
+started with --require-auth rereads the file when it changes, so a removal
+takes effect at once.
+
+Flags:
+`
+
+// admin runs the worker and user subcommands.
+func admin(kind auth.Kind, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("controller "+string(kind), pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, adminAbout+fs.FlagUsages()) }
+	stateDir := fs.String("state-dir", "", "the controller's state directory, where the registry file lives")
+	registry := fs.String("registry", "", "the registry file (default STATE_DIR/registry.json)")
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	path := *registry
+	if path == "" && *stateDir != "" {
+		path = filepath.Join(*stateDir, "registry.json")
+	}
+	op, name := fs.Arg(0), fs.Arg(1)
+	if path == "" || (op != "list" && fs.NArg() != 2) || (op == "list" && fs.NArg() != 1) {
+		fs.Usage()
+		return 2
+	}
+	r, err := auth.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 1
+	}
+	switch op {
+	case "list":
+		for _, n := range r.Names(kind) {
+			fmt.Fprintln(stdout, n)
+		}
+		return 0
+	case "add":
+		token, err := r.Add(kind, name, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "controller: %v\n", err)
+			return 1
+		}
+		if err := r.Save(path); err != nil {
+			fmt.Fprintf(stderr, "controller: saving %s: %v\n", path, err)
+			return 1
+		}
+		fmt.Fprintln(stdout, token)
+		fmt.Fprintf(stderr, "added %s %s; its token is printed above and is not stored anywhere: put it in the %s's --token-file now\n", kind, name, kind)
+		return 0
+	case "remove":
+		if err := r.Remove(kind, name); err != nil {
+			fmt.Fprintf(stderr, "controller: %v\n", err)
+			return 1
+		}
+		if err := r.Save(path); err != nil {
+			fmt.Fprintf(stderr, "controller: saving %s: %v\n", path, err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "removed %s %s; its token no longer works\n", kind, name)
+		return 0
+	}
+	fs.Usage()
+	return 2
+}

@@ -1,0 +1,83 @@
+package controller_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"distbuild/auth"
+	"distbuild/controller"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+func TestAuthenticationLetsInOnlyRegisteredWorkersAndUsers(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	path := filepath.Join(t.TempDir(), "registry.json")
+	r, _ := auth.Load(path)
+	userToken, _ := r.Add(auth.KindUser, "alice", nil)
+	workerToken, _ := r.Add(auth.KindWorker, "w1", nil)
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.opts = []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, hclog.NewNullLogger())),
+		grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, hclog.NewNullLogger())),
+	}
+	f.restartController()
+	dial := func(token string) *grpc.ClientConn {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Token(token)))
+		}
+		conn, err := grpc.NewClient(f.addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	register := func(conn *grpc.ClientConn, name string) error {
+		stream, err := pb.NewWorkerServiceClient(conn).Work(context.Background())
+		if err != nil {
+			return err
+		}
+		stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: name, Slots: 1, Arch: "x86_64"}}})
+		_, err = stream.Recv()
+		return err
+	}
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		conn *grpc.ClientConn
+		code codes.Code
+	}{
+		"anonymous":       {dial(""), codes.Unauthenticated},
+		"forged":          {dial("user_not-a-real-token"), codes.Unauthenticated},
+		"worker as user":  {dial(workerToken), codes.PermissionDenied},
+		"registered user": {dial(userToken), codes.OK},
+	} {
+		_, err := pb.NewBuildServiceClient(tc.conn).List(ctx, &pb.ListRequest{})
+		if status.Code(err) != tc.code {
+			t.Errorf("%s listing builds: %v, want %v", name, err, tc.code)
+		}
+	}
+	if err := register(dial(userToken), "w1"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a user registering as a worker: %v, want PermissionDenied", err)
+	}
+	if err := register(dial(workerToken), "w2"); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("w1's token registering as w2: %v, want PermissionDenied", err)
+	}
+	if err := register(dial(workerToken), "w1"); err != nil {
+		t.Errorf("w1 registering with its own token: %v", err)
+	}
+}
