@@ -57,6 +57,9 @@ type Config struct {
 	AddrFile string
 	// Verifier checks manifests before they are stored; nil accepts all.
 	Verifier service.ManifestVerifier
+	// ServerOptions are added to the gRPC server's, e.g. authentication
+	// interceptors.
+	ServerOptions []grpc.ServerOption
 	// Clock drives scrubs and access times; nil is the system clock.
 	Clock clock.Clock
 	// Logger receives what happens; nil discards it.
@@ -130,7 +133,7 @@ func (d *Daemon) listen() error {
 	}
 	d.grpcLis = lis
 	d.addrs.GRPC = lis.Addr().String()
-	d.grpc = grpc.NewServer(service.ServerOptions()...)
+	d.grpc = grpc.NewServer(append(service.ServerOptions(), d.cfg.ServerOptions...)...)
 	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, d.cfg.Verifier, d.log.Named("grpc")))
 	if d.cfg.HTTPListen == "" {
 		return nil

@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"distbuild/auth"
+	"distbuild/manifestsig"
 )
 
 const adminAbout = `Usage:
-  controller worker add NAME                       register a worker; prints its token
+  controller worker add NAME [--public-key KEY]    register a worker; prints its token
   controller worker remove NAME                    revoke a worker's token
   controller worker list                           list registered workers
   controller user add NAME                         register a user; prints their token
@@ -21,7 +22,11 @@ const adminAbout = `Usage:
 Tokens are printed once and stored only as SHA-256 hashes in the registry
 file (--registry, default STATE_DIR/registry.json). A running controller
 started with --require-auth rereads the file when it changes, so a removal
-takes effect at once.
+takes effect at once. Give the same file to the trove (trove serve
+--require-auth --registry FILE): it then accepts uploads only from
+registered workers, and manifests only when signed by the uploading
+worker's registered key (--public-key: the base64 ed25519 key that
+'worker key --work-dir DIR' prints).
 
 Flags:
 `
@@ -33,6 +38,7 @@ func admin(kind auth.Kind, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, adminAbout+fs.FlagUsages()) }
 	stateDir := fs.String("state-dir", "", "the controller's state directory, where the registry file lives")
 	registry := fs.String("registry", "", "the registry file (default STATE_DIR/registry.json)")
+	publicKey := fs.String("public-key", "", "with worker add: the worker's base64 ed25519 public key, for its manifest signatures")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
@@ -60,7 +66,14 @@ func admin(kind auth.Kind, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "add":
-		token, err := r.Add(kind, name, nil)
+		var key []byte
+		if *publicKey != "" {
+			if key, err = manifestsig.ParsePublicKey(*publicKey); err != nil {
+				fmt.Fprintf(stderr, "controller: --public-key: %v\n", err)
+				return 2
+			}
+		}
+		token, err := r.Add(kind, name, key)
 		if err != nil {
 			fmt.Fprintf(stderr, "controller: %v\n", err)
 			return 1

@@ -14,9 +14,11 @@ import (
 
 	"distbuild/artifactcache/daemon"
 	"distbuild/artifactcache/store"
+	"distbuild/auth"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 )
 
 const usage = `trove: the build farm's shared artifact cache and git server.
@@ -35,7 +37,11 @@ read-only HTTP API on --http-listen:
 It logs "listening grpc=ADDR http=ADDR" once it accepts connections. With
 port 0 the system picks free ports; --addr-file then tells which, as JSON
 {"grpc":"127.0.0.1:NNNN","http":"127.0.0.1:MMMM"} written atomically once
-listening, and removed again on a clean exit. SIGTERM or SIGINT stops it
+listening, and removed again on a clean exit. With --require-auth and the
+controller's --registry file, only registered workers may upload (and each
+manifest must carry a valid signature by the uploading worker's registered
+key), and only registered workers and users may read over gRPC; the HTTP API
+stays read-only and open. SIGTERM or SIGINT stops it
 gracefully: no new requests, in-flight ones finish (up to
 --shutdown-timeout), access times are flushed and the index closed.
 
@@ -80,6 +86,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the actual listen addresses here as JSON once listening")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	requireAuth := fs.Bool("require-auth", false, "gRPC: only registered workers may upload (with manifests signed by their registered keys), only registered workers and users may read")
+	registry := fs.String("registry", "", "the registry of workers and users written by 'controller worker add' (required with --require-auth)")
 	if code, done := parse(fs, args, stderr, "serve"); done {
 		return code
 	}
@@ -98,6 +106,19 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = logger
+	if *requireAuth {
+		a, err := auth.NewAuthenticator(*registry)
+		if err != nil {
+			fmt.Fprintf(stderr, "trove serve: --require-auth needs --registry: %v\n", err)
+			return 2
+		}
+		cfg.Verifier = auth.ManifestVerifier{Auth: a}
+		cfg.ServerOptions = []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, logger.Named("auth"))),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, logger.Named("auth"))),
+		}
+		logger.Info("authentication required", "registry", *registry)
+	}
 
 	// Signals are caught from before the store opens, so none can kill
 	// the daemon without a clean shutdown.

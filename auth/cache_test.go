@@ -1,0 +1,126 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"distbuild/artifactcache"
+	"distbuild/artifactcache/daemon"
+	"distbuild/artifactcache/digest"
+	"distbuild/auth"
+	"distbuild/manifestsig"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker runs a real
+// trove with authentication and the signature check.
+func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.json")
+	key, err := manifestsig.LoadOrCreateKey(filepath.Join(dir, "w1.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := manifestsig.ParsePublicKey(manifestsig.PublicKeyText(key))
+	r, _ := auth.Load(path)
+	w1, _ := r.Add(auth.KindWorker, "w1", pub)
+	w2, _ := r.Add(auth.KindWorker, "w2", nil)
+	alice, _ := r.Add(auth.KindUser, "alice", nil)
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.Start(daemon.Config{
+		Dir: filepath.Join(dir, "cache"), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: hclog.NewNullLogger(),
+		Verifier: auth.ManifestVerifier{Auth: a},
+		ServerOptions: []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	client := func(token string) *artifactcache.Client {
+		var opts []grpc.DialOption
+		if token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Token(token)))
+		}
+		c, err := artifactcache.Dial(d.Addrs().GRPC, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	worker1, worker2, user, anonymous := client(w1), client(w2), client(alice), client("")
+
+	if _, err := user.UploadBytes(ctx, []byte("from a user")); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a user uploading a blob: %v, want PermissionDenied", err)
+	}
+	if _, err := anonymous.UploadBytes(ctx, []byte("from nobody")); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("an anonymous upload: %v, want Unauthenticated", err)
+	}
+	blob, err := worker1.UploadBytes(ctx, []byte("artifact"))
+	if err != nil {
+		t.Fatalf("a worker uploading a blob: %v", err)
+	}
+	newManifest := func(k string) *pb.Manifest {
+		return &pb.Manifest{CacheKey: strings.Repeat(k, 64), StepName: "zlib", Worker: "w1",
+			Files: []*pb.ManifestFile{{Name: "zlib-libs", Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: blob.Proto()}}}
+	}
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	type attempt struct {
+		client *artifactcache.Client
+		m      *pb.Manifest
+	}
+	forged, impersonated, byUser := newManifest("2"), newManifest("3"), newManifest("4")
+	manifestsig.Sign(forged, "w1", otherKey)
+	manifestsig.Sign(impersonated, "w1", key)
+	manifestsig.Sign(byUser, "w1", key)
+	refused := map[string]attempt{
+		"unsigned":                     {worker1, newManifest("1")},
+		"forged signature":             {worker1, forged},
+		"w1's manifest uploaded by w2": {worker2, impersonated},
+		"uploaded by a user":           {user, byUser},
+	}
+	for name, tc := range refused {
+		if err := tc.client.PutManifest(ctx, tc.m); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s: %v, want PermissionDenied", name, err)
+		}
+		k, _ := digest.ParseCacheKey(tc.m.CacheKey)
+		if _, err := worker1.GetManifest(ctx, k); status.Code(err) != codes.NotFound {
+			t.Errorf("%s: the refused manifest was kept (%v)", name, err)
+		}
+	}
+	good := newManifest("5")
+	if err := manifestsig.Sign(good, "w1", key); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker1.PutManifest(ctx, good); err != nil {
+		t.Fatalf("a manifest signed by its uploader: %v", err)
+	}
+	k, _ := digest.ParseCacheKey(good.CacheKey)
+	got, err := user.GetManifest(ctx, k)
+	if err != nil {
+		t.Fatalf("a user reading a manifest: %v", err)
+	}
+	if err := manifestsig.Verify(got, pub); err != nil {
+		t.Errorf("the stored manifest's signature no longer verifies: %v", err)
+	}
+}
