@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // GitPrefix is where the git repositories appear on the HTTP listener.
@@ -60,6 +62,9 @@ type Config struct {
 	// ServerOptions are added to the gRPC server's, e.g. authentication
 	// interceptors.
 	ServerOptions []grpc.ServerOption
+	// TLS, when set, secures both listeners (and with ClientCAs, requires
+	// client certificates); nil serves plaintext.
+	TLS *tls.Config
 	// Clock drives scrubs and access times; nil is the system clock.
 	Clock clock.Clock
 	// Logger receives what happens; nil discards it.
@@ -133,7 +138,11 @@ func (d *Daemon) listen() error {
 	}
 	d.grpcLis = lis
 	d.addrs.GRPC = lis.Addr().String()
-	d.grpc = grpc.NewServer(append(service.ServerOptions(), d.cfg.ServerOptions...)...)
+	opts := append(service.ServerOptions(), d.cfg.ServerOptions...)
+	if d.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
+	}
+	d.grpc = grpc.NewServer(opts...)
 	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, d.cfg.Verifier, d.log.Named("grpc")))
 	if d.cfg.HTTPListen == "" {
 		return nil
@@ -156,6 +165,11 @@ func (d *Daemon) listen() error {
 	d.httpLis = lis
 	d.addrs.HTTP = lis.Addr().String()
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	if d.cfg.TLS != nil {
+		cfg := d.cfg.TLS.Clone()
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		d.httpLis = tls.NewListener(d.httpLis, cfg)
+	}
 	return nil
 }
 

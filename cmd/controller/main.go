@@ -25,6 +25,7 @@ import (
 	"distbuild/definitions"
 	"distbuild/gitmirror"
 	"distbuild/scheduler"
+	"distbuild/tlsflags"
 )
 
 const about = `controller: the distbuild farm's coordinator.
@@ -41,7 +42,9 @@ http://trove:7080/git/upstream/zlib); --repo-alias adds or overrides some.
 
 With --require-auth only registered workers and users get in (tokens from
 'controller worker add' and 'controller user add'; see 'controller worker
---help').
+--help'). With --tls-cert and --tls-key it serves TLS (and with
+--tls-client-ca requires client certificates); --cache-tls-ca makes its
+connection to the cache use TLS.
 
 It logs "listening grpc=ADDR" once it accepts connections; with port 0,
 --addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
@@ -78,6 +81,10 @@ func run(args []string, stderr io.Writer) int {
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
 	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
 	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
+	var serverTLS tlsflags.Server
+	serverTLS.Register(fs)
+	var cacheTLS tlsflags.Client
+	cacheTLS.Register(fs, "cache-", "the artifact cache")
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
@@ -115,7 +122,17 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot prepare the git mirrors", "error", err)
 		return 1
 	}
-	cache, err := artifactcache.Dial(*cacheAddr)
+	cacheCreds, err := cacheTLS.DialOption()
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 2
+	}
+	tlsOpts, err := serverTLS.GRPCOptions()
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 2
+	}
+	cache, err := artifactcache.Dial(*cacheAddr, cacheCreds)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
 		return 1
@@ -151,6 +168,7 @@ func run(args []string, stderr io.Writer) int {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
+	opts = append(opts, tlsOpts...)
 	if *requireAuth {
 		path := *registry
 		if path == "" {

@@ -15,6 +15,7 @@ import (
 	"distbuild/artifactcache/daemon"
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
+	"distbuild/tlsflags"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
@@ -41,7 +42,8 @@ listening, and removed again on a clean exit. With --require-auth and the
 controller's --registry file, only registered workers may upload (and each
 manifest must carry a valid signature by the uploading worker's registered
 key), and only registered workers and users may read over gRPC; the HTTP API
-stays read-only and open. SIGTERM or SIGINT stops it
+stays read-only and open. --tls-cert and --tls-key serve both listeners
+over TLS; --tls-client-ca also requires client certificates. SIGTERM or SIGINT stops it
 gracefully: no new requests, in-flight ones finish (up to
 --shutdown-timeout), access times are flushed and the index closed.
 
@@ -86,6 +88,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the actual listen addresses here as JSON once listening")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	var serverTLS tlsflags.Server
+	serverTLS.Register(fs)
 	requireAuth := fs.Bool("require-auth", false, "gRPC: only registered workers may upload (with manifests signed by their registered keys), only registered workers and users may read")
 	registry := fs.String("registry", "", "the registry of workers and users written by 'controller worker add' (required with --require-auth)")
 	if code, done := parse(fs, args, stderr, "serve"); done {
@@ -106,6 +110,10 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = logger
+	if cfg.TLS, err = serverTLS.Config(); err != nil {
+		fmt.Fprintf(stderr, "trove serve: %v\n", err)
+		return 2
+	}
 	if *requireAuth {
 		a, err := auth.NewAuthenticator(*registry)
 		if err != nil {
