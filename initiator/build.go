@@ -2,7 +2,6 @@ package initiator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "distbuild/proto/distbuild/v1"
@@ -61,12 +58,12 @@ func runBuild(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "build", err)
 	}
-	conn, err := grpc.NewClient(*controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	client, err := dialController(*controller)
 	if err != nil {
 		return fail(env, "build", err)
 	}
-	defer conn.Close()
-	stream, err := pb.NewBuildServiceClient(conn).Build(ctx)
+	defer client.Close()
+	stream, err := client.Build(ctx)
 	if err != nil {
 		return fail(env, "build", fmt.Errorf("cannot reach the controller at %s: %s", *controller, status.Convert(err).Message()))
 	}
@@ -87,28 +84,28 @@ func runBuild(env *Env, args []string) int {
 		stop()
 	}()
 
-	w := newWatcher(env, isTerminal(env.Stdout))
-	defer w.close()
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return fail(env, "build", errors.New("the controller closed the stream before the build ended"))
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ExitFailure
+	var stopAtAccepted func(*pb.BuildEvent) bool
+	if *detach {
+		stopAtAccepted = func(ev *pb.BuildEvent) bool {
+			if a := ev.GetAccepted(); a != nil {
+				fmt.Fprintf(env.Stdout, "%s\n", a.GetBuildId())
+				return true
 			}
-			return fail(env, "build", fmt.Errorf("lost the controller at %s: %s", *controller, status.Convert(err).Message()))
-		}
-		ev := resp.GetEvent()
-		if done, code := w.handle(ev); done {
-			return code
-		}
-		if ev.GetAccepted() != nil && *detach {
-			fmt.Fprintf(env.Stdout, "%s\n", ev.GetAccepted().GetBuildId())
-			return ExitOK
+			return false
 		}
 	}
+	watchEnv := env
+	if *detach {
+		// Scripts read the id from stdout; what the watcher says goes to
+		// stderr.
+		watchEnv = &Env{Dir: env.Dir, Stdout: env.Stderr, Stderr: env.Stderr}
+	}
+	w := newWatcher(watchEnv, isTerminal(watchEnv.Stdout))
+	defer w.close()
+	return followEvents(ctx, env, "build", client, w, func() (*pb.BuildEvent, error) {
+		resp, err := stream.Recv()
+		return resp.GetEvent(), err
+	}, stopAtAccepted)
 }
 
 // isTerminal reports whether w is a character device (a terminal), where

@@ -1,6 +1,7 @@
 // Package initiator is the command developers run inside a definitions
-// checkout: it shows what a system's build graph looks like and, in later
-// commands, submits builds to the controller and follows them.
+// checkout: it shows what a system's build graph looks like, submits builds
+// to the controller and follows them, and looks after builds already
+// running (attach, list, status, cancel, logs).
 package initiator
 
 import (
@@ -30,9 +31,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"graph": {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
-	"build": {summary: "build a system on the farm, following its progress", run: runBuild},
-	"fetch": {summary: "download an artifact from the cache and unpack it", run: runFetch},
+	"graph":  {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
+	"build":  {summary: "build a system on the farm, following its progress", run: runBuild},
+	"fetch":  {summary: "download an artifact from the cache and unpack it", run: runFetch},
+	"attach": {summary: "re-join a build: replay its events and follow it", run: runAttach},
+	"list":   {summary: "list the farm's builds, newest first", run: runList},
+	"status": {summary: "show a build and the state of each of its steps", run: runStatus},
+	"cancel": {summary: "cancel a build", run: runCancel},
+	"logs":   {summary: "print a step's complete log from the cache", run: runLogs},
 }
 
 // Env is what a command may touch of the outside world, so tests can run

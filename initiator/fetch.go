@@ -23,9 +23,18 @@ verified against its digest. The build log goes to DIR/../<name>.log unless
 --no-log is given. Entries that would escape DIR are refused; device files
 and setuid programs only with --allow-devices and --allow-setuid.`
 
+// cacheFlag adds --cache, whose default comes from $DISTBUILD_CACHE like
+// the controller's from $DISTBUILD_CONTROLLER, so a shell set up for one
+// farm needs no flags.
+func cacheFlag(fs interface {
+	String(string, string, string) *string
+}) *string {
+	return fs.String("cache", envOr("DISTBUILD_CACHE", DefaultCache), "gRPC address of the artifact cache (default from $DISTBUILD_CACHE)")
+}
+
 func runFetch(env *Env, args []string) int {
 	fs := newFlags(env, "fetch", "[flags] CACHE_KEY DIR", fetchAbout)
-	cacheAddr := fs.String("cache", envOr("DISTBUILD_CACHE", DefaultCache), "gRPC address of the artifact cache (default from $DISTBUILD_CACHE)")
+	cacheAddr := cacheFlag(fs)
 	allowDevices := fs.Bool("allow-devices", false, "create device files the artifact contains")
 	allowSetuid := fs.Bool("allow-setuid", false, "keep setuid and setgid bits")
 	noLog := fs.Bool("no-log", false, "do not save the build log")

@@ -3,6 +3,7 @@ package initiator
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,10 +30,33 @@ type watcher struct {
 	unbuilt int
 	done    int
 	status  string // the progress line currently drawn
+
+	// Set by attach, which may join a build long under way.
+	//
+	// fetchLog copies a log stored in the cache. Each attempt that ends with
+	// a log in the cache has its part of build-step-<name>.log replaced by
+	// that complete log: output is relayed only live, so a step that ran
+	// before attaching left nothing, and one running while attaching left
+	// only its tail. build leaves it nil: it saw every attempt from its
+	// start.
+	fetchLog func(log *pb.Digest, to io.Writer) error
+	// attemptAt is where each step's current attempt begins in its log.
+	attemptAt map[string]int64
+	// buildClock times the build from its BuildAccepted event rather than
+	// from when the watcher started.
+	buildClock bool
 }
 
 func newWatcher(env *Env, tty bool) *watcher {
 	return &watcher{env: env, tty: tty, start: time.Now(), logs: map[string]*os.File{}, seen: map[string]bool{}, running: map[string]string{}}
+}
+
+// newReplayWatcher is the watcher attach uses: it completes each step's log
+// from the cache (fetchLog) and times the build from its acceptance.
+func newReplayWatcher(env *Env, tty bool, fetchLog func(log *pb.Digest, to io.Writer) error) *watcher {
+	w := newWatcher(env, tty)
+	w.fetchLog, w.attemptAt, w.buildClock = fetchLog, map[string]int64{}, true
+	return w
 }
 
 // logName is the file a step's log goes to; names come from definitions,
@@ -116,8 +140,11 @@ func (w *watcher) closeLog(step string) {
 // handle processes one event; done reports that the build has ended, with
 // the exit status to use.
 func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
-	switch e := ev.Event.(type) {
+	switch e := ev.GetEvent().(type) {
 	case *pb.BuildEvent_Accepted:
+		if w.buildClock && ev.Time != nil {
+			w.start = ev.Time.AsTime()
+		}
 		w.say("build %s accepted", e.Accepted.BuildId)
 	case *pb.BuildEvent_GraphResolved:
 		w.total, w.unbuilt = int(e.GraphResolved.TotalSteps), int(e.GraphResolved.UnbuiltSteps)
@@ -125,8 +152,11 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	case *pb.BuildEvent_StepStarted:
 		step := e.StepStarted.Step.StepName
 		w.running[step] = e.StepStarted.Worker
-		if f := w.logFile(step); f != nil && e.StepStarted.Attempt > 1 {
-			fmt.Fprintf(f, "\n=== attempt %d on %s ===\n", e.StepStarted.Attempt, e.StepStarted.Worker)
+		if f := w.logFile(step); f != nil {
+			if e.StepStarted.Attempt > 1 {
+				fmt.Fprintf(f, "\n=== attempt %d on %s ===\n", e.StepStarted.Attempt, e.StepStarted.Worker)
+			}
+			w.markAttempt(step, f)
 		}
 		if w.tty {
 			w.redraw()
@@ -140,6 +170,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	case *pb.BuildEvent_StepFinished:
 		step := e.StepFinished.Step.StepName
 		delete(w.running, step)
+		w.completeLog(step, e.StepFinished.Log)
 		w.closeLog(step)
 		if e.StepFinished.Worker != "" {
 			w.done++
@@ -149,6 +180,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		f := e.StepFailed
 		step := f.Step.StepName
 		delete(w.running, step)
+		w.completeLog(step, f.Log)
 		w.closeLog(step)
 		if f.WillRetry {
 			w.say("retrying %s: attempt %d on %s failed: %s", step, f.Attempt, f.Worker, f.Reason)
