@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
+	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
@@ -48,9 +50,10 @@ func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 		if err != nil {
 			return nil, err
 		}
-		d, err := w.cfg.Cache.UploadBytes(ctx, data)
+		what := "uploading " + a.Name
+		d, err := w.uploadBytes(ctx, what, data)
 		if err != nil {
-			return nil, fmt.Errorf("uploading %s: %w", a.Name, err)
+			return nil, doing(what, err)
 		}
 		files = append(files, &pb.ManifestFile{Name: a.Name, Role: pb.FileRole_FILE_ROLE_METADATA, Digest: d.Proto()})
 		out.note("# %s: %d chunk artifacts", a.Name, len(members))
@@ -107,7 +110,7 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 	}
 	var files []*pb.ManifestFile
 	for _, a := range packed {
-		f, err := w.upload(ctx, a.Path, a.Name, pb.FileRole_FILE_ROLE_ARTIFACT)
+		f, err := w.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -119,26 +122,46 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 
 // integrate runs one system-integration command with the assembled root as
 // its root file system: under bubblewrap with no network when the worker
-// sandboxes, otherwise with chroot.
+// sandboxes, otherwise with chroot. Like a build command, it runs in its
+// own process group, all of which is killed when the job ends or the
+// command writes nothing for Config.StallTimeout.
 func (w *Worker) integrate(ctx context.Context, root, command string, out *output) error {
 	if _, err := os.Stat(filepath.Join(root, "bin", "sh")); err != nil {
 		return fmt.Errorf("system-integration needs /bin/sh in the system, and it has none")
 	}
-	var cmd *exec.Cmd
-	if w.cfg.Sandbox == sandbox.Bwrap {
-		cmd = exec.CommandContext(ctx, "bwrap", "--bind", root, "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-			"--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", "/", "/bin/sh", "-c", command)
-	} else {
-		cmd = exec.CommandContext(ctx, "chroot", root, "/bin/sh", "-c", command)
-	}
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"}
-	cmd.Stdout = out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT)
-	cmd.Stderr = out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR)
-	if err := cmd.Run(); err != nil {
+	what := fmt.Sprintf("system-integration command %q", firstLine(command))
+	return watched(ctx, what, "output", w.cfg.StallTimeout, func(ctx context.Context, progress func()) error {
+		var cmd *exec.Cmd
+		if w.cfg.Sandbox == sandbox.Bwrap {
+			cmd = exec.CommandContext(ctx, "bwrap", "--bind", root, "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+				"--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", "/", "/bin/sh", "-c", command)
+		} else {
+			cmd = exec.CommandContext(ctx, "chroot", root, "/bin/sh", "-c", command)
+		}
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"}
+		cmd.Stdout = &progressWriter{w: out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT), progress: progress}
+		cmd.Stderr = &progressWriter{w: out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR), progress: progress}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = integrationWaitDelay
+		err := cmd.Run()
+		if cmd.Process != nil {
+			// Whatever the command left running in its group.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if lerr := out.err(); lerr != nil {
+			return lerr
+		}
 		if ee, ok := err.(*exec.ExitError); ok && ctx.Err() == nil {
 			return &commandError{phase: "system-integration", command: command, exitCode: ee.ExitCode()}
 		}
-		return fmt.Errorf("system-integration command %q: %w", firstLine(command), err)
-	}
-	return nil
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	})
 }
+
+// integrationWaitDelay is how long a finished or killed integration
+// command's leftover processes may hold its output open.
+const integrationWaitDelay = 5 * time.Second

@@ -4,53 +4,17 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
-
-	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
-	"distbuild/gitmirror"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )
-
-// newTestWorker makes a worker with a real artifact cache; it never dials a
-// controller, because these tests call its job code directly.
-func newTestWorker(t *testing.T, mode sandbox.Mode) *Worker {
-	t.Helper()
-	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	cache, err := artifactcache.Dial(d.Addrs().GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirrors, err := gitmirror.New(t.TempDir(), hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode, Cache: cache, Git: mirrors})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cache.Close()
-		cancel()
-		<-done
-	})
-	return w
-}
 
 // tarOf builds a tarball of the given entries: a file's body, or a symlink
 // target after "->".
@@ -100,7 +64,7 @@ func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
 			shellKey, dataKey := strings.Repeat("1", 64), strings.Repeat("2", 64)
 			storeChunk(t, w, shellKey, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
 			storeChunk(t, w, dataKey, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
-			job := &job{spec: &pb.Job{JobId: "j1", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}, cancel: func() {}}
+			job := &job{spec: &pb.Job{JobId: "j1", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}, cancel: func(error) {}}
 			sys := &pb.SystemJob{
 				Contents: []*pb.ChunkArtifact{{CacheKey: shellKey, Artifact: "shell-bins"}, {CacheKey: dataKey, Artifact: "data-misc"}, {CacheKey: dataKey, Artifact: "data-doc"}},
 				Integration: []*pb.IntegrationCommands{
@@ -109,12 +73,11 @@ func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
 				},
 			}
 			dir := t.TempDir()
-			logFile, err := os.Create(filepath.Join(dir, "log"))
+			out, err := newOutput(context.Background(), w, "j1", filepath.Join(dir, "log"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer logFile.Close()
-			out := &output{w: w, ctx: context.Background(), id: "j1", log: logFile}
+			defer out.close()
 			files, err := w.assembleSystem(context.Background(), job, sys, filepath.Join(dir, "job"), out)
 			if err != nil {
 				t.Fatalf("assembling: %v", err)
@@ -138,11 +101,13 @@ func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
 	key := strings.Repeat("3", 64)
 	storeChunk(t, w, key, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
 	dir := t.TempDir()
-	logFile, _ := os.Create(filepath.Join(dir, "log"))
-	defer logFile.Close()
-	out := &output{w: w, ctx: context.Background(), id: "j1", log: logFile}
-	job := &job{spec: &pb.Job{JobId: "j1", Name: "sys"}, cancel: func() {}}
-	_, err := w.assembleSystem(context.Background(), job, &pb.SystemJob{
+	out, err := newOutput(context.Background(), w, "j1", filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.close()
+	job := &job{spec: &pb.Job{JobId: "j1", Name: "sys"}, cancel: func(error) {}}
+	_, err = w.assembleSystem(context.Background(), job, &pb.SystemJob{
 		Contents:    []*pb.ChunkArtifact{{CacheKey: key, Artifact: "data-misc"}},
 		Integration: []*pb.IntegrationCommands{{Name: "00", Commands: []string{"true"}}},
 	}, filepath.Join(dir, "job"), out)
@@ -153,16 +118,8 @@ func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
 
 func readTar(t *testing.T, w *Worker, d *pb.Digest) map[string]string {
 	t.Helper()
-	dg, err := digest.FromProto(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := w.cfg.Cache.Fetch(context.Background(), dg, &buf); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	tr := tar.NewReader(&buf)
+	tr := tar.NewReader(bytes.NewReader(fetchBlob(t, w, d)))
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -173,5 +130,34 @@ func readTar(t *testing.T, w *Worker, d *pb.Digest) map[string]string {
 		}
 		body, _ := io.ReadAll(tr)
 		out[h.Name] = string(body)
+	}
+}
+
+func TestSilentIntegrationCommandIsStoppedAsStalledWithItsProcessGroup(t *testing.T) {
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal("needs a static /bin/busybox (apt-get install busybox-static):", err)
+	}
+	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := newTestWorker(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
+			key := strings.Repeat("4", 64)
+			storeChunk(t, w, key, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
+			sleep, arg := sleepCommand()
+			// One sleep in the background, which only killing the whole
+			// process group stops.
+			command := fmt.Sprintf("/bin/busybox %s & exec /bin/busybox %[1]s", sleep)
+			spec := &pb.Job{JobId: fmt.Sprintf("sys-%d", jobSeq.Add(1)), Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM, CacheKey: strings.Repeat("6", 64),
+				Spec: &pb.Job_System{System: &pb.SystemJob{
+					Contents:    []*pb.ChunkArtifact{{CacheKey: key, Artifact: "shell-bins"}},
+					Integration: []*pb.IntegrationCommands{{Name: "00-hang", Commands: []string{command}}},
+				}}}
+			f := failed(t, runJob(t, w, spec))
+			want := fmt.Sprintf("system-integration command %q made no output for 500ms and was stopped as stalled", command)
+			if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || f.Reason != want {
+				t.Errorf("failure %v %q; want a setup failure %q", f.Kind, f.Reason, want)
+			}
+			waitGone(t, arg)
+		})
 	}
 }

@@ -2,13 +2,13 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	"distbuild/definitions"
-	"distbuild/gitmirror"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 	"distbuild/worker/tarball"
@@ -36,15 +36,7 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 	}
 
 	build, staging, destdir := filepath.Join(dir, "build"), filepath.Join(dir, "staging"), filepath.Join(dir, "install")
-	repo, err := w.cfg.Git.Ensure(ctx, c.RepoUrl, c.Commit)
-	if err != nil {
-		return nil, err
-	}
-	subs := make([]gitmirror.Submodule, len(c.Submodules))
-	for i, s := range c.Submodules {
-		subs[i] = gitmirror.Submodule{Path: s.Path, URL: s.Url}
-	}
-	if err := repo.Checkout(ctx, c.Commit, build, subs); err != nil {
+	if err := w.checkout(ctx, c, build); err != nil {
 		return nil, err
 	}
 	out.note("# source %s at %s", c.RepoUrl, c.Commit)
@@ -68,6 +60,9 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 		DestDir:   destdir,
 		Stdout:    out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
 		Stderr:    out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
+		// A command's whole process group is killed when it stalls or
+		// the job's context ends (cancel, step timeout).
+		NoOutputTimeout: w.cfg.StallTimeout,
 	}
 	spec.Env = w.buildEnv(j.spec, c, spec)
 	for _, phase := range c.Phases {
@@ -75,10 +70,15 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 			out.note("# %s: %s", phase.Name, cmd)
 			spec.Command = cmd
 			res, err := sandbox.Run(ctx, spec)
-			if err != nil {
-				return nil, fmt.Errorf("%s command %q: %w", phase.Name, firstLine(cmd), err)
-			}
-			if res.ExitCode != 0 {
+			what := fmt.Sprintf("%s command %q", phase.Name, firstLine(cmd))
+			switch {
+			case errors.Is(err, sandbox.ErrStalled):
+				return nil, &stallError{what: what, lacking: "output", limit: w.cfg.StallTimeout}
+			case err != nil:
+				return nil, fmt.Errorf("%s: %w", what, err)
+			case out.err() != nil:
+				return nil, out.err()
+			case res.ExitCode != 0:
 				return nil, &commandError{phase: phase.Name, command: cmd, exitCode: res.ExitCode}
 			}
 		}
@@ -96,7 +96,7 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 	}
 	var files []*pb.ManifestFile
 	for _, a := range packed {
-		f, err := w.upload(ctx, a.Path, a.Name, pb.FileRole_FILE_ROLE_ARTIFACT)
+		f, err := w.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
 		if err != nil {
 			return nil, err
 		}

@@ -8,8 +8,10 @@ import (
 
 // job is one assignment and what has become of it.
 type job struct {
-	spec   *pb.Job
-	cancel context.CancelFunc
+	spec *pb.Job
+	// cancel ends the job's context with a cause (errCancelled,
+	// errStopping), which becomes the job's failure reason.
+	cancel context.CancelCauseFunc
 
 	phase    pb.JobPhase
 	manifest *pb.Manifest
@@ -29,23 +31,36 @@ func (w *Worker) snapshot() *pb.WorkRequest {
 // startJob runs a job in the background; a job id seen before is ignored,
 // since the controller may repeat itself after a reconnect.
 func (w *Worker) startJob(sessionCtx context.Context, spec *pb.Job) {
-	w.mu.Lock()
-	if _, dup := w.jobs[spec.JobId]; dup {
-		w.mu.Unlock()
+	ctx, j := w.newJob(sessionCtx, spec)
+	if j == nil {
 		return
 	}
-	// Jobs outlive sessions: they are cancelled by the controller or when
-	// the worker stops, not when a connection drops.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(sessionCtx))
-	if t := spec.GetTimeout().AsDuration(); t > 0 {
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(sessionCtx), t)
-	}
-	j := &job{spec: spec, cancel: cancel, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES}
-	w.jobs[spec.JobId] = j
-	w.mu.Unlock()
 	w.reportChanged()
 	w.log.Info("job started", "job", spec.JobId, "step", spec.Name, "kind", spec.Kind.String())
 	go w.run(ctx, j)
+}
+
+// newJob records a job and makes its context, or returns a nil job for an
+// id already known. Jobs outlive sessions: they end when the controller
+// cancels them, when the worker stops, or at the step's timeout, not when
+// a connection drops.
+func (w *Worker) newJob(sessionCtx context.Context, spec *pb.Job) (context.Context, *job) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, dup := w.jobs[spec.JobId]; dup {
+		return nil, nil
+	}
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(sessionCtx))
+	stop := context.CancelFunc(func() {})
+	if t := spec.GetTimeout().AsDuration(); t > 0 {
+		ctx, stop = context.WithTimeoutCause(ctx, t, &stepTimeoutError{limit: t})
+	}
+	j := &job{spec: spec, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES, cancel: func(cause error) {
+		cancel(cause)
+		stop()
+	}}
+	w.jobs[spec.JobId] = j
+	return ctx, j
 }
 
 func (w *Worker) setPhase(j *job, phase pb.JobPhase) {
@@ -63,7 +78,7 @@ func (w *Worker) finish(j *job, m *pb.Manifest, f *pb.JobFailure) {
 		j.phase, j.manifest = pb.JobPhase_JOB_PHASE_DONE, m
 	}
 	w.mu.Unlock()
-	j.cancel()
+	j.cancel(nil)
 	w.reportChanged()
 }
 
@@ -73,7 +88,7 @@ func (w *Worker) cancelJob(id string) {
 	w.mu.Unlock()
 	if j != nil {
 		w.log.Info("job cancelled by the controller", "job", id, "step", j.spec.Name)
-		j.cancel()
+		j.cancel(errCancelled)
 	}
 }
 
@@ -90,6 +105,6 @@ func (w *Worker) cancelAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, j := range w.jobs {
-		j.cancel()
+		j.cancel(errStopping)
 	}
 }

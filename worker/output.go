@@ -10,25 +10,47 @@ import (
 	pb "distbuild/proto/distbuild/v1"
 )
 
-// output is where a job's commands write: every byte goes to the job's log
-// file (uploaded to the cache when the job ends) and is relayed live to the
-// controller.
+// output is where a job's commands write: every byte goes to the job's
+// stored log (capped by Config.LogLimit, see cappedLog) and is relayed live
+// to the controller. The relay is not capped: the initiator shows the end
+// of the relayed output when a step fails, and the controller bounds what
+// it queues for each client.
+//
+// A log that cannot be written fails the job: the first write error is
+// kept, every later write fails with it (so a command writing more output
+// is stopped), and err reports it, because a command's own exit status
+// means little once its output was lost.
 type output struct {
 	w   *Worker
 	ctx context.Context
 	id  string
 
-	mu  sync.Mutex
-	log *os.File
+	mu     sync.Mutex
+	log    *cappedLog
+	failed error
+}
+
+// newOutput creates the job's log file at path.
+func newOutput(ctx context.Context, w *Worker, id, path string) (*output, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the build log: %w", err)
+	}
+	return &output{w: w, ctx: ctx, id: id, log: newCappedLog(f, w.cfg.LogLimit)}, nil
 }
 
 func (o *output) stream(s pb.OutputStream) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
 		o.mu.Lock()
-		_, err := o.log.Write(p)
+		if o.failed == nil {
+			if _, err := o.log.Write(p); err != nil {
+				o.failed = fmt.Errorf("writing the build log: %w", err)
+			}
+		}
+		failed := o.failed
 		o.mu.Unlock()
-		if err != nil {
-			return 0, fmt.Errorf("writing the build log: %w", err)
+		if failed != nil {
+			return 0, failed
 		}
 		o.w.emit(o.ctx, &pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{
 			JobId: o.id, Stream: s, Data: append([]byte(nil), p...)}}})
@@ -39,6 +61,25 @@ func (o *output) stream(s pb.OutputStream) io.Writer {
 // note writes a line of the worker's own commentary into the output.
 func (o *output) note(format string, args ...any) {
 	fmt.Fprintf(o.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT), format+"\n", args...)
+}
+
+// err is the log's first write error, if any.
+func (o *output) err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failed
+}
+
+// close completes the stored log and returns its size. The log is whole
+// up to a failed write, so even then what it holds can be stored.
+func (o *output) close() (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	size, err := o.log.Close()
+	if o.failed == nil && err != nil {
+		o.failed = fmt.Errorf("writing the build log: %w", err)
+	}
+	return size, o.failed
 }
 
 type writerFunc func([]byte) (int, error)

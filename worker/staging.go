@@ -11,19 +11,6 @@ import (
 	"distbuild/worker/tarball"
 )
 
-// manifest fetches the manifest of an artifact the job needs.
-func (w *Worker) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, error) {
-	key, err := digest.ParseCacheKey(cacheKey)
-	if err != nil {
-		return nil, err
-	}
-	m, err := w.cfg.Cache.GetManifest(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("fetching the manifest of %s: %w", cacheKey, err)
-	}
-	return m, nil
-}
-
 // blob returns the path of a blob in the local cache, downloading (and
 // verifying) it first when it is not there. Blobs are immutable and named by
 // digest, so a present file is the right content.
@@ -36,8 +23,8 @@ func (w *Worker) blob(ctx context.Context, d *pb.Digest) (string, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Size() == dg.Size() {
 		return path, nil
 	}
-	if err := w.cfg.Cache.Download(ctx, dg, path); err != nil {
-		return "", fmt.Errorf("downloading %s: %w", dg, err)
+	if err := w.download(ctx, dg, path); err != nil {
+		return "", doing("downloading "+dg.String(), err)
 	}
 	return path, nil
 }

@@ -26,22 +26,40 @@ type Config struct {
 	Tags  map[string]string
 	// Conn is the connection to the controller.
 	Conn grpc.ClientConnInterface
-	// WorkDir holds build directories, git mirrors and the local blob cache.
+	// WorkDir holds build directories (jobs/), git mirrors (git/) and the
+	// local blob cache (blobs/).
 	WorkDir string
 	Sandbox sandbox.Mode
 	Cache   *artifactcache.Client
-	Git     *gitmirror.Cache
 	// MaxJobs is the make parallelism for chunks that do not set max-jobs.
 	MaxJobs int
 	// KeepBuildDirs leaves each job's directory behind, for debugging.
 	KeepBuildDirs bool
-	Logger        hclog.Logger
+	// StallTimeout stops a build or system-integration command that writes
+	// no output for this long, as a setup failure the controller retries
+	// elsewhere: a hung test suite frees its slot long before the step's
+	// timeout, which must allow for the slowest healthy build. Zero never
+	// stops a quiet command.
+	StallTimeout time.Duration
+	// TransferStallTimeout stops a source fetch or artifact cache transfer
+	// that makes no progress for this long (and a cache call unanswered for
+	// this long), as a setup failure: a hung server or network would
+	// otherwise hold the slot until the step's timeout. Zero never stops
+	// one.
+	TransferStallTimeout time.Duration
+	// LogLimit caps each step's stored log in bytes: a longer log keeps its
+	// first and last halves, with a line saying what was cut. Zero keeps
+	// everything.
+	LogLimit int64
+	Logger   hclog.Logger
 }
 
 // Worker serves one controller.
 type Worker struct {
-	cfg Config
-	log hclog.Logger
+	cfg    Config
+	log    hclog.Logger
+	git    *gitmirror.Cache
+	gitDir string // where git keeps the mirrors, watched for fetch progress
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -55,8 +73,11 @@ type Worker struct {
 
 // New checks the configuration and prepares the work directory.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.Git == nil {
-		return nil, errors.New("worker: name, slots, arch, controller connection, cache and git are all required")
+	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" {
+		return nil, errors.New("worker: name, slots, arch, controller connection, cache and work directory are all required")
+	}
+	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 {
+		return nil, errors.New("worker: stall timeouts and the log limit cannot be negative")
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 1
@@ -69,7 +90,12 @@ func New(cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
 		}
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
+	gitDir := filepath.Join(cfg.WorkDir, "git")
+	mirrors, err := gitmirror.New(gitDir, cfg.Logger.Named("git"))
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger, git: mirrors, gitDir: gitDir, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
 }
 
 // Run serves the controller until ctx ends, reconnecting with backoff

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -21,7 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
-	"distbuild/gitmirror"
+	"distbuild/artifactcache/daemon"
 	"distbuild/worker"
 	"distbuild/worker/sandbox"
 )
@@ -40,6 +39,15 @@ system and no network; bootstrap-mode steps see the host's tools read-only,
 also without network. --sandbox=none runs everything directly on the host.
 It reconnects with backoff when the controller goes away; SIGTERM or SIGINT
 cancels running steps and stops it.
+
+A step fails as a setup failure, which the controller retries on another
+worker, when anything but its build commands goes wrong: a source fetch or
+artifact transfer that makes no progress for --transfer-stall-timeout, a
+command that writes no output for --stall-timeout, the step's own timeout
+(set by the controller), a full disk. A build command exiting non-zero is
+a build failure, not retried. Each step's log is stored in the cache; one
+longer than --log-limit keeps its first and last halves, with a line saying
+how much was cut between them.
 
 Flags:
 `
@@ -65,14 +73,23 @@ func run(args []string, stderr io.Writer) int {
 	maxJobs := fs.Int("max-jobs", runtime.NumCPU(), "make parallelism (MAKEFLAGS=-jN) for chunks that do not set max-jobs")
 	keep := fs.Bool("keep-build-dirs", false, "keep each step's build directory after it ends, for debugging")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	stall := fs.Duration("stall-timeout", 30*time.Minute, "stop a build command that writes no output for this long, and retry the step elsewhere (0: never)")
+	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
+	logLimit := daemon.ByteSize(64 << 20)
+	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
 		}
+		fmt.Fprintf(stderr, "worker: %v (see worker --help)\n", err)
 		return 2
 	}
 	if *workDir == "" || fs.NArg() != 0 || *name == "" || *arch == "" {
 		fmt.Fprintln(stderr, "worker: --work-dir, --name and --arch are required and no arguments are taken")
+		return 2
+	}
+	if *stall < 0 || *transferStall < 0 {
+		fmt.Fprintln(stderr, "worker: --stall-timeout and --transfer-stall-timeout cannot be negative")
 		return 2
 	}
 	tagMap := map[string]string{}
@@ -100,11 +117,6 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "worker." + *name, Level: level, Output: stderr})
 
-	mirrors, err := gitmirror.New(filepath.Join(*workDir, "git"), log.Named("git"))
-	if err != nil {
-		log.Error("cannot prepare the git mirrors", "error", err)
-		return 1
-	}
 	cache, err := artifactcache.Dial(*cacheAddr)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
@@ -122,8 +134,9 @@ func run(args []string, stderr io.Writer) int {
 	defer conn.Close()
 	w, err := worker.New(worker.Config{
 		Name: *name, Slots: *slots, Arch: *arch, Tags: tagMap,
-		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache, Git: mirrors,
+		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, Logger: log,
+		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -1,0 +1,276 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"distbuild/artifactcache"
+	"distbuild/artifactcache/daemon"
+	"distbuild/artifactcache/digest"
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/sandbox"
+)
+
+// TestMain keeps git hermetic: neither the fixtures nor the worker read
+// the developer's ~/.gitconfig.
+func TestMain(m *testing.M) {
+	os.Setenv("GIT_CONFIG_GLOBAL", os.DevNull)
+	os.Exit(m.Run())
+}
+
+// hangBound is how long a test waits for something that should happen
+// promptly before calling it a hang; it is no measure of speed.
+const hangBound = 30 * time.Second
+
+// startCache runs a real artifact cache on loopback and returns its gRPC
+// address.
+func startCache(t *testing.T) string {
+	t.Helper()
+	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0",
+		ShutdownTimeout: time.Second, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return d.Addrs().GRPC
+}
+
+func dialCache(t *testing.T, addr string) *artifactcache.Client {
+	t.Helper()
+	c, err := artifactcache.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// newTestWorker makes a worker with a real artifact cache; it never dials a
+// controller, because these tests call its job code directly. change, if
+// given, adjusts the configuration first.
+func newTestWorker(t *testing.T, mode sandbox.Mode, change ...func(*Config)) *Worker {
+	t.Helper()
+	cfg := Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode}
+	for _, f := range change {
+		f(&cfg)
+	}
+	if cfg.Cache == nil {
+		cfg.Cache = dialCache(t, startCache(t))
+	}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// gitRepo makes a one-commit repository of files and returns its path and
+// the commit.
+func gitRepo(t *testing.T, files map[string]string) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.com",
+			"GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "--quiet")
+	git("add", ".")
+	git("commit", "--quiet", "-m", "source")
+	return dir, git("rev-parse", "HEAD")
+}
+
+// jobSeq makes job ids, cache keys and sleep durations unique per test
+// process.
+var jobSeq atomic.Int64
+
+// chunkSpec is a bootstrap-mode chunk job built from repo at commit that
+// runs commands in its build phase and packs everything into name-bins.
+func chunkSpec(repo, commit string, commands ...string) *pb.Job {
+	n := jobSeq.Add(1)
+	return &pb.Job{
+		JobId: fmt.Sprintf("job-%d", n), Kind: pb.StepKind_STEP_KIND_CHUNK, Name: "hello",
+		CacheKey: fmt.Sprintf("%064x", n), Arch: "x86_64",
+		Spec: &pb.Job_Chunk{Chunk: &pb.ChunkJob{
+			RepoUrl: repo, Commit: commit, BuildMode: pb.BuildMode_BUILD_MODE_BOOTSTRAP, Prefix: "/usr",
+			Phases:     []*pb.CommandPhase{{Name: "build", Commands: commands}},
+			SplitRules: []*pb.SplitRule{{Artifact: "hello-bins", Include: []string{".*"}}},
+		}},
+	}
+}
+
+// withTimeout sets a job's step timeout.
+func withTimeout(spec *pb.Job, d time.Duration) *pb.Job {
+	spec.Timeout = durationpb.New(d)
+	return spec
+}
+
+// runJob runs spec to the end as the worker would for the controller, and
+// returns the job with its outcome.
+func runJob(t *testing.T, w *Worker, spec *pb.Job) *job {
+	t.Helper()
+	ctx, j := w.newJob(context.Background(), spec)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx, j)
+	}()
+	select {
+	case <-done:
+	case <-time.After(hangBound):
+		t.Fatalf("job %s did not finish", spec.JobId)
+	}
+	return j
+}
+
+// failed returns how j failed, failing the test if it did not.
+func failed(t *testing.T, j *job) *pb.JobFailure {
+	t.Helper()
+	if j.phase != pb.JobPhase_JOB_PHASE_FAILED || j.failure == nil {
+		t.Fatalf("job ended in %v with manifest %v; want it to fail", j.phase, j.manifest)
+	}
+	return j.failure
+}
+
+// fetchBlob reads a blob from the worker's cache.
+func fetchBlob(t *testing.T, w *Worker, d *pb.Digest) []byte {
+	t.Helper()
+	dg, err := digest.FromProto(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := w.cfg.Cache.Fetch(context.Background(), dg, &buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// sleepCommand is a sleep that outlives any test, with a duration no other
+// process uses, so its process can be found in /proc.
+func sleepCommand() (command, arg string) {
+	arg = fmt.Sprintf("1000.%d%d", os.Getpid(), jobSeq.Add(1))
+	return "sleep " + arg, arg
+}
+
+// withArg lists live processes with arg among their arguments. Zombies are
+// dead and left out.
+func withArg(arg string) []string {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var found []string
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !strings.Contains("\x00"+string(cmdline), "\x00"+arg+"\x00") {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+		if !strings.Contains(string(stat), ") Z ") {
+			found = append(found, filepath.Base(filepath.Dir(p))+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return found
+}
+
+// waitGone fails the test unless no live process has arg among its
+// arguments within hangBound: a process killed a moment ago is not
+// necessarily reaped yet.
+func waitGone(t *testing.T, arg string) {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for {
+		found := withArg(arg)
+		if len(found) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes still running with argument %q: %v", arg, found)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// silentServer accepts TCP connections on loopback and never answers, like
+// a hung git or cache server. It returns its address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	return stallingProxy(t, "", 0, 0)
+}
+
+// stallingProxy forwards TCP connections to target, but stops passing data
+// towards the target after up bytes and towards the client after down
+// bytes, per connection, holding the connections open: a network or server
+// that hangs mid-transfer. With no target it forwards nothing.
+func stallingProxy(t *testing.T, target string, up, down int64) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	keep := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	go func() {
+		for {
+			client, err := l.Accept()
+			if err != nil {
+				return
+			}
+			keep(client)
+			if target == "" {
+				continue
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				continue
+			}
+			keep(server)
+			go io.CopyN(server, client, up)
+			go io.CopyN(client, server, down)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}

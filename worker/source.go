@@ -1,0 +1,37 @@
+package worker
+
+import (
+	"context"
+
+	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// checkout writes the chunk's source, with its submodules, into dir,
+// fetching into the worker's git mirrors what they lack.
+//
+// git is a separate process whose progress cannot be read without changing
+// how gitmirror runs it, so progress is judged by its effect: git writes
+// what it receives into the mirror (a clone's temporary directory, a
+// fetch's pack) as it arrives, and a checkout writes dir. The fetch is
+// stopped as stalled when the mirrors and dir together do not change size
+// for Config.TransferStallTimeout. This also counts as progress another
+// job's fetch into a mirror this one waits for, which is right, since that
+// fetch is what it is waiting on; and a server that thinks for longer than
+// the limit before sending anything (counting a huge repository) is cut
+// off, so the limit must be generous.
+func (w *Worker) checkout(ctx context.Context, c *pb.ChunkJob, dir string) error {
+	what := "fetching the source from " + c.RepoUrl
+	return watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		defer watchGrowth(w.cfg.TransferStallTimeout, progress, w.gitDir, dir)()
+		repo, err := w.git.Ensure(ctx, c.RepoUrl, c.Commit)
+		if err != nil {
+			return err
+		}
+		subs := make([]gitmirror.Submodule, len(c.Submodules))
+		for i, s := range c.Submodules {
+			subs[i] = gitmirror.Submodule{Path: s.Path, URL: s.Url}
+		}
+		return repo.Checkout(ctx, c.Commit, dir, subs)
+	})
+}

@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"distbuild/artifactcache/digest"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// Every exchange with the artifact cache runs under a progress watchdog
+// (Config.TransferStallTimeout): a blob stream must keep moving data, and a
+// call without a stream (a manifest) must be answered within the limit. A
+// cache or network that hangs then fails the step as a setup failure,
+// instead of holding a slot until the step's timeout.
+
+// download stores blob d at path, through a temporary file in the same
+// directory that is renamed into place only once the content is verified
+// and synced, so path never holds a partial blob.
+func (w *Worker) download(ctx context.Context, d digest.Digest, path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".download-*")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	what := fmt.Sprintf("downloading %s from the artifact cache", d)
+	err = watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		pw := &progressWriter{w: f, progress: progress}
+		err := w.cfg.Cache.Fetch(ctx, d, pw)
+		if pw.err != nil {
+			return fmt.Errorf("writing %s: %w", f.Name(), pw.err)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	done = true
+	return nil
+}
+
+// uploadFile stores the first d.Size() bytes of the file at path, which
+// hash to d, in the cache.
+func (w *Worker) uploadFile(ctx context.Context, what, path string, d digest.Digest) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return w.uploadReader(ctx, what, d, io.LimitReader(f, d.Size()))
+}
+
+// uploadBytes stores a small in-memory blob and returns its digest.
+func (w *Worker) uploadBytes(ctx context.Context, what string, data []byte) (digest.Digest, error) {
+	d := digest.OfBytes(data)
+	return d, w.uploadReader(ctx, what, d, bytes.NewReader(data))
+}
+
+func (w *Worker) uploadReader(ctx context.Context, what string, d digest.Digest, r io.Reader) error {
+	return watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		return w.cfg.Cache.Upload(ctx, d, progressReader{r: r, progress: progress})
+	})
+}
+
+// hashFile computes the digest of the first size bytes of the file at path.
+func hashFile(path string, size int64) (digest.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	defer f.Close()
+	h := digest.NewHasher()
+	if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
+		return digest.Digest{}, err
+	}
+	return h.Digest(), nil
+}
+
+// manifest fetches the manifest of an artifact the job needs.
+func (w *Worker) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, error) {
+	key, err := digest.ParseCacheKey(cacheKey)
+	if err != nil {
+		return nil, err
+	}
+	var m *pb.Manifest
+	what := "fetching the manifest of " + cacheKey
+	err = watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
+		m, err = w.cfg.Cache.GetManifest(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, doing(what, err)
+	}
+	return m, nil
+}
+
+// putManifest records a finished step in the cache.
+func (w *Worker) putManifest(ctx context.Context, m *pb.Manifest) error {
+	const what = "storing the manifest"
+	return doing(what, watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
+		return w.cfg.Cache.PutManifest(ctx, m)
+	}))
+}
+
+// doing says what the worker was doing when err happened, unless err is a
+// stall, which says so itself.
+func doing(what string, err error) error {
+	if err == nil || errors.As(err, new(*stallError)) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
