@@ -20,7 +20,7 @@ import (
 )
 
 func TestRegistryStoresOnlyHashesAndRoundTrips(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "registry.json")
+	path := filepath.Join(t.TempDir(), "new-state-dir", "registry.json")
 	r, err := auth.Load(path)
 	if err != nil {
 		t.Fatal(err)

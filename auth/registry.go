@@ -72,6 +72,9 @@ func (r *Registry) Save(path string) error {
 		return err
 	}
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, ".registry-*")
 	if err != nil {
 		return err

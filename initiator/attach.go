@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"distbuild/artifactcache"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -51,7 +50,7 @@ func runAttach(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "attach", err)
 	}
-	cache, err := artifactcache.Dial(*cacheAddr)
+	cache, err := dialCache(*cacheAddr)
 	if err != nil {
 		return fail(env, "attach", fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err))
 	}

@@ -39,6 +39,7 @@ var commands = map[string]command{
 	"status": {summary: "show a build and the state of each of its steps", run: runStatus},
 	"cancel": {summary: "cancel a build", run: runCancel},
 	"logs":   {summary: "print a step's complete log from the cache", run: runLogs},
+	"verify": {summary: "check an artifact's signature and every blob's digest", run: runVerify},
 }
 
 // Env is what a command may touch of the outside world, so tests can run
@@ -86,6 +87,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "\n"+credentialsHelp)
 	fmt.Fprintln(w, "\nRun 'initiator COMMAND --help' for a command's flags.")
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "distbuild/proto/distbuild/v1"
@@ -29,7 +28,11 @@ type controllerClient struct {
 
 // dialController prepares a connection; nothing is sent until the first call.
 func dialController(addr string) (*controllerClient, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controller address %q: %w", addr, err)
 	}

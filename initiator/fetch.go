@@ -53,7 +53,7 @@ func runFetch(env *Env, args []string) int {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(env.Dir, dir)
 	}
-	cache, err := artifactcache.Dial(*cacheAddr)
+	cache, err := dialCache(*cacheAddr)
 	if err != nil {
 		return fail(env, "fetch", err)
 	}

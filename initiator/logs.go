@@ -49,7 +49,7 @@ func runLogs(env *Env, args []string) int {
 	if st == nil {
 		return fail(env, "logs", fmt.Errorf("build %s has no step %q (initiator status %s lists its steps)", id, name, id))
 	}
-	cache, err := artifactcache.Dial(*cacheAddr)
+	cache, err := dialCache(*cacheAddr)
 	if err != nil {
 		return fail(env, "logs", fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err))
 	}

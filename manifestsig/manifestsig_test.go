@@ -18,7 +18,7 @@ func manifest() *pb.Manifest {
 }
 
 func TestSignaturesCoverEveryFieldAndNeedTheRightKey(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "key")
+	path := filepath.Join(t.TempDir(), "new-work-dir", "key")
 	key, err := manifestsig.LoadOrCreateKey(path)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )
@@ -44,7 +46,10 @@ func TestChunkJobBuildsFromGitAndStoresArtifactsAndLog(t *testing.T) {
 	}
 	stored, err := w.manifest(context.Background(), j.spec.CacheKey)
 	if err != nil || stored.StepName != "hello" {
-		t.Errorf("manifest in the cache: %v, %v; want the step's", stored, err)
+		t.Fatalf("manifest in the cache: %v, %v; want the step's", stored, err)
+	}
+	if err := manifestsig.Verify(stored, w.cfg.SigningKey.Public().(ed25519.PublicKey)); err != nil || stored.Signature.Signer != "test" {
+		t.Errorf("the stored manifest is not signed by the worker: %v (signature %v)", err, stored.Signature)
 	}
 }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net"
@@ -71,7 +72,11 @@ func dialCache(t *testing.T, addr string) *artifactcache.Client {
 // given, adjusts the configuration first.
 func newTestWorker(t *testing.T, mode sandbox.Mode, change ...func(*Config)) *Worker {
 	t.Helper()
-	cfg := Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode}
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode, SigningKey: key}
 	for _, f := range change {
 		f(&cfg)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"distbuild/artifactcache/digest"
+	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -114,9 +115,12 @@ func (w *Worker) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, e
 	return m, nil
 }
 
-// putManifest records a finished step in the cache.
+// putManifest signs a finished step's manifest and records it in the cache.
 func (w *Worker) putManifest(ctx context.Context, m *pb.Manifest) error {
 	const what = "storing the manifest"
+	if err := manifestsig.Sign(m, w.cfg.Name, w.cfg.SigningKey); err != nil {
+		return doing("signing the manifest", err)
+	}
 	return doing(what, watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
 		return w.cfg.Cache.PutManifest(ctx, m)
 	}))

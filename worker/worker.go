@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -20,10 +21,13 @@ import (
 
 // Config describes a worker.
 type Config struct {
-	Name  string
-	Slots int
-	Arch  string
-	Tags  map[string]string
+	// SigningKey signs every manifest the worker stores, so the cache (and
+	// users) can tell it came from this registered worker.
+	SigningKey ed25519.PrivateKey
+	Name       string
+	Slots      int
+	Arch       string
+	Tags       map[string]string
 	// Conn is the connection to the controller.
 	Conn grpc.ClientConnInterface
 	// WorkDir holds build directories (jobs/), git mirrors (git/) and the
@@ -73,8 +77,8 @@ type Worker struct {
 
 // New checks the configuration and prepares the work directory.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" {
-		return nil, errors.New("worker: name, slots, arch, controller connection, cache and work directory are all required")
+	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("worker: name, slots, arch, controller connection, cache, work directory and signing key are all required")
 	}
 	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 {
 		return nil, errors.New("worker: stall timeouts and the log limit cannot be negative")
@@ -132,7 +136,8 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 	if err != nil {
 		return err
 	}
-	reg := &pb.WorkerRegistration{Name: w.cfg.Name, Slots: int32(w.cfg.Slots), Arch: w.cfg.Arch, Tags: w.cfg.Tags}
+	reg := &pb.WorkerRegistration{Name: w.cfg.Name, Slots: int32(w.cfg.Slots), Arch: w.cfg.Arch, Tags: w.cfg.Tags,
+		PublicKey: w.cfg.SigningKey.Public().(ed25519.PublicKey)}
 	if err := stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}}); err != nil {
 		return err
 	}

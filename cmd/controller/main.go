@@ -85,6 +85,7 @@ func run(args []string, stderr io.Writer) int {
 	serverTLS.Register(fs)
 	var cacheTLS tlsflags.Client
 	cacheTLS.Register(fs, "cache-", "the artifact cache")
+	cacheToken := fs.String("cache-token-file", "", "file holding a token for the artifact cache, when it requires one (a user token from 'controller user add' suffices)")
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
@@ -132,7 +133,16 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
 		return 2
 	}
-	cache, err := artifactcache.Dial(*cacheAddr, cacheCreds)
+	cacheOpts := []grpc.DialOption{cacheCreds}
+	if *cacheToken != "" {
+		token, err := auth.ReadTokenFile(*cacheToken)
+		if err != nil {
+			fmt.Fprintf(stderr, "controller: --cache-token-file: %v\n", err)
+			return 2
+		}
+		cacheOpts = append(cacheOpts, grpc.WithPerRPCCredentials(token))
+	}
+	cache, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
 		return 1

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -16,11 +17,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
+	"distbuild/auth"
+	"distbuild/manifestsig"
+	"distbuild/tlsflags"
 	"distbuild/worker"
 	"distbuild/worker/sandbox"
 )
@@ -55,7 +58,52 @@ Flags:
 // archOf maps Go's architecture names onto the definitions format's.
 var archOf = map[string]string{"amd64": "x86_64", "386": "x86_32", "arm64": "armv8l64", "ppc64": "ppc64"}
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "key" {
+		os.Exit(printKey(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// keyFile is where a worker's signing key lives unless --key-file says.
+func keyFile(workDir, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return filepath.Join(workDir, "worker.key")
+}
+
+// printKey implements `worker key`: it prints the worker's public key
+// (creating the key on first use), for `controller worker add --public-key`.
+func printKey(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("worker key", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	workDir := fs.String("work-dir", "", "the worker's work directory, where its key is kept")
+	file := fs.String("key-file", "", "the key file (default WORK_DIR/worker.key)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: worker key --work-dir DIR\n\nPrints the worker's ed25519 public key, creating the key on first use, for\n'controller worker add NAME --public-key KEY'.\n\nFlags:\n"+fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil || (*workDir == "" && *file == "") {
+		if err == pflag.ErrHelp {
+			return 0
+		}
+		fs.Usage()
+		return 2
+	}
+	if *workDir != "" {
+		if err := os.MkdirAll(*workDir, 0o700); err != nil {
+			fmt.Fprintf(stderr, "worker key: %v\n", err)
+			return 1
+		}
+	}
+	key, err := manifestsig.LoadOrCreateKey(keyFile(*workDir, *file))
+	if err != nil {
+		fmt.Fprintf(stderr, "worker key: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, manifestsig.PublicKeyText(key))
+	return 0
+}
 
 func run(args []string, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
@@ -73,6 +121,11 @@ func run(args []string, stderr io.Writer) int {
 	maxJobs := fs.Int("max-jobs", runtime.NumCPU(), "make parallelism (MAKEFLAGS=-jN) for chunks that do not set max-jobs")
 	keep := fs.Bool("keep-build-dirs", false, "keep each step's build directory after it ends, for debugging")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	tokenFile := fs.String("token-file", "", "file holding the worker's token (from 'controller worker add'), sent to the controller and the cache")
+	signingKey := fs.String("key-file", "", "the worker's ed25519 signing key, created on first use (default WORK_DIR/worker.key)")
+	var controllerTLS, cacheTLS tlsflags.Client
+	controllerTLS.Register(fs, "", "the controller")
+	cacheTLS.Register(fs, "cache-", "the artifact cache")
 	stall := fs.Duration("stall-timeout", 30*time.Minute, "stop a build command that writes no output for this long, and retry the step elsewhere (0: never)")
 	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
 	logLimit := daemon.ByteSize(64 << 20)
@@ -117,23 +170,47 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "worker." + *name, Level: level, Output: stderr})
 
-	cache, err := artifactcache.Dial(*cacheAddr)
+	key, err := manifestsig.LoadOrCreateKey(keyFile(*workDir, *signingKey))
+	if err != nil {
+		log.Error("cannot load the signing key", "error", err)
+		return 1
+	}
+	controllerCreds, err := controllerTLS.DialOption()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	cacheCreds, err := cacheTLS.DialOption()
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	cacheOpts, controllerOpts := []grpc.DialOption{cacheCreds}, []grpc.DialOption{controllerCreds}
+	if *tokenFile != "" {
+		token, err := auth.ReadTokenFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "worker: --token-file: %v\n", err)
+			return 2
+		}
+		cacheOpts = append(cacheOpts, grpc.WithPerRPCCredentials(token))
+		controllerOpts = append(controllerOpts, grpc.WithPerRPCCredentials(token))
+	}
+	cache, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
 		return 1
 	}
 	defer cache.Close()
-	conn, err := grpc.NewClient(*controllerAddr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(*controllerAddr, append(controllerOpts,
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	if err != nil {
 		log.Error("bad controller address", "address", *controllerAddr, "error", err)
 		return 2
 	}
 	defer conn.Close()
 	w, err := worker.New(worker.Config{
-		Name: *name, Slots: *slots, Arch: *arch, Tags: tagMap,
+		Name: *name, Slots: *slots, Arch: *arch, Tags: tagMap, SigningKey: key,
 		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),

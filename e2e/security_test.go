@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"distbuild/tlsflags/tlstest"
+)
+
+// TestSecureFarm runs the farm as a careful operator would: TLS on every
+// listener (client certificates required by the controller), tokens for
+// every worker and user, and signed manifests required by the cache.
+func TestSecureFarm(t *testing.T) {
+	f := &farm{t: t, dir: t.TempDir(), logs: map[string]*bytes.Buffer{}}
+	ca, cert, key := tlstest.Generate(t, f.dir, "farm")
+	t.Setenv("GIT_SSL_CAINFO", ca) // git fetches from the trove over HTTPS
+	ctrlDir := filepath.Join(f.dir, "controller")
+	registry := filepath.Join(ctrlDir, "registry.json")
+	tool := func(bin string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, bin), args...).Output()
+		if err != nil {
+			t.Fatalf("%s %v: %v", bin, args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	tokenFile := func(name, token string) string {
+		p := filepath.Join(f.dir, name+".token")
+		if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	publicKey := tool("worker", "key", "--work-dir", filepath.Join(f.dir, "worker-1"))
+	workerToken := tokenFile("worker-1", tool("controller", "worker", "add", "worker-1", "--public-key", publicKey, "--state-dir", ctrlDir))
+	aliceToken := tokenFile("alice", tool("controller", "user", "add", "alice", "--state-dir", ctrlDir))
+
+	repoRoot, _ := filepath.Abs("..")
+	if out, err := exec.Command(filepath.Join(repoRoot, "demo", "make-trove.sh"), filepath.Join(f.dir, "trove")).CombinedOutput(); err != nil {
+		t.Fatalf("make-trove.sh: %v\n%s", err, out)
+	}
+	f.defs = filepath.Join(f.dir, "trove", "definitions")
+	f.bare = filepath.Join(f.dir, "trove", "git", "baserock", "definitions.git")
+	serverTLS := []string{"--tls-cert", cert, "--tls-key", key}
+	addrs := f.daemon("trove", append([]string{"serve", "--dir", filepath.Join(f.dir, "cache"), "--git-dir", filepath.Join(f.dir, "trove", "git"),
+		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--require-auth", "--registry", registry}, serverTLS...)...)
+	f.cache, f.http = addrs["grpc"], addrs["http"]
+	f.git(f.defs, "remote", "set-url", "origin", "https://"+f.http+"/git/baserock/definitions.git")
+	f.controller = f.daemon("controller", append([]string{"--state-dir", ctrlDir, "--cache", f.cache, "--trove-git", "https://" + f.http + "/git",
+		"--listen", "127.0.0.1:0", "--require-auth", "--tls-client-ca", ca, "--cache-tls-ca", ca, "--cache-token-file", aliceToken}, serverTLS...)...)["grpc"]
+	workerArgs := func(name string) []string {
+		return []string{"--name", name, "--slots", "2", "--controller", f.controller, "--cache", f.cache, "--work-dir", filepath.Join(f.dir, name),
+			"--sandbox", "bwrap", "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "--cache-tls-ca", ca}
+	}
+	f.start("worker-1", "worker", append(workerArgs("worker-1"), "--token-file", workerToken)...)
+	f.start("intruder", "worker", workerArgs("intruder")...)
+
+	t.Setenv("DISTBUILD_TLS_CA", ca)
+	t.Setenv("DISTBUILD_TLS_CERT", cert)
+	t.Setenv("DISTBUILD_TLS_KEY", key)
+	t.Setenv("DISTBUILD_TOKEN_FILE", aliceToken)
+	r := f.initiator("build", demoSystem)
+	if r.code != 0 {
+		t.Fatalf("secure build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for step, w := range r.started() {
+		if w != "worker-1" {
+			t.Errorf("%s ran on %s, not the registered worker", step, w)
+		}
+	}
+	if strings.Contains(f.log("intruder"), "job started") || !strings.Contains(f.log("controller"), "refused a call without credentials") {
+		t.Errorf("the worker without a token was not refused and logged:\n%s", f.log("intruder"))
+	}
+
+	sysKey := regexp.MustCompile(`(?m)^  SYSTEM demo-system ([0-9a-f]{64})$`).FindStringSubmatch(r.stdout)
+	if sysKey == nil {
+		t.Fatalf("no system key in:\n%s", r.stdout)
+	}
+	if v := f.initiator("verify", "--registry", registry, sysKey[1]); v.code != 0 || !strings.Contains(v.stdout, "is signed by worker worker-1") {
+		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+	if v := f.initiator("verify", "--public-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", sysKey[1]); v.code != 1 || !strings.Contains(v.stderr, "does not match") {
+		t.Errorf("verify against the wrong key: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+
+	t.Setenv("DISTBUILD_TOKEN_FILE", "")
+	if l := f.initiator("list"); l.code == 0 || !strings.Contains(l.stderr, "token") {
+		t.Errorf("list without a token: exit %d\n%s", l.code, l.stderr)
+	}
+	t.Setenv("DISTBUILD_TOKEN_FILE", aliceToken)
+	tool("controller", "user", "remove", "alice", "--state-dir", ctrlDir)
+	if l := f.initiator("list"); l.code == 0 || !strings.Contains(l.stderr, "revoked") {
+		t.Errorf("list with a revoked token: exit %d\n%s", l.code, l.stderr)
+	}
+}

@@ -1,0 +1,50 @@
+package initiator
+
+import (
+	"fmt"
+	"os"
+
+	"google.golang.org/grpc"
+
+	"distbuild/artifactcache"
+	"distbuild/auth"
+	"distbuild/tlsflags"
+)
+
+// Credentials come from the environment rather than flags, so that every
+// command (and every script calling it) uses the same ones without
+// repeating them, the way kubectl or git use theirs:
+//
+//	DISTBUILD_TOKEN_FILE  a file holding the user's token ('controller user add')
+//	DISTBUILD_TLS_CA      connect with TLS, trusting this PEM CA
+//	DISTBUILD_TLS_CERT    a PEM client certificate, for servers requiring mTLS
+//	DISTBUILD_TLS_KEY     its private key
+const credentialsHelp = `Connections use TLS and a token when the environment says so:
+DISTBUILD_TOKEN_FILE (the user's token from 'controller user add'),
+DISTBUILD_TLS_CA, and for mTLS DISTBUILD_TLS_CERT and DISTBUILD_TLS_KEY.`
+
+// dialOptions are the options every connection to the farm uses.
+func dialOptions() ([]grpc.DialOption, error) {
+	creds, err := tlsflags.Client{CA: os.Getenv("DISTBUILD_TLS_CA"), Cert: os.Getenv("DISTBUILD_TLS_CERT"), Key: os.Getenv("DISTBUILD_TLS_KEY")}.DialOption()
+	if err != nil {
+		return nil, fmt.Errorf("DISTBUILD_TLS_*: %w", err)
+	}
+	opts := []grpc.DialOption{creds}
+	if path := os.Getenv("DISTBUILD_TOKEN_FILE"); path != "" {
+		token, err := auth.ReadTokenFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("DISTBUILD_TOKEN_FILE: %w", err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(token))
+	}
+	return opts, nil
+}
+
+// dialCache connects to the artifact cache with the farm's credentials.
+func dialCache(addr string) (*artifactcache.Client, error) {
+	opts, err := dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return artifactcache.Dial(addr, opts...)
+}

@@ -1,0 +1,87 @@
+package initiator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+
+	"distbuild/artifactcache/digest"
+	"distbuild/auth"
+	"distbuild/manifestsig"
+)
+
+const verifyAbout = `Checks an artifact in the cache before you trust it: its manifest must carry
+a valid signature by the worker that built it, made with the key registered
+for that worker (from a copy of the farm's registry file, which holds only
+token hashes and public keys, or given with --public-key), and every blob it
+names is downloaded and must match its digest. Exit status 0 means all of
+that holds.`
+
+func runVerify(env *Env, args []string) int {
+	fs := newFlags(env, "verify", "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", verifyAbout)
+	cacheAddr := cacheFlag(fs)
+	registry := fs.String("registry", "", "the farm's registry file (controller --state-dir DIR: DIR/registry.json)")
+	publicKey := fs.String("public-key", "", "the signing worker's base64 ed25519 public key, instead of --registry")
+	if ok, status := parseFlags(fs, args); !ok {
+		return status
+	}
+	if fs.NArg() != 1 || (*registry == "") == (*publicKey == "") {
+		fs.Usage()
+		return ExitUsage
+	}
+	key, err := digest.ParseCacheKey(fs.Arg(0))
+	if err != nil {
+		return fail(env, "verify", err)
+	}
+	cache, err := dialCache(*cacheAddr)
+	if err != nil {
+		return fail(env, "verify", err)
+	}
+	defer cache.Close()
+	ctx := context.Background()
+	m, err := cache.GetManifest(ctx, key)
+	if err != nil {
+		return fail(env, "verify", fmt.Errorf("artifact %s: %w", key, err))
+	}
+	if m.GetSignature() == nil {
+		return fail(env, "verify", fmt.Errorf("artifact %s (%s) is not signed", key, m.StepName))
+	}
+	signer := m.Signature.Signer
+	var pub ed25519.PublicKey
+	if *publicKey != "" {
+		if pub, err = manifestsig.ParsePublicKey(*publicKey); err != nil {
+			return fail(env, "verify", fmt.Errorf("--public-key: %w", err))
+		}
+	} else {
+		r, err := auth.Load(*registry)
+		if err != nil {
+			return fail(env, "verify", err)
+		}
+		entry, ok := r.Workers[signer]
+		if !ok || len(entry.PublicKey) == 0 {
+			return fail(env, "verify", fmt.Errorf("artifact %s is signed by %q, which has no registered key in %s", key, signer, *registry))
+		}
+		pub = entry.PublicKey
+	}
+	if err := manifestsig.Verify(m, pub); err != nil {
+		return fail(env, "verify", fmt.Errorf("artifact %s: %w", key, err))
+	}
+	var total int64
+	for _, f := range m.Files {
+		d, err := digest.FromProto(f.Digest)
+		if err != nil {
+			return fail(env, "verify", fmt.Errorf("file %s: %w", f.Name, err))
+		}
+		if err := cache.Fetch(ctx, d, io.Discard); err != nil {
+			return fail(env, "verify", fmt.Errorf("file %s (%s): %w", f.Name, d, err))
+		}
+		total += d.Size()
+	}
+	if len(m.Files) == 0 {
+		return fail(env, "verify", errors.New("the manifest names no files"))
+	}
+	fmt.Fprintf(env.Stdout, "artifact %s (%s) is signed by worker %s and all %d files (%d bytes) match their digests\n", key, m.StepName, signer, len(m.Files), total)
+	return ExitOK
+}
