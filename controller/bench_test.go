@@ -92,10 +92,7 @@ func BenchmarkDispatch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		workers := []*testWorker{f.worker(fmt.Sprintf("a%d", runs), 4), f.worker(fmt.Sprintf("b%d", runs), 4)}
-		for _, w := range workers {
-			w.noop = blob.Proto()
-		}
+		workers := []*testWorker{f.noopWorker(fmt.Sprintf("a%d", runs), 4, blob.Proto()), f.noopWorker(fmt.Sprintf("b%d", runs), 4, blob.Proto())}
 		b.StartTimer()
 		start := time.Now()
 		bw := f.start(tree.FullSystem)

@@ -328,13 +328,21 @@ func (f *farm) worker(name string, slots int) *testWorker {
 	return f.register(&pb.WorkerRegistration{Name: name, Slots: int32(slots), Arch: "x86_64"})
 }
 
+// noopWorker connects a worker whose every job succeeds at once with a
+// manifest naming blob.
+func (f *farm) noopWorker(name string, slots int, blob *pb.Digest) *testWorker {
+	f.t.Helper()
+	return f.register(&pb.WorkerRegistration{Name: name, Slots: int32(slots), Arch: "x86_64"}, func(w *testWorker) { w.noop = blob })
+}
+
 // tagged connects a worker with tags.
 func (f *farm) tagged(name string, tags map[string]string) *testWorker {
 	f.t.Helper()
 	return f.register(&pb.WorkerRegistration{Name: name, Slots: 4, Arch: "x86_64", Tags: tags})
 }
 
-func (f *farm) register(reg *pb.WorkerRegistration) *testWorker {
+// register connects a test worker; options adjust it before it serves.
+func (f *farm) register(reg *pb.WorkerRegistration, options ...func(*testWorker)) *testWorker {
 	f.t.Helper()
 	name := reg.Name
 	ctx, cancel := context.WithCancel(context.Background())
@@ -346,6 +354,9 @@ func (f *farm) register(reg *pb.WorkerRegistration) *testWorker {
 	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
 		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
 		arrived: map[string]time.Time{}, reported: map[string]time.Time{}}
+	for _, o := range options {
+		o(w)
+	}
 	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}})
 	go w.serve()
 	return w
