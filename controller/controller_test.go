@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"distbuild/controller"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -304,5 +305,31 @@ func TestStepsRunOnlyOnWorkersWithTheRequestedTags(t *testing.T) {
 	}
 	if len(plain.startedSteps()) != 0 || len(tagged.startedSteps()) != 7 {
 		t.Errorf("untagged worker ran %v, tagged worker %v; want everything on the tagged one", plain.startedSteps(), tagged.startedSteps())
+	}
+}
+
+func TestOversizedMessagesAreRefusedAndChangeNothing(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	huge := strings.Repeat("x", controller.MaxMessageSize+1)
+	_, err := f.start("systems/test.morph", func(r *pb.StartBuild) { r.RepoUrl = huge }).stream.Recv()
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("an oversized StartBuild: %v, want ResourceExhausted", err)
+	}
+	stream, err := pb.NewWorkerServiceClient(f.conn).Work(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: huge, Slots: 1, Arch: "x86_64"}}})
+	if _, err := stream.Recv(); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("an oversized registration: %v, want ResourceExhausted", err)
+	}
+	list, err := f.builds.List(context.Background(), &pb.ListRequest{IncludeEnded: true})
+	if err != nil || len(list.Builds) != 0 {
+		t.Errorf("refused messages left builds behind: %v %v", list, err)
+	}
+	// The farm still works.
+	f.worker("w1", 4)
+	if got := describe(f.start("systems/test.morph").wait()); !strings.HasSuffix(got, "BUILD-FINISHED") {
+		t.Errorf("a normal build after the refusals: %s", got)
 	}
 }

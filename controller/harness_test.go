@@ -181,7 +181,7 @@ func (f *farm) serve() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	srv := grpc.NewServer(f.opts...)
+	srv := grpc.NewServer(append(controller.ServerOptions(), f.opts...)...)
 	c.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
@@ -173,11 +172,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer c.Close()
 
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(16 << 20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	opts := controller.ServerOptions()
 	opts = append(opts, tlsOpts...)
 	if *requireAuth {
 		path := *registry
