@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -331,5 +332,32 @@ func TestOversizedMessagesAreRefusedAndChangeNothing(t *testing.T) {
 	f.worker("w1", 4)
 	if got := describe(f.start("systems/test.morph").wait()); !strings.HasSuffix(got, "BUILD-FINISHED") {
 		t.Errorf("a normal build after the refusals: %s", got)
+	}
+}
+
+func TestJobsSayWhichStagedChunksMayContainDeviceFiles(t *testing.T) {
+	defs := maps.Clone(testDefinitions)
+	defs["strata/base.morph"] = strings.Replace(defs["strata/base.morph"], "- name: libc\n  repo: test:libc\n  ref: 2222222222222222222222222222222222222222\n  build-system: manual",
+		"- name: libc\n  repo: test:libc\n  ref: 2222222222222222222222222222222222222222\n  morph: strata/base/libc.morph", 1)
+	defs["strata/base/libc.morph"] = "name: libc\nkind: chunk\ndevices:\n- {type: c, filename: /dev/null, permissions: '0666', major: 1, minor: 3}\n"
+	f := startFarmWith(t, 10*time.Second, defs)
+	w := f.worker("w1", 4)
+	if got := describe(f.start("systems/test.morph").wait()); !strings.HasSuffix(got, "BUILD-FINISHED") {
+		t.Fatalf("build: %s", got)
+	}
+	libcKey := ""
+	for _, k := range w.jobs["hello"].Staging {
+		if slices.Contains(w.jobs["hello"].DeviceCacheKeys, k) {
+			libcKey = k
+		}
+	}
+	if libcKey == "" || len(w.jobs["hello"].DeviceCacheKeys) != 1 {
+		t.Fatalf("hello's job lists device keys %v among staging %v, want exactly libc's", w.jobs["hello"].DeviceCacheKeys, w.jobs["hello"].Staging)
+	}
+	if !slices.Equal(w.jobs["test-system"].DeviceCacheKeys, []string{libcKey}) {
+		t.Errorf("the system's job lists device keys %v, want libc's", w.jobs["test-system"].DeviceCacheKeys)
+	}
+	if len(w.jobs["libc"].DeviceCacheKeys) != 0 || len(w.jobs["compiler"].DeviceCacheKeys) != 0 {
+		t.Errorf("jobs not staging libc list device keys: libc %v compiler %v", w.jobs["libc"].DeviceCacheKeys, w.jobs["compiler"].DeviceCacheKeys)
 	}
 }

@@ -317,6 +317,8 @@ type testWorker struct {
 	// noop, when set, makes every job succeed at once with a manifest
 	// naming this blob, without uploads or output: a no-op step.
 	noop *pb.Digest
+	// jobs holds the last job received for each step.
+	jobs map[string]*pb.Job
 	// arrived and reported time each job's arrival and done report.
 	arrived  map[string]time.Time
 	reported map[string]time.Time
@@ -353,7 +355,7 @@ func (f *farm) register(reg *pb.WorkerRegistration, options ...func(*testWorker)
 	}
 	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
 		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
-		arrived: map[string]time.Time{}, reported: map[string]time.Time{}}
+		arrived: map[string]time.Time{}, reported: map[string]time.Time{}, jobs: map[string]*pb.Job{}}
 	for _, o := range options {
 		o(w)
 	}
@@ -393,6 +395,7 @@ func (w *testWorker) serve() {
 		for _, j := range resp.Start {
 			w.mu.Lock()
 			w.arrived[j.Name] = time.Now()
+			w.jobs[j.Name] = j
 			w.started = append(w.started, j.Name)
 			hold := w.hold[j.Name]
 			if hold {

@@ -187,6 +187,9 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		}
 		for _, dep := range g.Staging(s) {
 			job.Staging = append(job.Staging, dep.CacheKey)
+			if len(dep.Chunk.Devices) > 0 {
+				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey)
+			}
 		}
 		job.Spec = &pb.Job_Chunk{Chunk: cj}
 	case definitions.KindStratum:
@@ -197,6 +200,11 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		job.Spec = &pb.Job_Stratum{Stratum: sj}
 	case definitions.KindSystem:
 		job.Spec = &pb.Job_System{System: systemJob(s)}
+		for _, dep := range g.Staging(s) {
+			if len(dep.Chunk.Devices) > 0 {
+				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey)
+			}
+		}
 	}
 	return job, nil
 }

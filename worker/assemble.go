@@ -84,9 +84,7 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 		if i < 0 {
 			continue // the chunk installed nothing for this split
 		}
-		// A system is a real OS: its device nodes and setuid programs are
-		// meant to be there.
-		if err := w.unpackArtifact(ctx, m.Files[i], root, tarball.UnpackOptions{AllowDevices: true, AllowSetuid: true}); err != nil {
+		if err := w.unpackArtifact(ctx, m.Files[i], root, w.unpackOptions(j.spec, c.CacheKey)); err != nil {
 			return nil, err
 		}
 		out.note("# added %s", c.Artifact)

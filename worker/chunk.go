@@ -47,7 +47,7 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 			return nil, err
 		}
 	}
-	if err := w.stage(ctx, j.spec.Staging, staging, out); err != nil {
+	if err := w.stage(ctx, j.spec, staging, out); err != nil {
 		return nil, err
 	}
 

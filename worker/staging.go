@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"distbuild/artifactcache/digest"
 	pb "distbuild/proto/distbuild/v1"
@@ -46,10 +47,17 @@ func (w *Worker) unpackArtifact(ctx context.Context, f *pb.ManifestFile, dest st
 	return nil
 }
 
-// stage unpacks every split artifact of the given chunks into dest, in
-// order, as a chunk's staging area.
-func (w *Worker) stage(ctx context.Context, keys []string, dest string, out *output) error {
-	for _, k := range keys {
+// unpackOptions says what an artifact of the chunk with cache key k may
+// contain: device files only when the job says that chunk declares devices,
+// setuid and setgid programs only when the worker allows them.
+func (w *Worker) unpackOptions(job *pb.Job, k string) tarball.UnpackOptions {
+	return tarball.UnpackOptions{AllowDevices: slices.Contains(job.DeviceCacheKeys, k), AllowSetuid: w.cfg.AllowSetuid}
+}
+
+// stage unpacks every split artifact of the job's staged chunks into dest,
+// in order, as a chunk's staging area.
+func (w *Worker) stage(ctx context.Context, job *pb.Job, dest string, out *output) error {
+	for _, k := range job.Staging {
 		m, err := w.manifest(ctx, k)
 		if err != nil {
 			return err
@@ -58,7 +66,7 @@ func (w *Worker) stage(ctx context.Context, keys []string, dest string, out *out
 			if f.Role != pb.FileRole_FILE_ROLE_ARTIFACT {
 				continue
 			}
-			if err := w.unpackArtifact(ctx, f, dest, tarball.UnpackOptions{}); err != nil {
+			if err := w.unpackArtifact(ctx, f, dest, w.unpackOptions(job, k)); err != nil {
 				return err
 			}
 		}

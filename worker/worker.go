@@ -37,6 +37,10 @@ type Config struct {
 	Cache   *artifactcache.Client
 	// MaxJobs is the make parallelism for chunks that do not set max-jobs.
 	MaxJobs int
+	// AllowSetuid lets staged and system artifacts contain setuid and setgid
+	// programs (real systems need some, such as su); off by default, so an
+	// artifact cannot plant one on a worker that did not ask for them.
+	AllowSetuid bool
 	// KeepBuildDirs leaves each job's directory behind, for debugging.
 	KeepBuildDirs bool
 	// StallTimeout stops a build or system-integration command that writes

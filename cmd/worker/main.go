@@ -119,6 +119,7 @@ func run(args []string, stderr io.Writer) int {
 	workDir := fs.String("work-dir", "", "directory for build directories, git mirrors and cached artifacts (required)")
 	mode := fs.String("sandbox", "bwrap", "how build commands are isolated: bwrap or none")
 	maxJobs := fs.Int("max-jobs", runtime.NumCPU(), "make parallelism (MAKEFLAGS=-jN) for chunks that do not set max-jobs")
+	allowSetuid := fs.Bool("allow-setuid", false, "let artifacts staged or assembled into systems contain setuid and setgid programs (real systems need some)")
 	keep := fs.Bool("keep-build-dirs", false, "keep each step's build directory after it ends, for debugging")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	tokenFile := fs.String("token-file", "", "file holding the worker's token (from 'controller worker add'), sent to the controller and the cache")
@@ -212,7 +213,7 @@ func run(args []string, stderr io.Writer) int {
 	w, err := worker.New(worker.Config{
 		Name: *name, Slots: *slots, Arch: *arch, Tags: tagMap, SigningKey: key,
 		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
-		MaxJobs: *maxJobs, KeepBuildDirs: *keep, Logger: log,
+		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
 	})
 	if err != nil {

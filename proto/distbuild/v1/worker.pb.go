@@ -1345,6 +1345,11 @@ type Job struct {
 	Staging []string `protobuf:"bytes,6,rep,name=staging,proto3" json:"staging,omitempty"`
 	// The longest the step may run before it is aborted.
 	Timeout *durationpb.Duration `protobuf:"bytes,7,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Cache keys, among the staged artifacts or a system's contents, of
+	// chunks that declare devices: only their artifacts may contain device
+	// files, so a compromised artifact cannot smuggle one onto a worker or
+	// into a system.
+	DeviceCacheKeys []string `protobuf:"bytes,8,rep,name=device_cache_keys,json=deviceCacheKeys,proto3" json:"device_cache_keys,omitempty"`
 	// The kind-specific part.
 	//
 	// Types that are valid to be assigned to Spec:
@@ -1432,6 +1437,13 @@ func (x *Job) GetStaging() []string {
 func (x *Job) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Job) GetDeviceCacheKeys() []string {
+	if x != nil {
+		return x.DeviceCacheKeys
 	}
 	return nil
 }
@@ -1584,7 +1596,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\"\x89\x01\n" +
 	"\tSystemJob\x127\n" +
 	"\bcontents\x18\x01 \x03(\v2\x1b.distbuild.v1.ChunkArtifactR\bcontents\x12C\n" +
-	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xfd\x02\n" +
+	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xa9\x03\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x12\n" +
@@ -1592,7 +1604,8 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\tcache_key\x18\x04 \x01(\tR\bcacheKey\x12\x12\n" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12\x18\n" +
 	"\astaging\x18\x06 \x03(\tR\astaging\x123\n" +
-	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
+	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12*\n" +
+	"\x11device_cache_keys\x18\b \x03(\tR\x0fdeviceCacheKeys\x12.\n" +
 	"\x05chunk\x18\n" +
 	" \x01(\v2\x16.distbuild.v1.ChunkJobH\x00R\x05chunk\x124\n" +
 	"\astratum\x18\v \x01(\v2\x18.distbuild.v1.StratumJobH\x00R\astratum\x121\n" +
