@@ -73,13 +73,14 @@ func runBuild(env *Env, args []string) int {
 		return fail(env, "build", fmt.Errorf("sending the build to %s: %w", *controller, err))
 	}
 
+	events := &buildEvents{ctx: ctx, env: env, client: client, stream: stream}
 	interrupts := make(chan os.Signal, 2)
 	signal.Notify(interrupts, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(interrupts)
 	go func() {
 		<-interrupts
 		fmt.Fprintln(env.Stderr, "\ninitiator: cancelling the build (press Ctrl-C again to leave it to the controller's grace period)")
-		_ = stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Cancel{Cancel: &pb.CancelBuild{}}})
+		events.cancel()
 		<-interrupts
 		stop()
 	}()
@@ -102,10 +103,7 @@ func runBuild(env *Env, args []string) int {
 	}
 	w := newWatcher(watchEnv, isTerminal(watchEnv.Stdout))
 	defer w.close()
-	return followEvents(ctx, env, "build", client, w, func() (*pb.BuildEvent, error) {
-		resp, err := stream.Recv()
-		return resp.GetEvent(), err
-	}, stopAtAccepted)
+	return followEvents(ctx, env, "build", client, w, events.next, stopAtAccepted)
 }
 
 // isTerminal reports whether w is a character device (a terminal), where
