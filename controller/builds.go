@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -236,8 +237,9 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		specs[i] = scheduler.TaskSpec{
 			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
 			Platform: scheduler.Platform{Arch: p.graph.Arch, Tags: b.req.WorkerTags},
-			Duration: defaultDurations[s.Kind],
+			Duration: c.expected(s),
 			Payload:  &task{job: p.jobs[s], ref: ref},
+			Inputs:   inputs(p.jobs[s]),
 		}
 	}
 	b.state = pb.BuildState_BUILD_STATE_RUNNING
@@ -305,4 +307,14 @@ func (c *Controller) startGrace(b *build) {
 			c.cancelBuild(b.id, "the initiator disconnected and nobody re-attached")
 		}
 	})
+}
+
+// inputs are the artifacts a job downloads: its staging area, or a
+// system's contents.
+func inputs(job *pb.Job) []string {
+	keys := slices.Clone(job.Staging)
+	for _, c := range job.GetSystem().GetContents() {
+		keys = append(keys, c.CacheKey)
+	}
+	return slices.Compact(keys)
 }

@@ -75,11 +75,15 @@ type Controller struct {
 
 	journal *journal
 
-	mu       sync.Mutex
-	sched    *scheduler.Scheduler
-	builds   map[string]*build
-	order    []string // build ids, oldest first
-	sessions map[string]*session
+	mu    sync.Mutex
+	sched *scheduler.Scheduler
+	// durations are the expected run times of steps by name, learnt from
+	// the steps that ran: the critical-path policy needs them to rank a
+	// compiler above a small library.
+	durations map[string]time.Duration
+	builds    map[string]*build
+	order     []string // build ids, oldest first
+	sessions  map[string]*session
 }
 
 // New makes a controller. With a state file, it reloads the builds it
@@ -138,6 +142,9 @@ func (c *Controller) Close() error { return c.journal.close() }
 func (c *Controller) restore() error {
 	stored, err := c.journal.load()
 	if err != nil {
+		return fmt.Errorf("reading the state database: %w", err)
+	}
+	if c.durations, err = c.journal.loadDurations(); err != nil {
 		return fmt.Errorf("reading the state database: %w", err)
 	}
 	slices.SortFunc(stored, func(a, b storedBuild) int { return a.summary.Created.AsTime().Compare(b.summary.Created.AsTime()) })
@@ -210,6 +217,35 @@ func (b *build) replay(events []*pb.BuildEvent) {
 			}
 		}
 	}
+}
+
+// historyWeight is how much the latest run counts in a step's expected
+// duration: recent runs matter most, but one odd run does not dominate.
+const historyWeight = 0.3
+
+// learnDuration updates a step's expected duration from a run. Called with
+// c.mu held.
+func (c *Controller) learnDuration(step string, took time.Duration) {
+	if took <= 0 {
+		return
+	}
+	est, known := c.durations[step]
+	if known {
+		est = time.Duration(historyWeight*float64(took) + (1-historyWeight)*float64(est))
+	} else {
+		est = took
+	}
+	c.durations[step] = est
+	c.journal.enqueue(journalEntry{step: step, estimate: est})
+}
+
+// expected is a step's expected duration: learnt, or a default by kind.
+// Called with c.mu held.
+func (c *Controller) expected(s *definitions.Step) time.Duration {
+	if d, ok := c.durations[s.Name]; ok {
+		return d
+	}
+	return defaultDurations[s.Kind]
 }
 
 // save queues the build's record for the state database. Called with c.mu

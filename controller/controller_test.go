@@ -28,7 +28,10 @@ func find[T any](events []*pb.BuildEvent, get func(*pb.BuildEvent) T) []T {
 
 func TestBuildRunsEveryStepThenNothingTheSecondTime(t *testing.T) {
 	f := startFarm(t, 10*time.Second)
-	w1, w2 := f.worker("w1", 2), f.worker("w2", 2)
+	// One slot each: steps ready together must spread over both workers
+	// (with more slots, cache locality keeps them on the worker holding
+	// their inputs).
+	w1, w2 := f.worker("w1", 1), f.worker("w2", 1)
 	events := f.start("systems/test.morph").wait()
 
 	names := describe(events)

@@ -14,8 +14,9 @@ import (
 
 // Bucket names of the controller's state database.
 const (
-	bucketBuilds = "builds" // build id -> BuildSummary (request, state, times)
-	bucketEvents = "events" // build id -> bucket of big-endian sequence -> BuildEvent
+	bucketBuilds    = "builds"    // build id -> BuildSummary (request, state, times)
+	bucketEvents    = "events"    // build id -> bucket of big-endian sequence -> BuildEvent
+	bucketDurations = "durations" // step name -> big-endian estimated nanoseconds
 )
 
 // journal makes the controller's history durable. Events and build records
@@ -40,6 +41,9 @@ type journalEntry struct {
 	log     *eventLog        // set for events
 	ev      *pb.BuildEvent   // the event; output events are delivered but not stored
 	summary *pb.BuildSummary // set for build records
+	// step and estimate record a step's expected duration.
+	step     string
+	estimate time.Duration
 }
 
 func openJournal(path string, failed func(error)) (*journal, error) {
@@ -50,7 +54,7 @@ func openJournal(path string, failed func(error)) (*journal, error) {
 			return nil, fmt.Errorf("opening the state database %s: %w", path, err)
 		}
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range []string{bucketBuilds, bucketEvents} {
+			for _, b := range []string{bucketBuilds, bucketEvents, bucketDurations} {
 				if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 					return err
 				}
@@ -115,8 +119,13 @@ func (j *journal) flush() {
 
 func writeBatch(tx *bolt.Tx, batch []journalEntry) error {
 	builds, events := tx.Bucket([]byte(bucketBuilds)), tx.Bucket([]byte(bucketEvents))
+	durations := tx.Bucket([]byte(bucketDurations))
 	for _, e := range batch {
 		switch {
+		case e.step != "":
+			if err := durations.Put([]byte(e.step), seqKey(uint64(e.estimate))); err != nil {
+				return err
+			}
 		case e.summary != nil:
 			data, err := proto.Marshal(e.summary)
 			if err != nil {
@@ -181,6 +190,23 @@ func (j *journal) load() ([]storedBuild, error) {
 				}
 			}
 			out = append(out, sb)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// loadDurations reads every step's expected duration.
+func (j *journal) loadDurations() (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	if j.db == nil {
+		return out, nil
+	}
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketDurations)).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				out[string(k)] = time.Duration(binary.BigEndian.Uint64(v))
+			}
 			return nil
 		})
 	})

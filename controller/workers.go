@@ -145,6 +145,7 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
 	s := &session{name: reg.Name, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), jobs: map[string]bool{}}
 	c.sessions[reg.Name] = s
 	c.sched.AddWorker(reg.Name, int(reg.Slots), reg.Arch, reg.Tags)
+	c.sched.WorkerHolds(reg.Name, reg.LocalCacheKeys)
 	c.log.Info("worker connected", "worker", reg.Name, "slots", reg.Slots, "arch", reg.Arch, "tags", reg.Tags)
 	s.send(&pb.WorkResponse{})
 	c.dispatch()
@@ -236,6 +237,7 @@ func (c *Controller) jobDone(s *session, t *scheduler.Task, js *pb.JobStatus) {
 	p.worker = s.name
 	if m.Started != nil && m.Finished != nil {
 		p.duration = m.Finished.AsTime().Sub(m.Started.AsTime())
+		c.learnDuration(p.ref.StepName, p.duration)
 	}
 	for _, f := range m.Files {
 		if f.Role == pb.FileRole_FILE_ROLE_LOG {

@@ -16,6 +16,9 @@ type Worker struct {
 	Tags  map[string]string
 
 	running map[string]*Task // by job id
+	// cached holds the cache keys whose artifacts the worker has locally:
+	// what it reported at registration, built, or staged.
+	cached map[string]bool
 }
 
 // Free is the number of idle slots.
@@ -28,6 +31,9 @@ type Build struct {
 
 	tasks     []*Task // in the order submitted, a valid build order
 	remaining int     // tasks neither done nor given up on
+	ready     readyQueue
+	running   int    // tasks of this build running now
+	seq       uint64 // submission order, to break ties between builds
 	failed    []*Task
 	skipped   map[*Task]bool
 	ended     bool
@@ -105,8 +111,8 @@ type Scheduler struct {
 	builds  map[string]*Build
 	workers map[string]*Worker
 	jobs    map[string]*Task
-	ready   readyQueue
 	seq     uint64
+	nReady  int // tasks in the Ready state
 	jobSeq  uint64
 }
 
@@ -176,13 +182,14 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 		seen[sp.Key] = true
 	}
 
-	b := &Build{ID: id, KeepGoing: keepGoing, skipped: map[*Task]bool{}}
+	s.seq++
+	b := &Build{ID: id, KeepGoing: keepGoing, skipped: map[*Task]bool{}, seq: s.seq}
 	s.builds[id] = b
 	var events []Event
 	for _, sp := range specs {
 		t, known := s.tasks[sp.Key]
 		if !known {
-			t = &Task{Key: sp.Key, Name: sp.Name, Platform: sp.Platform, Duration: sp.Duration, Payload: sp.Payload, wantedBy: map[*Build]bool{}}
+			t = &Task{Key: sp.Key, Name: sp.Name, Platform: sp.Platform, Duration: sp.Duration, Payload: sp.Payload, inputs: sp.Inputs, wantedBy: map[*Build]bool{}}
 			for _, d := range sp.Deps {
 				dep := s.tasks[d]
 				t.deps = append(t.deps, dep)
@@ -197,6 +204,9 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 			s.tasks[sp.Key] = t
 		}
 		t.wantedBy[b] = true
+		if t.state == Running {
+			b.running++
+		}
 		b.tasks = append(b.tasks, t)
 		if t.state != Done {
 			b.remaining++
@@ -207,6 +217,8 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 		switch {
 		case t.state == Waiting && t.pending == 0:
 			s.makeReady(t)
+		case t.state == Ready:
+			b.ready.push(t, s.policy.Priority(t))
 		case t.state == Failed:
 			events = append(events, s.failFor(b, t, t.failures[len(t.failures)-1])...)
 		}
@@ -228,16 +240,32 @@ func (s *Scheduler) updateBottomLevels(tasks []*Task) {
 		}
 		t.bottomLevel = t.Duration + longest
 		if t.state == Ready {
-			s.ready.update(t, s.policy.Priority(t))
+			for b := range t.wantedBy {
+				b.ready.update(t, s.policy.Priority(t))
+			}
 		}
 	}
 }
 
 func (s *Scheduler) makeReady(t *Task) {
 	t.state = Ready
+	s.nReady++
 	s.seq++
 	t.readySeq = s.seq
-	s.ready.push(t, s.policy.Priority(t))
+	for b := range t.wantedBy {
+		b.ready.push(t, s.policy.Priority(t))
+	}
+}
+
+// unready takes a task out of every ready queue, when it starts or nobody
+// wants it any more.
+func (s *Scheduler) unready(t *Task) {
+	if t.state == Ready {
+		s.nReady--
+	}
+	for b := range t.wantedBy {
+		b.ready.remove(t)
+	}
 }
 
 // AddWorker registers a worker, or updates its capacity when it reconnects.
@@ -246,7 +274,17 @@ func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[stri
 		w.Slots, w.Arch, w.Tags = slots, arch, tags
 		return
 	}
-	s.workers[name] = &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}}
+	s.workers[name] = &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
+}
+
+// WorkerHolds records artifacts a worker has in its local cache, e.g. as it
+// reported when it registered, so steps needing them prefer that worker.
+func (s *Scheduler) WorkerHolds(name string, keys []string) {
+	if w, ok := s.workers[name]; ok {
+		for _, k := range keys {
+			w.cached[k] = true
+		}
+	}
 }
 
 // RemoveWorker forgets a worker that disconnected or missed its deadline.
@@ -283,57 +321,111 @@ func (s *Scheduler) Workers() []*Worker {
 	return out
 }
 
-// Dispatch assigns ready tasks to free worker slots, one task per worker in
-// turn so that work spreads over all workers, until no free worker can run
-// any ready task.
+// Dispatch starts ready tasks on free worker slots until no free worker can
+// run any ready task. Which task starts next is fair between builds: it
+// comes from the build with the fewest tasks running (the oldest build on a
+// tie), so no build waits behind a bigger one; within a build the policy
+// decides. The task goes to the free worker that already holds most of its
+// inputs (fewest downloads), then to the one with most free slots.
 func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 	var out []Assignment
 	var events []Event
-	workers := s.Workers()
-	for progress := true; progress && s.ready.Len() > 0; {
-		progress = false
-		for _, w := range workers {
-			if w.Free() <= 0 {
-				continue
-			}
-			t := s.pickFor(w)
-			if t == nil {
-				continue
-			}
-			progress = true
-			s.jobSeq++
-			t.state = Running
-			t.attempts++
-			t.jobID = s.opts.JobIDPrefix + "job-" + strconv.FormatUint(s.jobSeq, 10)
-			t.worker = w.Name
-			w.running[t.jobID] = t
-			s.jobs[t.jobID] = t
-			out = append(out, Assignment{JobID: t.jobID, Worker: w.Name, Task: t, Attempt: t.attempts})
-			for _, b := range s.WantedBy(t) {
-				events = append(events, Event{Build: b, Kind: StepStarted, Task: t})
-			}
+	for s.nReady > 0 {
+		t, w := s.next()
+		if t == nil {
+			break
+		}
+		s.unready(t)
+		s.jobSeq++
+		t.state = Running
+		t.attempts++
+		t.jobID = s.opts.JobIDPrefix + "job-" + strconv.FormatUint(s.jobSeq, 10)
+		t.worker = w.Name
+		w.running[t.jobID] = t
+		s.jobs[t.jobID] = t
+		w.cached[t.Key] = true
+		for _, k := range t.inputs {
+			w.cached[k] = true
+		}
+		out = append(out, Assignment{JobID: t.jobID, Worker: w.Name, Task: t, Attempt: t.attempts})
+		for _, b := range s.WantedBy(t) {
+			b.running++
+			events = append(events, Event{Build: b, Kind: StepStarted, Task: t})
 		}
 	}
 	return out, events
 }
 
-// pickFor takes the best ready task w can run. A task avoids workers where
-// it failed before, unless no other registered worker could run it.
-func (s *Scheduler) pickFor(w *Worker) *Task {
+// next chooses the next task to start and its worker, or nil.
+func (s *Scheduler) next() (*Task, *Worker) {
+	var free []*Worker
+	for _, w := range s.Workers() {
+		if w.Free() > 0 {
+			free = append(free, w)
+		}
+	}
+	if len(free) == 0 {
+		return nil, nil
+	}
+	builds := make([]*Build, 0, len(s.builds))
+	for _, b := range s.builds {
+		if b.ready.Len() > 0 {
+			builds = append(builds, b)
+		}
+	}
+	slices.SortFunc(builds, func(a, b *Build) int {
+		if a.running != b.running {
+			return a.running - b.running
+		}
+		return int(a.seq) - int(b.seq)
+	})
+	for _, b := range builds {
+		if t, w := s.pickFrom(b, free); t != nil {
+			return t, w
+		}
+	}
+	return nil, nil
+}
+
+// pickFrom takes b's most urgent ready task some free worker can run.
+func (s *Scheduler) pickFrom(b *Build, free []*Worker) (*Task, *Worker) {
 	var skipped []*Task
 	defer func() {
 		for _, t := range skipped {
-			s.ready.push(t, s.policy.Priority(t))
+			b.ready.push(t, s.policy.Priority(t))
 		}
 	}()
-	for s.ready.Len() > 0 {
-		t := s.ready.pop()
-		if t.Platform.satisfiedBy(w) && (!t.avoid[w.Name] || !s.otherWorkerCanRun(t, w)) {
-			return t
+	for b.ready.Len() > 0 {
+		t := b.ready.pop()
+		if w := s.bestWorker(t, free); w != nil {
+			return t, w
 		}
 		skipped = append(skipped, t)
 	}
-	return nil
+	return nil, nil
+}
+
+// bestWorker is the free worker for t: able to run it, not one it failed
+// on (unless nothing else could run it), holding most of its inputs, then
+// with most free slots, then first by name.
+func (s *Scheduler) bestWorker(t *Task, free []*Worker) *Worker {
+	var best *Worker
+	bestScore := -1
+	for _, w := range free {
+		if !t.Platform.satisfiedBy(w) || (t.avoid[w.Name] && s.otherWorkerCanRun(t, w)) {
+			continue
+		}
+		score := 0
+		for _, k := range t.inputs {
+			if w.cached[k] {
+				score++
+			}
+		}
+		if score > bestScore || (score == bestScore && w.Free() > best.Free()) {
+			best, bestScore = w, score
+		}
+	}
+	return best
 }
 
 func (s *Scheduler) otherWorkerCanRun(t *Task, not *Worker) bool {
@@ -462,6 +554,9 @@ func (s *Scheduler) release(jobID string) *Task {
 	if w, ok := s.workers[t.worker]; ok {
 		delete(w.running, jobID)
 	}
+	for b := range t.wantedBy {
+		b.running--
+	}
 	t.jobID = ""
 	return t
 }
@@ -492,7 +587,7 @@ func (s *Scheduler) end(b *Build, kind EventKind, reason string) []Event {
 			s.release(t.jobID)
 		}
 		if t.state == Ready {
-			s.ready.remove(t)
+			s.nReady--
 		}
 		delete(s.tasks, t.Key)
 		for _, d := range t.deps {

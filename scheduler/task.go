@@ -54,6 +54,9 @@ type TaskSpec struct {
 	// Payload is the controller's own data for the task (e.g. the job to
 	// send to a worker); the scheduler never looks at it.
 	Payload any
+	// Inputs are the cache keys of the artifacts the task downloads (its
+	// staging area); workers already holding them are preferred.
+	Inputs []string
 }
 
 // Task is one unit of work, shared by every build that wants it.
@@ -64,6 +67,7 @@ type Task struct {
 	Duration time.Duration
 	Payload  any
 
+	inputs     []string
 	state      State
 	deps       []*Task
 	dependents []*Task
