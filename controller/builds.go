@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"slices"
 	"strings"
 	"time"
 
@@ -238,8 +237,8 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
 			Platform: scheduler.Platform{Arch: p.graph.Arch, Tags: b.req.WorkerTags},
 			Duration: c.expected(s),
-			Payload:  &task{job: p.jobs[s], ref: ref},
-			Inputs:   inputs(p.jobs[s]),
+			Payload:  &task{step: s, plan: p, ref: ref},
+			Inputs:   deps,
 		}
 	}
 	b.state = pb.BuildState_BUILD_STATE_RUNNING
@@ -307,14 +306,4 @@ func (c *Controller) startGrace(b *build) {
 			c.cancelBuild(b.id, "the initiator disconnected and nobody re-attached")
 		}
 	})
-}
-
-// inputs are the artifacts a job downloads: its staging area, or a
-// system's contents.
-func inputs(job *pb.Job) []string {
-	keys := slices.Clone(job.Staging)
-	for _, c := range job.GetSystem().GetContents() {
-		keys = append(keys, c.CacheKey)
-	}
-	return slices.Compact(keys)
 }

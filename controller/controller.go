@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -288,8 +287,9 @@ type build struct {
 
 // task is the controller's payload on a scheduler task.
 type task struct {
-	job *pb.Job
-	ref *pb.ArtifactRef
+	step *definitions.Step
+	plan *plan
+	ref  *pb.ArtifactRef
 	// Set when a worker reports the step done.
 	worker   string
 	duration time.Duration
@@ -444,7 +444,7 @@ func (c *Controller) dispatch() {
 	assignments, events := c.sched.Dispatch()
 	for _, a := range assignments {
 		t := a.Task.Payload.(*task)
-		job := proto.Clone(t.job).(*pb.Job)
+		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
 		s := c.sessions[a.Worker]
 		s.jobs[a.JobID] = true

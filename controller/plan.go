@@ -32,7 +32,8 @@ type plan struct {
 	steps []*definitions.Step
 	// targets are what the user asked for: the system, or the components.
 	targets []*definitions.Step
-	jobs    map[*definitions.Step]*pb.Job
+	// urls are the chunks' repository URLs, aliases resolved.
+	urls map[*definitions.Step]string
 }
 
 // refResolver resolves chunk refs through the repo aliases.
@@ -71,17 +72,23 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{graph: g, jobs: map[*definitions.Step]*pb.Job{}}
+	p := &plan{graph: g, urls: urls}
 	if p.targets, err = selectTargets(g, req.Components); err != nil {
 		return nil, err
 	}
 	p.steps = closure(g, p.targets)
+	// Jobs are made when steps are dispatched (holding every job of a large
+	// graph, each with its whole staging list, would cost memory
+	// quadratic in its size), so check now what could make one fail.
 	for _, s := range p.steps {
-		job, err := c.jobFor(g, s, urls)
-		if err != nil {
-			return nil, err
+		if s.Kind != definitions.KindChunk {
+			continue
 		}
-		p.jobs[s] = job
+		for _, sub := range s.Chunk.Submodules {
+			if _, err := c.cfg.Aliases.Resolve(sub.URL); err != nil {
+				return nil, fmt.Errorf("%s:%d: chunk %q: submodule %s: %v", s.File, s.Line, s.Name, sub.Path, err)
+			}
+		}
 	}
 	return p, nil
 }
@@ -150,8 +157,8 @@ var stepKinds = map[definitions.Kind]pb.StepKind{
 }
 
 // jobFor describes step s for a worker; the job id is filled in when the
-// step is assigned.
-func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[*definitions.Step]string) (*pb.Job, error) {
+// step is assigned. makePlan has checked everything that could fail.
+func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[*definitions.Step]string) *pb.Job {
 	job := &pb.Job{
 		Kind:     stepKinds[s.Kind],
 		Name:     s.Name,
@@ -170,10 +177,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 			MaxJobs:   int32(ch.MaxJobs),
 		}
 		for _, sub := range ch.Submodules {
-			url, err := c.cfg.Aliases.Resolve(sub.URL)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: chunk %q: submodule %s: %v", s.File, s.Line, s.Name, sub.Path, err)
-			}
+			url, _ := c.cfg.Aliases.Resolve(sub.URL)
 			cj.Submodules = append(cj.Submodules, &pb.Submodule{Path: sub.Path, Url: url})
 		}
 		for _, ph := range ch.Phases {
@@ -206,7 +210,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 			}
 		}
 	}
-	return job, nil
+	return job
 }
 
 func members(ms []definitions.ChunkArtifact) []*pb.ChunkArtifact {

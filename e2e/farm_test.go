@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // farm is a running trove, controller and workers.
 type farm struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	cache      string // trove gRPC address
 	http       string // trove HTTP address
@@ -48,6 +48,7 @@ type farm struct {
 	bare       string // the definitions repository the trove serves
 	logs       map[string]*bytes.Buffer
 	logMu      sync.Mutex
+	pids       map[string]int // daemons and workers by name
 }
 
 func startFarm(t *testing.T, workers ...string) *farm {
@@ -92,6 +93,12 @@ func (f *farm) start(name, bin string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
+	f.logMu.Lock()
+	if f.pids == nil {
+		f.pids = map[string]int{}
+	}
+	f.pids[name] = cmd.Process.Pid
+	f.logMu.Unlock()
 	f.t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})

@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"distbuild/definitions/definitionstest"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// sleepDAG is a small build: a chain of slow steps plus many short
+// independent ones, the shape where the order ready steps start in decides
+// the wall time.
+type sleepStep struct {
+	name    string
+	seconds float64
+	deps    []string
+}
+
+func sleepDAG() []sleepStep {
+	var steps []sleepStep
+	for i := range 4 {
+		s := sleepStep{name: fmt.Sprintf("chain-%d", i), seconds: 1.5}
+		if i > 0 {
+			s.deps = []string{fmt.Sprintf("chain-%d", i-1)}
+		}
+		steps = append(steps, s)
+	}
+	for i := range 16 {
+		steps = append(steps, sleepStep{name: fmt.Sprintf("leaf-%02d", i), seconds: 0.5})
+	}
+	return steps
+}
+
+// writeSleepDefinitions commits definitions for the DAG (every chunk built
+// from the same tiny source repository) and returns the checkout.
+func writeSleepDefinitions(t testing.TB, dir, sourceRepo, commit, salt string, steps []sleepStep) string {
+	defs := filepath.Join(dir, "definitions")
+	var stratum strings.Builder
+	stratum.WriteString("name: sleeps\nkind: stratum\nchunks:\n")
+	for _, s := range steps {
+		fmt.Fprintf(&stratum, "- name: %s\n  repo: %s\n  ref: %s\n  build-mode: bootstrap\n  morph: strata/sleeps/%s.morph\n", s.name, sourceRepo, commit, s.name)
+		if len(s.deps) > 0 {
+			fmt.Fprintf(&stratum, "  build-depends: [%s]\n", strings.Join(s.deps, ", "))
+		}
+	}
+	files := map[string]string{
+		"VERSION":              "version: 8\n",
+		"strata/sleeps.morph":  stratum.String(),
+		"systems/sleeps.morph": "name: sleeps-system\nkind: system\narch: x86_64\nstrata:\n- morph: strata/sleeps.morph\n",
+	}
+	for _, s := range steps {
+		files["strata/sleeps/"+s.name+".morph"] = fmt.Sprintf("name: %s\nkind: chunk\nbuild-commands:\n- sleep %g # %s\n", s.name, s.seconds, salt)
+	}
+	for name, content := range files {
+		p := filepath.Join(defs, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return defs
+}
+
+func gitRun(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@localhost", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@localhost")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// BenchmarkMakespanRealFarm runs the sleep DAG through the real farm (two
+// workers with two slots each) and, side by side, through make -j4 with the
+// same DAG as a Makefile, and reports both wall times and their ratio: the
+// farm's overhead over the ideal local scheduler.
+func BenchmarkMakespanRealFarm(b *testing.B) {
+	dir := b.TempDir()
+	source := filepath.Join(dir, "source")
+	os.MkdirAll(source, 0o755)
+	os.WriteFile(filepath.Join(source, "README"), []byte("nothing to build\n"), 0o644)
+	gitRun(b, source, "init", "-q")
+	gitRun(b, source, "add", "-A")
+	gitRun(b, source, "commit", "-q", "-m", "source")
+	commit := gitRun(b, source, "rev-parse", "HEAD")
+	steps := sleepDAG()
+
+	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
+	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
+	f.controller = f.daemon("controller", "--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--listen", "127.0.0.1:0")["grpc"]
+	for _, w := range []string{"w1", "w2"} {
+		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.controller, "--cache", f.cache,
+			"--work-dir", filepath.Join(dir, w), "--sandbox", "none")
+	}
+	var farmTime, makeTime time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		f.defs = writeSleepDefinitions(b, dir, source, commit, "run "+strconv.Itoa(i), steps)
+		if i == 0 {
+			gitRun(b, f.defs, "init", "-q")
+			gitRun(b, f.defs, "remote", "add", "origin", f.defs)
+		}
+		gitRun(b, f.defs, "add", "-A")
+		gitRun(b, f.defs, "commit", "-q", "-m", "run")
+		b.StartTimer()
+		start := time.Now()
+		r := f.initiator("build", "systems/sleeps.morph")
+		farmTime += time.Since(start)
+		b.StopTimer()
+		if r.code != 0 {
+			b.Fatalf("farm build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		makeTime += runMake(b, dir, steps)
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(farmTime.Seconds()/n, "farm-s")
+	b.ReportMetric(makeTime.Seconds()/n, "make-j4-s")
+	b.ReportMetric(farmTime.Seconds()/makeTime.Seconds(), "farm/make")
+}
+
+// runMake runs the DAG as a Makefile with make -j4 and times it.
+func runMake(b *testing.B, dir string, steps []sleepStep) time.Duration {
+	var mk strings.Builder
+	var all []string
+	for _, s := range steps {
+		all = append(all, s.name)
+		fmt.Fprintf(&mk, "%s: %s\n\tsleep %g\n", s.name, strings.Join(s.deps, " "), s.seconds)
+	}
+	mk.WriteString(".PHONY: all " + strings.Join(all, " ") + "\nall: " + strings.Join(all, " ") + "\n")
+	path := filepath.Join(dir, "Makefile")
+	if err := os.WriteFile(path, []byte("default: all\n"+mk.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if out, err := exec.Command("make", "-s", "-j4", "-f", path).CombinedOutput(); err != nil {
+		b.Fatalf("make: %v\n%s", err, out)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkControllerMemory measures the real controller binary's peak RSS
+// while it holds a 10,000-step build with 100 connected workers, each
+// holding its jobs. Target: under 200 MiB.
+func BenchmarkControllerMemory(b *testing.B) {
+	dir := b.TempDir()
+	tree := definitionstest.Generate(definitionstest.Config{Strata: 100, Chunks: 10000, Seed: 9})
+	defs := filepath.Join(dir, "definitions")
+	if err := definitionstest.WriteDir(defs, tree.FS); err != nil {
+		b.Fatal(err)
+	}
+	gitRun(b, defs, "init", "-q")
+	gitRun(b, defs, "add", "-A")
+	gitRun(b, defs, "commit", "-q", "-m", "definitions")
+	commit := gitRun(b, defs, "rev-parse", "HEAD")
+	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
+	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
+	f.controller = f.daemon("controller", "--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--listen", "127.0.0.1:0",
+		"--trove-git", "file:///nonexistent")["grpc"]
+	pid := f.pids["controller"]
+	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := make(chan int, 100)
+	for i := range 100 {
+		stream, err := pb.NewWorkerServiceClient(conn).Work(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: fmt.Sprintf("fake-%03d", i), Slots: 4, Arch: "x86_64"}}})
+		go func() {
+			jobs := 0
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				if len(resp.Start) > 0 {
+					jobs += len(resp.Start)
+					held <- jobs
+				}
+			}
+		}()
+	}
+	for b.Loop() {
+		build, err := pb.NewBuildServiceClient(conn).Build(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		build.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: &pb.StartBuild{RepoUrl: defs, Commit: commit, MorphologyPath: tree.FullSystem, Detach: true}}})
+		for {
+			resp, err := build.Recv()
+			if err != nil {
+				b.Fatalf("build stream: %v", err)
+			}
+			if gr := resp.Event.GetGraphResolved(); gr != nil {
+				if gr.TotalSteps < 10000 {
+					b.Fatalf("the graph has only %d steps", gr.TotalSteps)
+				}
+				break
+			}
+			if resp.Event.GetBuildFailed() != nil {
+				b.Fatalf("build failed: %s", resp.Event.GetBuildFailed().Reason)
+			}
+		}
+		// Wait until the workers hold jobs: the graph is scheduled.
+		select {
+		case <-held:
+		case <-time.After(60 * time.Second):
+			b.Fatal("no worker received a job")
+		}
+	}
+	b.ReportMetric(float64(procStatusKiB(b, pid, "VmHWM"))/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(procStatusKiB(b, pid, "VmRSS"))/1024, "RSS-MiB")
+}
+
+func procStatusKiB(b *testing.B, pid int, field string) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kib
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
