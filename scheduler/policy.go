@@ -1,8 +1,9 @@
 package scheduler
 
-// Policy orders ready tasks. It is asked once per task, when the task
-// becomes ready; the scheduler starts the highest-priority task a free
-// worker can run, breaking ties in the order tasks became ready.
+// Policy orders ready tasks. It is asked for a task's priority whenever the
+// task enters a ready queue (and again when its critical path changes); the
+// scheduler starts the highest-priority task a free worker can run,
+// breaking ties in the order tasks became ready.
 type Policy interface {
 	Name() string
 	Priority(t *Task) float64

@@ -110,6 +110,7 @@ type Scheduler struct {
 	tasks   map[string]*Task
 	builds  map[string]*Build
 	workers map[string]*Worker
+	sorted  []*Worker // workers by name, kept sorted as they come and go
 	jobs    map[string]*Task
 	seq     uint64
 	nReady  int // tasks in the Ready state
@@ -274,7 +275,10 @@ func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[stri
 		w.Slots, w.Arch, w.Tags = slots, arch, tags
 		return
 	}
-	s.workers[name] = &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
+	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
+	s.workers[name] = w
+	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return cmpString(w.Name, n) })
+	s.sorted = slices.Insert(s.sorted, i, w)
 }
 
 // WorkerHolds records artifacts a worker has in its local cache, e.g. as it
@@ -295,6 +299,7 @@ func (s *Scheduler) RemoveWorker(name, reason string) []Event {
 		return nil
 	}
 	delete(s.workers, name)
+	s.sorted = slices.DeleteFunc(s.sorted, func(x *Worker) bool { return x == w })
 	var events []Event
 	for _, jobID := range sortedJobIDs(w.running) {
 		events = append(events, s.Failed(jobID, Failure{Kind: SetupFailure, Worker: name, Reason: reason})...)
@@ -312,14 +317,7 @@ func sortedJobIDs(m map[string]*Task) []string {
 }
 
 // Workers returns the registered workers by name.
-func (s *Scheduler) Workers() []*Worker {
-	out := make([]*Worker, 0, len(s.workers))
-	for _, w := range s.workers {
-		out = append(out, w)
-	}
-	slices.SortFunc(out, func(a, b *Worker) int { return cmpString(a.Name, b.Name) })
-	return out
-}
+func (s *Scheduler) Workers() []*Worker { return slices.Clone(s.sorted) }
 
 // Dispatch starts ready tasks on free worker slots until no free worker can
 // run any ready task. Which task starts next is fair between builds: it
@@ -359,7 +357,7 @@ func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 // next chooses the next task to start and its worker, or nil.
 func (s *Scheduler) next() (*Task, *Worker) {
 	var free []*Worker
-	for _, w := range s.Workers() {
+	for _, w := range s.sorted {
 		if w.Free() > 0 {
 			free = append(free, w)
 		}
