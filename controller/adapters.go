@@ -7,6 +7,7 @@ import (
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/digest"
 	"distbuild/gitmirror"
+	pb "distbuild/proto/distbuild/v1"
 )
 
 // GitDefinitions reads definitions repositories through local git mirrors.
@@ -56,4 +57,13 @@ func (c CacheIndex) MissingCacheKeys(ctx context.Context, keys []string) ([]stri
 		out[i] = k.String()
 	}
 	return out, nil
+}
+
+// Manifest reads one manifest.
+func (c CacheIndex) Manifest(ctx context.Context, key string) (*pb.Manifest, error) {
+	k, err := digest.ParseCacheKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Client.GetManifest(ctx, k)
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"distbuild/definitions"
 	pb "distbuild/proto/distbuild/v1"
@@ -197,6 +198,10 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
 		}
 	}
+	var finishedMeanwhile map[string]*pb.Manifest
+	if err == nil {
+		finishedMeanwhile = c.finishedWhileDown(ctx, b, p, missing)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !b.live() {
@@ -208,6 +213,8 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		return
 	}
 	b.plan = p
+	replayed := b.steps // a resumed build's steps, as its history left them
+	var catchUp []*pb.BuildEvent
 	b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
 	isMissing := make(map[string]bool, len(missing))
 	for _, k := range missing {
@@ -232,6 +239,18 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			state = pb.StepState_STEP_STATE_FINISHED
 		}
 		b.steps[s.Name] = &pb.StepStatus{Step: ref, State: state}
+		if old := replayed[s.Name]; cached && old != nil && old.State == pb.StepState_STEP_STATE_FINISHED {
+			b.steps[s.Name] = old // keep who built it in this build
+		}
+		if m := finishedMeanwhile[s.Name]; m != nil {
+			// Started before a restart, finished while the controller was
+			// down: tell the build's followers, as if it had been heard.
+			sf := finishedEvent(ref, m)
+			st := replayed[s.Name]
+			st.State, st.Worker, st.Log = pb.StepState_STEP_STATE_FINISHED, sf.Worker, sf.Log
+			b.steps[s.Name] = st
+			catchUp = append(catchUp, &pb.BuildEvent{Event: &pb.BuildEvent_StepFinished{StepFinished: sf}})
+		}
 		b.stepOrder = append(b.stepOrder, s.Name)
 		specs[i] = scheduler.TaskSpec{
 			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
@@ -246,6 +265,9 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	// A build resumed after a restart already told its followers its graph.
 	if !b.log.has(func(ev *pb.BuildEvent) bool { return ev.GetGraphResolved() != nil }) {
 		b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: gr}})
+	}
+	for _, ev := range catchUp {
+		b.log.publish(ev)
 	}
 	c.log.Info("build resolved", "build", b.id, "steps", gr.TotalSteps, "unbuilt", gr.UnbuiltSteps, "took", time.Since(started))
 	events, err := c.sched.AddBuild(b.id, specs, b.req.KeepGoing)
@@ -306,4 +328,48 @@ func (c *Controller) startGrace(b *build) {
 			c.cancelBuild(b.id, "the initiator disconnected and nobody re-attached")
 		}
 	})
+}
+
+// finishedWhileDown finds, for a build resumed after a restart, the steps
+// its history shows started but not ended whose artifacts are now in the
+// cache: they finished while the controller was down. It returns their
+// manifests by step name (fetched outside the lock; there are few).
+func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, missing []string) map[string]*pb.Manifest {
+	c.mu.Lock()
+	var started []*definitions.Step
+	isMissing := make(map[string]bool, len(missing))
+	for _, k := range missing {
+		isMissing[k] = true
+	}
+	for _, s := range p.steps {
+		st := b.steps[s.Name]
+		if !isMissing[s.CacheKey] && st != nil && (st.State == pb.StepState_STEP_STATE_RUNNING || st.State == pb.StepState_STEP_STATE_READY) && st.Attempts > 0 {
+			started = append(started, s)
+		}
+	}
+	c.mu.Unlock()
+	out := map[string]*pb.Manifest{}
+	for _, s := range started {
+		m, err := c.cfg.Cache.Manifest(ctx, s.CacheKey)
+		if err != nil {
+			c.log.Warn("cannot read the manifest of a step that finished during a restart", "step", s.Name, "error", err)
+			m = &pb.Manifest{CacheKey: s.CacheKey}
+		}
+		out[s.Name] = m
+	}
+	return out
+}
+
+// finishedEvent describes a step's artifact from its manifest.
+func finishedEvent(ref *pb.ArtifactRef, m *pb.Manifest) *pb.StepFinished {
+	sf := &pb.StepFinished{Step: ref, Worker: m.Worker}
+	if m.Started != nil && m.Finished != nil {
+		sf.Duration = durationpb.New(m.Finished.AsTime().Sub(m.Started.AsTime()))
+	}
+	for _, f := range m.Files {
+		if f.Role == pb.FileRole_FILE_ROLE_LOG {
+			sf.Log = f.Digest
+		}
+	}
+	return sf
 }

@@ -24,6 +24,8 @@ import (
 type ArtifactCache interface {
 	// MissingCacheKeys returns the keys among keys that have no manifest.
 	MissingCacheKeys(ctx context.Context, keys []string) ([]string, error)
+	// Manifest returns the manifest stored under a cache key.
+	Manifest(ctx context.Context, key string) (*pb.Manifest, error)
 }
 
 // Config holds the controller's collaborators and tunables.

@@ -8,6 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"distbuild/artifactcache/digest"
 	"distbuild/manifestsig"
@@ -19,6 +23,30 @@ import (
 // call without a stream (a manifest) must be answered within the limit. A
 // cache or network that hangs then fails the step as a setup failure,
 // instead of holding a slot until the step's timeout.
+
+// CacheDialOptions are the gRPC options for a worker's connection to the
+// artifact cache, added to artifactcache.Dial's own.
+//
+// Every call waits for the cache to be reachable (gRPC's wait-for-ready)
+// instead of failing at once, and the watchdog above bounds the wait like
+// any transfer that makes no progress. Failing at once made a trove
+// restart of a second or two fatal to the builds it interrupted: the job
+// whose upload was cut off reported its failure straight away, the
+// controller retried the step on another worker straight away, that
+// attempt failed the same way, and all of the step's attempts were gone
+// before the trove was back. Now the interrupted job reports its failure
+// only once the cache takes its log again, so the retry starts with the
+// trove up. Reconnection backs off to at most a few seconds, not gRPC's
+// two minutes, since a waiting job holds its slot meanwhile.
+func CacheDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+			MinConnectTimeout: 20 * time.Second,
+		}),
+	}
+}
 
 // download stores blob d at path, through a temporary file in the same
 // directory that is renamed into place only once the content is verified

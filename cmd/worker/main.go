@@ -45,12 +45,14 @@ cancels running steps and stops it.
 
 A step fails as a setup failure, which the controller retries on another
 worker, when anything but its build commands goes wrong: a source fetch or
-artifact transfer that makes no progress for --transfer-stall-timeout, a
-command that writes no output for --stall-timeout, the step's own timeout
-(set by the controller), a full disk. A build command exiting non-zero is
-a build failure, not retried. Each step's log is stored in the cache; one
-longer than --log-limit keeps its first and last halves, with a line saying
-how much was cut between them.
+artifact transfer that makes no progress for --transfer-stall-timeout (an
+artifact cache that cannot be reached, such as a trove restarting, is
+waited for that long), a command that writes no output for
+--stall-timeout, the step's own timeout (set by the controller), a full
+disk. A build command exiting non-zero is a build failure, not retried.
+Each step's log is stored in the cache; one longer than --log-limit keeps
+its first and last halves, with a line saying how much was cut between
+them.
 
 Flags:
 `
@@ -186,7 +188,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 2
 	}
-	cacheOpts, controllerOpts := []grpc.DialOption{cacheCreds}, []grpc.DialOption{controllerCreds}
+	cacheOpts, controllerOpts := append([]grpc.DialOption{cacheCreds}, worker.CacheDialOptions()...), []grpc.DialOption{controllerCreds}
 	if *tokenFile != "" {
 		token, err := auth.ReadTokenFile(*tokenFile)
 		if err != nil {
