@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
@@ -319,6 +320,8 @@ type testWorker struct {
 	noop *pb.Digest
 	// jobs holds the last job received for each step.
 	jobs map[string]*pb.Job
+	// took, when set for a step, is the run time its manifest reports.
+	took map[string]time.Duration
 	// arrived and reported time each job's arrival and done report.
 	arrived  map[string]time.Time
 	reported map[string]time.Time
@@ -355,7 +358,7 @@ func (f *farm) register(reg *pb.WorkerRegistration, options ...func(*testWorker)
 	}
 	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
 		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
-		arrived: map[string]time.Time{}, reported: map[string]time.Time{}, jobs: map[string]*pb.Job{}}
+		arrived: map[string]time.Time{}, reported: map[string]time.Time{}, jobs: map[string]*pb.Job{}, took: map[string]time.Duration{}}
 	for _, o := range options {
 		o(w)
 	}
@@ -458,6 +461,12 @@ func (w *testWorker) build(j *pb.Job) {
 			{Name: j.Name + "-misc", Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: artD.Proto()},
 			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logD.Proto()},
 		}}
+		w.mu.Lock()
+		if d, ok := w.took[j.Name]; ok {
+			now := time.Now()
+			m.Started, m.Finished = timestamppb.New(now.Add(-d)), timestamppb.New(now)
+		}
+		w.mu.Unlock()
 		if err := w.cache.PutManifest(ctx, m); err != nil {
 			w.failed("storing a manifest", err)
 			return
