@@ -102,9 +102,15 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 
 	w.setPhase(j, pb.JobPhase_JOB_PHASE_UPLOADING)
 	name := j.spec.Name + "-rootfs"
-	packed, err := tarball.Pack(root, filepath.Join(dir, "artifacts"), func(string) (string, bool) { return name, true })
+	return w.packAndUpload(ctx, root, filepath.Join(dir, "artifacts"), func(string) (string, bool) { return name, true }, out)
+}
+
+// packAndUpload packs tree into split artifacts by classify and uploads
+// them, describing each for the manifest.
+func (w *Worker) packAndUpload(ctx context.Context, tree, outDir string, classify func(string) (string, bool), out *output) ([]*pb.ManifestFile, error) {
+	packed, err := tarball.Pack(tree, outDir, classify)
 	if err != nil {
-		return nil, fmt.Errorf("packing the root file system: %w", err)
+		return nil, fmt.Errorf("packing the artifacts: %w", err)
 	}
 	var files []*pb.ManifestFile
 	for _, a := range packed {

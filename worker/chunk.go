@@ -11,7 +11,6 @@ import (
 	"distbuild/definitions"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
-	"distbuild/worker/tarball"
 )
 
 var buildModeNames = map[pb.BuildMode]string{
@@ -88,20 +87,11 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 	if err := makeDevices(destdir, c.Devices); err != nil {
 		return nil, err
 	}
-	packed, err := tarball.Pack(destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
+	files, err := w.packAndUpload(ctx, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
 		return definitions.MatchSplit(rules, p)
-	})
+	}, out)
 	if err != nil {
-		return nil, fmt.Errorf("packing the artifacts: %w", err)
-	}
-	var files []*pb.ManifestFile
-	for _, a := range packed {
-		f, err := w.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
-		out.note("# artifact %s: %d bytes", a.Name, a.Size)
+		return nil, err
 	}
 	if len(files) == 0 {
 		out.note("# the chunk installed nothing")

@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
+
+	"distbuild/atomicfile"
 )
 
 // WriteAddrFile writes the listen addresses as JSON, e.g.
@@ -16,17 +16,5 @@ func WriteAddrFile(path string, addrs Addrs) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".addr-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
