@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"distbuild/artifactcache/daemon"
+	"distbuild/bytesize"
 )
 
 // cappedLog is a step's stored log. Up to its limit it keeps everything;
@@ -91,7 +91,7 @@ func (l *cappedLog) Close() (int64, error) {
 // cutMarker is the line that stands where a log was cut, on a line of its
 // own.
 func cutMarker(omitted, limit int64, atLineStart bool) string {
-	size := daemon.ByteSize(limit).String()
+	size := bytesize.Size(limit).String()
 	if strings.IndexFunc(size, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
 		size += " bytes"
 	}

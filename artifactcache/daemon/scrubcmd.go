@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"distbuild/artifactcache/store"
+	"distbuild/bytesize"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -22,7 +23,7 @@ func Scrub(ctx context.Context, dir string, logger hclog.Logger, out io.Writer) 
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
-	fmt.Fprintf(out, "checked %d blobs (%s): %d corrupt\n", report.Checked, ByteSize(report.CheckedBytes), len(report.Corrupt))
+	fmt.Fprintf(out, "checked %d blobs (%s): %d corrupt\n", report.Checked, bytesize.Size(report.CheckedBytes), len(report.Corrupt))
 	for _, d := range report.Corrupt {
 		fmt.Fprintf(out, "corrupt blob, quarantined: %s\n", d)
 	}

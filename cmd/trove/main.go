@@ -15,6 +15,7 @@ import (
 	"distbuild/artifactcache/daemon"
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
+	"distbuild/bytesize"
 	"distbuild/tlsflags"
 
 	"github.com/hashicorp/go-hclog"
@@ -77,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func serve(args []string, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trove serve", pflag.ContinueOnError)
 	cfg := daemon.Config{}
-	maxSize := daemon.ByteSize(50 << 30)
+	maxSize := bytesize.Size(50 << 30)
 	fs.StringVar(&cfg.Dir, "dir", "", "store directory (created if missing; required)")
 	fs.StringVar(&cfg.GRPCListen, "listen", "127.0.0.1:7070", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `read-only HTTP and git listen address ("" turns HTTP off)`)

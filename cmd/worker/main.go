@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
 	"distbuild/auth"
+	"distbuild/bytesize"
 	"distbuild/manifestsig"
 	"distbuild/tlsflags"
 	"distbuild/worker"
@@ -131,7 +131,7 @@ func run(args []string, stderr io.Writer) int {
 	cacheTLS.Register(fs, "cache-", "the artifact cache")
 	stall := fs.Duration("stall-timeout", 30*time.Minute, "stop a build command that writes no output for this long, and retry the step elsewhere (0: never)")
 	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
-	logLimit := daemon.ByteSize(64 << 20)
+	logLimit := bytesize.Size(64 << 20)
 	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {

@@ -1,4 +1,6 @@
-package daemon
+// Package bytesize reads and prints sizes the way operators write them on
+// command lines ("50GiB", "512MiB"), for every daemon's size flags.
+package bytesize
 
 import (
 	"fmt"
@@ -6,10 +8,10 @@ import (
 	"strings"
 )
 
-// ByteSize is a size given on the command line as a number with an
+// Size is a size given on the command line as a number with an
 // optional binary or decimal unit ("50GiB", "512MiB", "10GB", "4096"), so
 // operators need not count zeros. It implements pflag.Value.
-type ByteSize int64
+type Size int64
 
 var units = []struct {
 	suffix string
@@ -23,7 +25,7 @@ var units = []struct {
 }
 
 // Set parses a size.
-func (b *ByteSize) Set(s string) error {
+func (b *Size) Set(s string) error {
 	num, factor := strings.TrimSpace(s), int64(1)
 	for _, u := range units {
 		if strings.HasSuffix(num, u.suffix) {
@@ -35,12 +37,12 @@ func (b *ByteSize) Set(s string) error {
 	if err != nil || n < 0 || n > (1<<63-1)/factor {
 		return fmt.Errorf("%q is not a size: want a whole number with an optional unit such as MiB or GiB", s)
 	}
-	*b = ByteSize(n * factor)
+	*b = Size(n * factor)
 	return nil
 }
 
 // String formats the size in the largest binary unit that divides it.
-func (b ByteSize) String() string {
+func (b Size) String() string {
 	for _, u := range []struct {
 		suffix string
 		factor int64
@@ -53,4 +55,4 @@ func (b ByteSize) String() string {
 }
 
 // Type names the value in --help.
-func (b *ByteSize) Type() string { return "size" }
+func (b *Size) Type() string { return "size" }
