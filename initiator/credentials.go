@@ -23,13 +23,18 @@ const credentialsHelp = `Connections use TLS and a token when the environment sa
 DISTBUILD_TOKEN_FILE (the user's token from 'controller user add'),
 DISTBUILD_TLS_CA, and for mTLS DISTBUILD_TLS_CERT and DISTBUILD_TLS_KEY.`
 
+// maxMessageSize bounds what the initiator accepts in one message.
+const maxMessageSize = 64 << 20
+
 // dialOptions are the options every connection to the farm uses.
 func dialOptions() ([]grpc.DialOption, error) {
 	creds, err := tlsflags.Client{CA: os.Getenv("DISTBUILD_TLS_CA"), Cert: os.Getenv("DISTBUILD_TLS_CERT"), Key: os.Getenv("DISTBUILD_TLS_KEY")}.DialOption()
 	if err != nil {
 		return nil, fmt.Errorf("DISTBUILD_TLS_*: %w", err)
 	}
-	opts := []grpc.DialOption{creds}
+	// A large graph's GraphResolved event lists every step; leave room
+	// beyond gRPC's default 4 MiB for systems far bigger than today's.
+	opts := []grpc.DialOption{creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize))}
 	if path := os.Getenv("DISTBUILD_TOKEN_FILE"); path != "" {
 		token, err := auth.ReadTokenFile(path)
 		if err != nil {
