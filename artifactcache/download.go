@@ -71,6 +71,13 @@ func (c *Client) Fetch(ctx context.Context, d digest.Digest, w io.Writer) error 
 // synced, so path holds either the complete, correct blob or whatever it
 // held before.
 func (c *Client) Download(ctx context.Context, d digest.Digest, path string) error {
+	return c.DownloadWithProgress(ctx, d, path, nil)
+}
+
+// DownloadWithProgress is Download, calling progress (when not nil) each
+// time content arrives, so a caller can tell a slow transfer from a stalled
+// one and give up on the latter.
+func (c *Client) DownloadWithProgress(ctx context.Context, d digest.Digest, path string, progress func()) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".download-*")
 	if err != nil {
@@ -83,7 +90,11 @@ func (c *Client) Download(ctx context.Context, d digest.Digest, path string) err
 			os.Remove(f.Name())
 		}
 	}()
-	if err := c.Fetch(ctx, d, f); err != nil {
+	var w io.Writer = f
+	if progress != nil {
+		w = progressWriter{w: f, progress: progress}
+	}
+	if err := c.Fetch(ctx, d, w); err != nil {
 		return grpcerr.Wrapf(err, "download to %s", path)
 	}
 	if err := f.Chmod(0o644); err != nil {
@@ -113,4 +124,18 @@ func syncDir(dir string) error {
 		return status.Errorf(codes.Internal, "sync %s: %v", dir, err)
 	}
 	return nil
+}
+
+// progressWriter reports each write that delivers content.
+type progressWriter struct {
+	w        io.Writer
+	progress func()
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if n > 0 {
+		p.progress()
+	}
+	return n, err
 }

@@ -198,9 +198,13 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
 		}
 	}
+	isMissing := make(map[string]bool, len(missing))
+	for _, k := range missing {
+		isMissing[k] = true
+	}
 	var finishedMeanwhile map[string]*pb.Manifest
 	if err == nil {
-		finishedMeanwhile = c.finishedWhileDown(ctx, b, p, missing)
+		finishedMeanwhile = c.finishedWhileDown(ctx, b, p, isMissing)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -216,10 +220,6 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	replayed := b.steps // a resumed build's steps, as its history left them
 	var catchUp []*pb.BuildEvent
 	b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
-	isMissing := make(map[string]bool, len(missing))
-	for _, k := range missing {
-		isMissing[k] = true
-	}
 	gr := &pb.GraphResolved{TotalSteps: int32(len(p.steps))}
 	specs := make([]scheduler.TaskSpec, len(p.steps))
 	for i, s := range p.steps {
@@ -334,13 +334,9 @@ func (c *Controller) startGrace(b *build) {
 // its history shows started but not ended whose artifacts are now in the
 // cache: they finished while the controller was down. It returns their
 // manifests by step name (fetched outside the lock; there are few).
-func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, missing []string) map[string]*pb.Manifest {
+func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, isMissing map[string]bool) map[string]*pb.Manifest {
 	c.mu.Lock()
 	var started []*definitions.Step
-	isMissing := make(map[string]bool, len(missing))
-	for _, k := range missing {
-		isMissing[k] = true
-	}
 	for _, s := range p.steps {
 		st := b.steps[s.Name]
 		if !isMissing[s.CacheKey] && st != nil && (st.State == pb.StepState_STEP_STATE_RUNNING || st.State == pb.StepState_STEP_STATE_READY) && st.Attempts > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -235,7 +236,7 @@ func systemJob(s *definitions.Step) *pb.SystemJob {
 			for _, m := range a.Members {
 				sj.Contents = append(sj.Contents, &pb.ChunkArtifact{CacheKey: m.Chunk.CacheKey, Artifact: m.Artifact})
 				steps := m.Chunk.Chunk.SystemIntegration[m.Artifact]
-				for _, name := range sortedNames(steps) {
+				for _, name := range slices.Sorted(maps.Keys(steps)) {
 					integration = append(integration, &pb.IntegrationCommands{Name: name, Commands: steps[name]})
 				}
 			}
@@ -244,13 +245,4 @@ func systemJob(s *definitions.Step) *pb.SystemJob {
 	sort.SliceStable(integration, func(i, j int) bool { return integration[i].Name < integration[j].Name })
 	sj.Integration = integration
 	return sj
-}
-
-func sortedNames(m map[string][]string) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

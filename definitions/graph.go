@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -452,7 +453,7 @@ func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratum
 	}
 	bs, ok := r.defs.Defaults.BuildSystems[bsName]
 	if !ok {
-		return nil, errorf(bsFile, bsLine, "%s: unknown build system %q (known: %s)", what, bsName, strings.Join(sortedKeys(r.defs.Defaults.BuildSystems), ", "))
+		return nil, errorf(bsFile, bsLine, "%s: unknown build system %q (known: %s)", what, bsName, strings.Join(slices.Sorted(maps.Keys(r.defs.Defaults.BuildSystems)), ", "))
 	}
 	b := &ChunkBuild{
 		Stratum:      st.Name,

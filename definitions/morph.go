@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 	"strconv"
 
 	"gopkg.in/yaml.v3"
@@ -583,16 +582,6 @@ func parseDevice(f string, n *yaml.Node, chunk string) (Device, error) {
 		*field.dst = uint32(v)
 	}
 	return d, nil
-}
-
-// sortedKeys returns a map's keys in order, for deterministic output.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // deviceNumber reads an integer that real definitions sometimes quote, such

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -63,12 +64,12 @@ func writeSleepDefinitions(t testing.TB, dir, sourceRepo, commit, salt string, s
 	for _, s := range steps {
 		files["strata/sleeps/"+s.name+".morph"] = fmt.Sprintf("name: %s\nkind: chunk\nbuild-commands:\n- sleep %g # %s\n", s.name, s.seconds, salt)
 	}
+	fsys := fstest.MapFS{}
 	for name, content := range files {
-		p := filepath.Join(defs, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fsys[name] = &fstest.MapFile{Data: []byte(content)}
+	}
+	if err := definitionstest.WriteDir(defs, fsys); err != nil {
+		t.Fatal(err)
 	}
 	return defs
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 )
 
 // openTree mirrors u's commit and returns its Tree, closed when the test ends.
@@ -251,19 +250,6 @@ func loadAll(ctx context.Context, r *Repo, commit string) (int, error) {
 		return err
 	})
 	return n, err
-}
-
-// TestFSLoadsDefinitionsQuickly holds the budget the controller needs: the
-// benchmark measures about 50ms here, the limit leaves room for slow machines.
-func TestFSLoadsDefinitionsQuickly(t *testing.T) {
-	u, commit := definitionsSized(t)
-	c, _ := newTestCache(t)
-	r := ensure(t, c, u.dir, commit)
-	start := time.Now()
-	n, err := loadAll(testContext(t), r, commit)
-	if elapsed := time.Since(start); err != nil || n != 800 || elapsed > 2*time.Second {
-		t.Errorf("read %d files in %v, %v; want 800 in under 2s", n, elapsed, err)
-	}
 }
 
 func BenchmarkFSLoadDefinitions(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -146,18 +147,8 @@ func (s *Scheduler) WantedBy(t *Task) []*Build {
 	for b := range t.wantedBy {
 		out = append(out, b)
 	}
-	slices.SortFunc(out, func(a, b *Build) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *Build) int { return strings.Compare(a.ID, b.ID) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // AddBuild submits a build. specs must be in a valid build order (each after
@@ -277,7 +268,7 @@ func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[stri
 	}
 	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
 	s.workers[name] = w
-	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return cmpString(w.Name, n) })
+	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return strings.Compare(w.Name, n) })
 	s.sorted = slices.Insert(s.sorted, i, w)
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
@@ -48,44 +47,13 @@ func CacheDialOptions() []grpc.DialOption {
 	}
 }
 
-// download stores blob d at path, through a temporary file in the same
-// directory that is renamed into place only once the content is verified
-// and synced, so path never holds a partial blob.
+// download stores blob d at path (see Client.DownloadWithProgress: path
+// never holds a partial blob), giving up when it stops making progress.
 func (w *Worker) download(ctx context.Context, d digest.Digest, path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".download-*")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
 	what := fmt.Sprintf("downloading %s from the artifact cache", d)
-	err = watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
-		pw := &progressWriter{w: f, progress: progress}
-		err := w.cfg.Cache.Fetch(ctx, d, pw)
-		if pw.err != nil {
-			return fmt.Errorf("writing %s: %w", f.Name(), pw.err)
-		}
-		return err
+	return watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		return w.cfg.Cache.DownloadWithProgress(ctx, d, path, progress)
 	})
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	done = true
-	return nil
 }
 
 // uploadFile stores the first d.Size() bytes of the file at path, which
