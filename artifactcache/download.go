@@ -27,10 +27,16 @@ func (c *Client) Fetch(ctx context.Context, d digest.Digest, w io.Writer) error 
 		return grpcerr.Wrapf(err, "fetch %s", d)
 	}
 	var received int64
-	// recv returns the next chunk, or more=false at the end. Each chunk
-	// is a fresh slice, so it stays valid while the next one arrives.
+	// Chunks arrive alternately in two messages, so the one just received
+	// stays intact while the next one arrives; the cache's codec reuses
+	// each message's buffer instead of allocating one per chunk.
+	var msgs [2]distbuildv1.ReadResponse
+	next := 0
+	// recv returns the next chunk, or more=false at the end.
 	recv := func() (chunk []byte, more bool, err error) {
-		resp, err := stream.Recv()
+		resp := &msgs[next]
+		next = 1 - next
+		err = stream.RecvMsg(resp)
 		if errors.Is(err, io.EOF) {
 			return nil, false, nil
 		}

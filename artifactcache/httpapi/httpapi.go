@@ -50,11 +50,11 @@ func New(st *store.Store, logger hclog.Logger) *Handler {
 // ServeHTTP routes a request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// serveBlob verifies the whole blob before the first byte goes out, so the
-// status line can still say that it is corrupt. That costs a second read of
-// the file (usually from the page cache) but lets http.ServeContent handle
-// ranges and conditional requests unchanged. A HEAD request sends no bytes
-// and so skips the check.
+// serveBlob checks every block of the blob before the first byte goes out,
+// so the status line can still say that it is corrupt. That costs a second
+// read of the file (usually from the page cache, checked at memory speed)
+// but lets http.ServeContent handle ranges and conditional requests
+// unchanged. A HEAD request sends no bytes and so skips the check.
 func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 	hash, err := digest.ParseHash(r.PathValue("hash"))
 	if err != nil {
@@ -73,7 +73,7 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	defer b.Close()
 	if r.Method != http.MethodHead {
-		if err := b.Verify(r.Context()); err != nil {
+		if err := b.CheckBlocks(r.Context()); err != nil {
 			h.fail(w, r, err)
 			return
 		}

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Read streams (part of) a blob. The store hashes the whole blob on the
-// way and ends the stream with DataLoss, before the last chunk, if it is
-// corrupt.
+// Read streams (part of) a blob. The store checks each block against its
+// checksum before sending it and ends the stream with DataLoss, before the
+// first damaged byte, if the blob has rotted.
 func (s *Service) Read(req *distbuildv1.ReadRequest, stream grpc.ServerStreamingServer[distbuildv1.ReadResponse]) error {
 	d, err := digest.FromProto(req.GetDigest())
 	if err != nil {
@@ -59,16 +59,20 @@ func (s *Service) Write(stream grpc.ClientStreamingServer[distbuildv1.WriteReque
 		return err
 	}
 	defer w.Abort()
-	for data := req.GetData(); ; {
+	// Messages arrive alternately in two requests, so the one being hashed
+	// and written stays intact while the next one arrives; the codec reuses
+	// each request's buffer instead of allocating one per chunk.
+	reqs := [2]*distbuildv1.WriteRequest{req, {}}
+	for i := 0; ; i++ {
 		// Receive the next message while this one is hashed and written.
-		var next *distbuildv1.WriteRequest
+		next := reqs[(i+1)%2]
 		var recvErr error
 		received := make(chan struct{})
 		go func() {
 			defer close(received)
-			next, recvErr = stream.Recv()
+			recvErr = stream.RecvMsg(next)
 		}()
-		_, writeErr := w.Write(data)
+		_, writeErr := w.Write(reqs[i%2].GetData())
 		<-received
 		if writeErr != nil {
 			return writeErr
@@ -79,7 +83,6 @@ func (s *Service) Write(stream grpc.ClientStreamingServer[distbuildv1.WriteReque
 		if recvErr != nil {
 			return grpcerr.Wrapf(recvErr, "upload of %s", d)
 		}
-		data = next.GetData()
 	}
 	if err := w.Commit(); err != nil {
 		return err

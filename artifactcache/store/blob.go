@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 
 	"distbuild/artifactcache/digest"
 
@@ -18,6 +21,7 @@ type Blob struct {
 	s      *Store
 	d      digest.Digest
 	f      *os.File
+	sums   blockChecksums
 	closed bool
 }
 
@@ -38,9 +42,14 @@ func (s *Store) openBlob(d digest.Digest, isUse bool) (*Blob, error) {
 		s.cat.touchBlob(d.Hash(), s.now())
 	}
 	s.mu.Unlock()
+	sums, err := s.ix.checksums(d)
+	if err != nil {
+		s.unpin(d.Hash())
+		return nil, status.Errorf(codes.Internal, "open blob %s: %v", d, err)
+	}
 	f, err := os.Open(s.dirs.blobPath(d.Hash()))
 	if err == nil {
-		return &Blob{s: s, d: d, f: f}, nil
+		return &Blob{s: s, d: d, f: f, sums: sums}, nil
 	}
 	s.unpin(d.Hash())
 	if !errors.Is(err, os.ErrNotExist) {
@@ -61,8 +70,8 @@ func (s *Store) unpin(h digest.Hash) {
 	s.cat.unpin(h)
 }
 
-// ReadAt reads the stored bytes without verifying them; callers that hand
-// bytes to others call Verify first or use Stream.
+// ReadAt reads the stored bytes without checking them; callers that hand
+// bytes to others call CheckBlocks first or use Stream.
 func (b *Blob) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 
 // Close releases the file and the pin. It is safe to call twice.
@@ -75,15 +84,28 @@ func (b *Blob) Close() error {
 	return b.f.Close()
 }
 
-// Verify re-hashes the whole blob. A blob that does not match its digest is
-// quarantined (dropping the manifests naming it) and Verify returns
-// DataLoss.
-func (b *Blob) Verify(ctx context.Context) error {
-	_, err := b.verify(ctx)
-	return err
+// CheckBlocks checks every block of the blob against its checksum, for a
+// caller that must know the whole blob is intact before sending any of it.
+// A damaged blob is quarantined (dropping the manifests naming it) and
+// CheckBlocks returns DataLoss.
+func (b *Blob) CheckBlocks(ctx context.Context) error {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	for i := range b.sums {
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		if _, err := b.readBlock(ctx, *buf, int64(i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// verify is Verify that also says which manifests a quarantine dropped.
+// verify re-hashes the whole blob, as a scrub does, and says which
+// manifests a quarantine dropped. A blob whose content matches its digest
+// but not its recorded block checksums has a damaged index entry, which is
+// rewritten.
 func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 	info, err := b.f.Stat()
 	if err != nil {
@@ -93,23 +115,40 @@ func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 		return b.corrupt("file has the wrong size")
 	}
 	h := digest.NewHasher()
+	var c checksummer
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if err := b.hashRange(ctx, h, *buf, 0, b.d.Size()); err != nil {
-		return nil, err
+	for pos := int64(0); pos < b.d.Size(); {
+		if err := ctx.Err(); err != nil {
+			return nil, status.FromContextError(err).Err()
+		}
+		chunk, err := b.readChunk(*buf, pos, b.d.Size())
+		if err != nil {
+			return nil, err
+		}
+		h.Write(chunk)
+		c.Write(chunk)
+		pos += int64(len(chunk))
 	}
 	if h.Digest() != b.d {
 		return b.corrupt("content does not match the digest")
+	}
+	if sums := c.checksums(); !slices.Equal(sums, b.sums) {
+		b.s.log.Warn("blob is intact but its block checksums in the index were wrong; rewrote them", "digest", b.d)
+		if err := b.s.ix.putChecksums(b.d.Hash(), sums); err != nil {
+			return nil, status.Errorf(codes.Internal, "rewrite block checksums of %s: %v", b.d, err)
+		}
+		b.sums = sums
 	}
 	return nil, nil
 }
 
 // Stream sends the bytes [offset, offset+limit) of the blob through send,
-// in chunks of at most ChunkSize; limit 0 means to the end. Every byte of
-// the blob is hashed on the way, including those outside the range, and
-// the last chunk is held back until the whole hash is checked: a stream
-// that ends successfully carried only verified bytes, and a corrupt blob
-// ends the stream with DataLoss (and is quarantined) before it completes.
+// in chunks of at most ChunkSize; limit 0 means to the end. Each block is
+// read whole and checked against its checksum before any of it is sent, so
+// a damaged block ends the stream with DataLoss (and the blob is
+// quarantined) without one byte of it going out. The next block is read
+// while the current one is being sent.
 func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte) error) error {
 	size := b.d.Size()
 	switch {
@@ -124,62 +163,71 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 	if limit > 0 && limit < size-offset {
 		end = offset + limit
 	}
-	h := digest.NewHasher()
+	if offset == end {
+		return nil
+	}
+	const bs = blockSize
+	first, last := offset/bs, (end-1)/bs
 	buf, spare := getBuffer(), getBuffer()
 	defer putBuffer(buf)
 	defer putBuffer(spare)
-	if err := b.hashRange(ctx, h, *buf, 0, offset); err != nil {
-		return err
-	}
-	// Each chunk is hashed while it is sent and the next one is read into
-	// the spare buffer. The last chunk is not sent until the rest of the
-	// blob is hashed and the hash checked.
-	chunk, err := b.readChunk(*buf, offset, end)
-	pos := offset + int64(len(chunk))
-	for err == nil && pos < end {
-		var next []byte
-		err = h.WriteWhile(chunk, func() error {
-			if err := send(chunk); err != nil {
-				return err
-			}
+	block, err := b.readBlock(ctx, *buf, first)
+	for i := first; err == nil; i++ {
+		// The part of block i inside the range.
+		part := block[max(offset-i*bs, 0):min(end-i*bs, int64(len(block)))]
+		if i == last {
+			return sendInChunks(part, send)
+		}
+		next := make(chan error, 1)
+		var nextBlock []byte
+		go func() {
 			var err error
-			next, err = b.readChunk(*spare, pos, end)
+			nextBlock, err = b.readBlock(ctx, *spare, i+1)
+			next <- err
+		}()
+		if err := sendInChunks(part, send); err != nil {
+			<-next
 			return err
-		})
-		chunk, pos = next, pos+int64(len(next))
+		}
+		err = <-next
+		block = nextBlock
 		buf, spare = spare, buf
 	}
-	if err != nil {
-		return err
-	}
-	h.Write(chunk)
-	if err := b.hashRange(ctx, h, *spare, end, size); err != nil {
-		return err
-	}
-	if h.Digest() != b.d {
-		_, err := b.corrupt("content does not match the digest")
-		return err
-	}
-	if len(chunk) == 0 {
-		return nil
-	}
-	return send(chunk)
+	return err
 }
 
-// hashRange feeds the bytes [from, to) to h.
-func (b *Blob) hashRange(ctx context.Context, h *digest.Hasher, buf []byte, from, to int64) error {
-	for pos := from; pos < to; {
-		if err := ctx.Err(); err != nil {
-			return status.FromContextError(err).Err()
-		}
-		chunk, err := b.readChunk(buf, pos, to)
-		if err != nil {
+// sendInChunks sends p in pieces no larger than one message.
+func sendInChunks(p []byte, send func([]byte) error) error {
+	for len(p) > 0 {
+		n := min(len(p), ChunkSize)
+		if err := send(p[:n]); err != nil {
 			return err
 		}
-		h.Write(chunk)
-		pos += int64(len(chunk))
+		p = p[n:]
 	}
 	return nil
+}
+
+// readBlock reads block i into buf and checks it against its checksum.
+// On a mismatch the whole blob is re-hashed, since only that tells a
+// rotten block (verify quarantines the blob) from a damaged checksum
+// record (verify rewrites it, and the block is read again).
+func (b *Blob) readBlock(ctx context.Context, buf []byte, i int64) ([]byte, error) {
+	block, err := b.readChunk(buf, i*blockSize, min((i+1)*blockSize, b.d.Size()))
+	if err != nil || crc32.Checksum(block, castagnoli) == b.sums[i] {
+		return block, err
+	}
+	b.s.log.Warn("block does not match its checksum; re-hashing the whole blob", "digest", b.d, "block", i)
+	if _, err := b.verify(ctx); err != nil {
+		return nil, err
+	}
+	block, err = b.readChunk(buf, i*blockSize, min((i+1)*blockSize, b.d.Size()))
+	if err != nil || crc32.Checksum(block, castagnoli) == b.sums[i] {
+		return block, err
+	}
+	// The file is changing under the reader.
+	_, err = b.corrupt(fmt.Sprintf("block %d does not match its checksum", i))
+	return nil, err
 }
 
 // readChunk reads the next chunk of [pos, end) into buf and returns it,

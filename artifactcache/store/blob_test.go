@@ -73,19 +73,19 @@ func corruptFile(t *testing.T, path string, at int64) {
 	}
 }
 
-func TestStreamOfACorruptBlobFailsBeforeSendingItAll(t *testing.T) {
+func TestStreamStopsBeforeTheFirstDamagedBlock(t *testing.T) {
 	s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
 	content := bytes.Repeat([]byte("z"), 2*ChunkSize+5)
 	d := put(t, s, content)
 	if err := s.PutManifest(manifest(key(1), d)); err != nil {
 		t.Fatal(err)
 	}
-	corruptFile(t, s.dirs.blobPath(d.Hash()), 1)
+	corruptFile(t, s.dirs.blobPath(d.Hash()), ChunkSize+1) // in the second block
 
 	got, err := readAll(s, d)
 	wantCode(t, err, codes.DataLoss)
-	if len(got) >= len(content) {
-		t.Errorf("sent all %d bytes of a corrupt blob; the last chunk must be held back", len(got))
+	if !bytes.Equal(got, content[:ChunkSize]) {
+		t.Errorf("sent %d bytes of a blob damaged at byte %d; want exactly the intact first block (%d bytes)", len(got), ChunkSize+1, ChunkSize)
 	}
 	if has(s, d) || hasManifest(s, key(1)) {
 		t.Errorf("corrupt blob or the manifest naming it is still served")
@@ -98,21 +98,53 @@ func TestStreamOfACorruptBlobFailsBeforeSendingItAll(t *testing.T) {
 	}
 }
 
-func TestRangeStreamOfACorruptBlobFailsEvenWhenTheDamageIsOutsideTheRange(t *testing.T) {
+func TestRangeStreamChecksTheWholeBlocksItTouches(t *testing.T) {
+	content := bytes.Repeat([]byte("r"), 2*ChunkSize)
+	for _, c := range []struct {
+		name     string
+		damageAt int64
+		want     codes.Code
+	}{
+		{"damage in the range's block but outside the range", 999, codes.DataLoss},
+		{"damage in a block the range does not touch", ChunkSize + 10, codes.OK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
+			d := put(t, s, content)
+			corruptFile(t, s.dirs.blobPath(d.Hash()), c.damageAt)
+			b, err := s.OpenBlob(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			var sent int
+			err = b.Stream(context.Background(), 10, 20, func(p []byte) error { sent += len(p); return nil })
+			wantCode(t, err, c.want)
+			if c.want == codes.OK && sent != 20 {
+				t.Errorf("sent %d bytes of an intact range, want 20", sent)
+			}
+			if c.want != codes.OK && sent != 0 {
+				t.Errorf("sent %d bytes from a damaged block", sent)
+			}
+		})
+	}
+}
+
+func TestCheckBlocksFindsDamageAnywhere(t *testing.T) {
 	s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
-	content := bytes.Repeat([]byte("r"), 1000)
-	d := put(t, s, content)
-	corruptFile(t, s.dirs.blobPath(d.Hash()), 999)
+	d := put(t, s, bytes.Repeat([]byte("c"), 2*ChunkSize+1))
 	b, err := s.OpenBlob(d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var sent int
-	err = b.Stream(context.Background(), 10, 20, func(p []byte) error { sent += len(p); return nil })
-	wantCode(t, err, codes.DataLoss)
-	if sent != 0 {
-		t.Errorf("sent %d bytes of a corrupt blob", sent)
+	if err := b.CheckBlocks(context.Background()); err != nil {
+		t.Fatalf("intact blob: %v", err)
+	}
+	corruptFile(t, s.dirs.blobPath(d.Hash()), 2*ChunkSize) // the last byte, alone in its block
+	wantCode(t, b.CheckBlocks(context.Background()), codes.DataLoss)
+	if has(s, d) {
+		t.Errorf("damaged blob still served")
 	}
 }
 

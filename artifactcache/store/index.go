@@ -18,11 +18,12 @@ import (
 const (
 	bucketBlobs          = "blobs"           // hash -> size, big-endian uint64
 	bucketBlobAccess     = "blob_access"     // hash -> last access, Unix nanoseconds
+	bucketBlobChecksums  = "blob_checksums"  // hash -> blockChecksums.encode()
 	bucketManifests      = "manifests"       // cache key -> deterministic protobuf Manifest
 	bucketManifestAccess = "manifest_access" // cache key -> last access, Unix nanoseconds
 )
 
-var allBuckets = []string{bucketBlobs, bucketBlobAccess, bucketManifests, bucketManifestAccess}
+var allBuckets = []string{bucketBlobs, bucketBlobAccess, bucketBlobChecksums, bucketManifests, bucketManifestAccess}
 
 // index is the durable record of what the store holds. Every method runs one
 // transaction, so each change is all-or-nothing across crashes.
@@ -59,8 +60,12 @@ func (ix *index) close() error { return ix.db.Close() }
 
 // indexContents is everything in the index, copied out of the transaction.
 type indexContents struct {
-	blobSizes      map[digest.Hash]int64
-	blobAccess     map[digest.Hash]int64
+	blobSizes  map[digest.Hash]int64
+	blobAccess map[digest.Hash]int64
+	// checksummed says, for each blob with a block checksum record,
+	// whether the record is valid; the records themselves are read when
+	// a blob is opened.
+	checksummed    map[digest.Hash]bool
 	manifests      map[digest.CacheKey][]byte
 	manifestAccess map[digest.CacheKey]int64
 }
@@ -71,6 +76,7 @@ func (ix *index) load() (indexContents, error) {
 	c := indexContents{
 		blobSizes:      map[digest.Hash]int64{},
 		blobAccess:     map[digest.Hash]int64{},
+		checksummed:    map[digest.Hash]bool{},
 		manifests:      map[digest.CacheKey][]byte{},
 		manifestAccess: map[digest.CacheKey]int64{},
 	}
@@ -79,6 +85,12 @@ func (ix *index) load() (indexContents, error) {
 			return err
 		}
 		if err := forEachHashed(tx, bucketBlobAccess, func(k [32]byte, v []byte) { c.blobAccess[k] = decodeInt(v) }); err != nil {
+			return err
+		}
+		if err := forEachHashed(tx, bucketBlobChecksums, func(k [32]byte, v []byte) {
+			_, err := decodeBlockChecksums(v, c.blobSizes[k])
+			c.checksummed[k] = err == nil
+		}); err != nil {
 			return err
 		}
 		if err := forEachHashed(tx, bucketManifests, func(k [32]byte, v []byte) { c.manifests[k] = append([]byte(nil), v...) }); err != nil {
@@ -102,14 +114,42 @@ func forEachHashed(tx *bolt.Tx, bucket string, fn func(k [32]byte, v []byte)) er
 }
 
 // putBlob records a blob whose file is already in place.
-func (ix *index) putBlob(d digest.Digest, now int64) error {
+func (ix *index) putBlob(d digest.Digest, sums blockChecksums, now int64) error {
 	h := d.Hash()
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket([]byte(bucketBlobs)).Put(h[:], encodeInt(d.Size())); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte(bucketBlobChecksums)).Put(h[:], sums.encode()); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte(bucketBlobAccess)).Put(h[:], encodeInt(now))
 	})
+}
+
+// putChecksums replaces a stored blob's block checksums, for a record that
+// was missing or damaged.
+func (ix *index) putChecksums(h digest.Hash, sums blockChecksums) error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketBlobChecksums)).Put(h[:], sums.encode())
+	})
+}
+
+// checksums reads a blob's block checksums. A missing or malformed record
+// is an error: reconcile gives every blob a valid one when the store opens.
+func (ix *index) checksums(d digest.Digest) (blockChecksums, error) {
+	h := d.Hash()
+	var sums blockChecksums
+	err := ix.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket([]byte(bucketBlobChecksums)).Get(h[:])
+		if v == nil {
+			return fmt.Errorf("no block checksums for %s", d)
+		}
+		var err error
+		sums, err = decodeBlockChecksums(v, d.Size())
+		return err
+	})
+	return sums, err
 }
 
 // putManifest records a manifest whose blobs are all present.
@@ -139,7 +179,7 @@ func (ix *index) manifest(k digest.CacheKey) ([]byte, error) {
 func (ix *index) remove(blobs []digest.Hash, manifests []digest.CacheKey) error {
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		for _, h := range blobs {
-			for _, b := range []string{bucketBlobs, bucketBlobAccess} {
+			for _, b := range []string{bucketBlobs, bucketBlobAccess, bucketBlobChecksums} {
 				if err := tx.Bucket([]byte(b)).Delete(h[:]); err != nil {
 					return err
 				}

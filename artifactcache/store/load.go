@@ -7,14 +7,15 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// load builds the in-memory catalog from the index. Entries that break
-// the store's invariants (a manifest naming a blob the index lacks, an
-// access time for nothing) can only come from a bug or a damaged index;
-// they are dropped so the invariants hold again.
-func (s *Store) load() error {
+// load builds the in-memory catalog from the index and returns the blobs
+// without valid block checksums, for reconcile to check and repair.
+// Entries that break the store's invariants (a manifest naming a blob the
+// index lacks, an access time for nothing) can only come from a bug or a
+// damaged index; they are dropped so the invariants hold again.
+func (s *Store) load() (unchecksummed []digest.Hash, err error) {
 	contents, err := s.ix.load()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.now()
 	cat := newCatalog()
@@ -27,9 +28,19 @@ func (s *Store) load() error {
 		// file and quarantines the blob.
 		cat.blobs[h] = &blobEntry{size: size, lastAccess: at}
 		cat.used += size
+		if !contents.checksummed[h] {
+			unchecksummed = append(unchecksummed, h)
+		}
+	}
+	stale := map[digest.Hash]bool{}
+	for h := range contents.blobAccess {
+		stale[h] = true
+	}
+	for h := range contents.checksummed {
+		stale[h] = true
 	}
 	var staleBlobs []digest.Hash
-	for h := range contents.blobAccess {
+	for h := range stale {
 		if _, ok := contents.blobSizes[h]; !ok {
 			staleBlobs = append(staleBlobs, h)
 		}
@@ -54,10 +65,10 @@ func (s *Store) load() error {
 	}
 	s.cat = cat
 	if len(staleBlobs) > 0 || len(staleManifests) > 0 {
-		s.log.Warn("index had inconsistent entries; dropping them", "access_records", len(staleBlobs), "manifests", len(staleManifests))
-		return s.ix.remove(staleBlobs, staleManifests)
+		s.log.Warn("index had inconsistent entries; dropping them", "blob_records", len(staleBlobs), "manifests", len(staleManifests))
+		return unchecksummed, s.ix.remove(staleBlobs, staleManifests)
 	}
-	return nil
+	return unchecksummed, nil
 }
 
 // storedManifestBlobs decodes a stored manifest and checks it against the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,10 @@ import (
 //   - A blob file whose size differs from the index is quarantined.
 //   - An index entry without a file is dropped, with the manifests naming
 //     it.
-func (s *Store) reconcile() error {
+//   - A blob whose block checksums are missing or damaged in the index is
+//     re-hashed: given new checksums if its content matches its digest,
+//     else quarantined.
+func (s *Store) reconcile(unchecksummed []digest.Hash) error {
 	if err := s.removeTemporaries(); err != nil {
 		return err
 	}
@@ -78,13 +82,38 @@ func (s *Store) reconcile() error {
 			return err
 		}
 	}
+	for _, h := range unchecksummed {
+		if onDisk[h] {
+			if err := s.rechecksumLocked(h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// rechecksumLocked gives a stored blob the block checksums its index entry
+// lacks, after checking its content against its digest.
+func (s *Store) rechecksumLocked(h digest.Hash) error {
+	d, sums, err := hashFile(s.dirs.blobPath(h))
+	if err != nil {
+		return err
+	}
+	if d.Hash() != h || d.Size() != s.cat.blobs[h].size {
+		_, err := s.quarantineLocked(h, "content does not match the digest")
+		return err
+	}
+	if err := s.ix.putChecksums(h, sums); err != nil {
+		return err
+	}
+	s.log.Warn("blob had no valid block checksums in the index; verified it and recorded them", "digest", d)
 	return nil
 }
 
 // adoptLocked takes in a blob file the index does not name, if its content
 // matches its name.
 func (s *Store) adoptLocked(h digest.Hash, path string) error {
-	d, err := hashFile(path)
+	d, sums, err := hashFile(path)
 	if err != nil {
 		return err
 	}
@@ -92,7 +121,7 @@ func (s *Store) adoptLocked(h digest.Hash, path string) error {
 		s.log.Error("unindexed blob file does not match its name; quarantining it", "hash", h, "content_hash", d.Hash())
 		return s.moveToQuarantine(h)
 	}
-	if err := s.ix.putBlob(d, s.now()); err != nil {
+	if err := s.ix.putBlob(d, sums, s.now()); err != nil {
 		return err
 	}
 	s.cat.addBlob(d, s.now())
@@ -115,17 +144,19 @@ func (s *Store) removeTemporaries() error {
 	return nil
 }
 
-func hashFile(path string) (digest.Digest, error) {
+// hashFile reads a file for its digest and its block checksums.
+func hashFile(path string) (digest.Digest, blockChecksums, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return digest.Digest{}, err
+		return digest.Digest{}, blockChecksums{}, err
 	}
 	defer f.Close()
 	h := digest.NewHasher()
+	var c checksummer
 	buf := getBuffer()
 	defer putBuffer(buf)
-	if _, err := copyBuffer(h, f, *buf); err != nil {
-		return digest.Digest{}, fmt.Errorf("hash %s: %w", path, err)
+	if _, err := copyBuffer(io.MultiWriter(h, &c), f, *buf); err != nil {
+		return digest.Digest{}, blockChecksums{}, fmt.Errorf("hash %s: %w", path, err)
 	}
-	return h.Digest(), nil
+	return h.Digest(), c.checksums(), nil
 }

@@ -2,25 +2,29 @@
 // named by their SHA-256, and manifests naming the blobs each build step
 // produced.
 //
-// It exists to give the rest of the farm two guarantees. First, a blob is
+// It exists to give the rest of the farm three guarantees. First, a blob is
 // either wholly present and correct under its name or absent: uploads go to
 // a temporary file, are hashed, fsynced and renamed into place, and the
-// index (bbolt) records only what is in place. Second, a manifest the store
-// answers with implies every blob it names: manifests naming absent blobs
-// are refused, and whatever removes a blob (eviction, corruption found by a
-// read or a scrub) removes the manifests using it in the same index
-// transaction, so the step is rebuilt instead of failing forever.
+// index (bbolt) records only what is in place. Second, no damaged byte is
+// served: each block of a blob has a checksum, taken when its SHA-256 was
+// checked, and every read checks the blocks it sends. Third, a manifest
+// the store answers with implies every blob it names: manifests naming
+// absent blobs are refused, and whatever removes a blob (eviction,
+// corruption found by a read or a scrub) removes the manifests using it in
+// the same index transaction, so the step is rebuilt instead of failing
+// forever.
 //
-// The whole catalog also lives in memory, so lookups never touch bbolt;
-// the index is written only when something is added or removed, plus
-// batched access times for least-recently-used eviction.
+// The catalog (sizes, manifests, access times) also lives in memory, so
+// lookups never touch bbolt; only opening a blob reads its checksums. The
+// index is written only when something is added or removed, plus batched
+// access times for least-recently-used eviction.
 //
 // A store directory holds:
 //
 //	blobs/ab/abcdef...   each blob, named by its hash, sharded by its first byte
 //	tmp/                 uploads in progress (emptied on open)
 //	quarantine/          corrupt blobs, moved aside for a person to examine
-//	index.db             the bbolt index: sizes, manifests, access times
+//	index.db             the bbolt index: sizes, block checksums, manifests, access times
 package store
 
 import (
@@ -103,11 +107,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	s.ix = ix
-	if err := s.load(); err != nil {
+	unchecksummed, err := s.load()
+	if err != nil {
 		ix.close()
 		return nil, fmt.Errorf("load index: %w", err)
 	}
-	if err := s.reconcile(); err != nil {
+	if err := s.reconcile(unchecksummed); err != nil {
 		ix.close()
 		return nil, fmt.Errorf("reconcile store with index: %w", err)
 	}

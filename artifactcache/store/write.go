@@ -11,6 +11,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// writebackUnit is how much of an upload accumulates before the kernel is
+// asked to start writing it to disk (see startWriteback).
+const writebackUnit = 8 << 20
+
 // BlobWriter receives one upload. Content goes to a temporary file in the
 // store's file system while being hashed; Commit checks length and hash and
 // only then renames the file into place. Anything that goes wrong leaves
@@ -21,6 +25,7 @@ type BlobWriter struct {
 	d        digest.Digest
 	f        *os.File
 	h        *digest.Hasher
+	sums     checksummer
 	written  int64
 	failed   error // a failed Write leaves the file behind the hash, so Commit must refuse
 	finished bool
@@ -65,8 +70,15 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 		return 0, w.failed
 	}
 	err := w.h.WriteWhile(p, func() error {
-		_, err := w.f.Write(p)
-		return err
+		w.sums.Write(p)
+		if _, err := w.f.Write(p); err != nil {
+			return err
+		}
+		if done := w.written + int64(len(p)); done/writebackUnit > w.written/writebackUnit {
+			start := w.written / writebackUnit * writebackUnit
+			startWriteback(w.f, start, done/writebackUnit*writebackUnit-start)
+		}
+		return nil
 	})
 	if err != nil {
 		w.failed = ioStatus(err, "write upload of %s", w.d)
@@ -106,7 +118,7 @@ func (w *BlobWriter) Commit() error {
 		return ioStatus(err, "close upload of %s", w.d)
 	}
 	w.finished = true
-	return w.s.commit(w.d, w.f.Name())
+	return w.s.commit(w.d, w.sums.checksums(), w.f.Name())
 }
 
 // Abort discards the upload. It is safe to call after Commit, so callers
@@ -130,7 +142,7 @@ func (s *Store) release(reserved int64) {
 // commit moves a verified, synced temporary file into place and records
 // it. The file is renamed (and its directory synced) before the index
 // names it; a crash in between leaves an unindexed file that Open adopts.
-func (s *Store) commit(d digest.Digest, tmp string) error {
+func (s *Store) commit(d digest.Digest, sums blockChecksums, tmp string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cat.reserved -= d.Size()
@@ -150,7 +162,7 @@ func (s *Store) commit(d digest.Digest, tmp string) error {
 		os.Remove(path)
 		return ioStatus(err, "sync directory of %s", d)
 	}
-	if err := s.ix.putBlob(d, now); err != nil {
+	if err := s.ix.putBlob(d, sums, now); err != nil {
 		os.Remove(path)
 		return status.Errorf(codes.Internal, "index %s: %v", d, err)
 	}

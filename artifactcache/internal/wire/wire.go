@@ -31,6 +31,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.StaticConnWindowSize(connectionWindowBytes),
 		grpc.ReadBufferSize(transportBufferBytes),
 		grpc.WriteBufferSize(transportBufferBytes),
+		grpc.ForceServerCodecV2(codec),
 	}
 }
 
@@ -41,5 +42,6 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithStaticConnWindowSize(connectionWindowBytes),
 		grpc.WithReadBufferSize(transportBufferBytes),
 		grpc.WithWriteBufferSize(transportBufferBytes),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec)),
 	}
 }
