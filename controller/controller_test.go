@@ -1,13 +1,16 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -243,6 +246,69 @@ func TestAttachReplaysTheWholeStoryAndStatusListCancelWork(t *testing.T) {
 	waitFor(t, "the worker to be told to cancel the compiler job", func() bool {
 		return !w.runningHeld()
 	})
+}
+
+// TestACancelledBuildsJobIsNoLongerTheWorkers checks the controller's
+// count of a worker's jobs after the worker reports the job of a cancelled
+// build failed: the step left the scheduler when the build was cancelled,
+// and the job used to stay counted as the worker's for as long as it stayed
+// connected.
+func TestACancelledBuildsJobIsNoLongerTheWorkers(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	logs := &syncBuffer{}
+	f.cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
+	f.restartController()
+	w := f.worker("w1", 4)
+	w.hold["compiler"] = true
+	b := f.start("systems/test.morph")
+	id := b.next().GetAccepted().GetBuildId()
+	j := w.waitHeld("compiler")
+	if _, err := f.builds.Cancel(context.Background(), &pb.CancelRequest{BuildId: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the worker to be told to cancel the compiler job", func() bool { return !w.runningHeld() })
+	w.mu.Lock()
+	w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_FAILED,
+		Failure: &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: "cancelled"}}
+	w.mu.Unlock()
+	w.report()
+	waitFor(t, "the controller to acknowledge the failed job", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.status) == 0
+	})
+	w.cancel()
+	waitFor(t, "the controller to see the worker go", func() bool { return strings.Contains(logs.String(), "worker disconnected") })
+	if line := lineWith(logs.String(), "worker disconnected"); !strings.Contains(line, " jobs=0 ") {
+		t.Errorf("the worker left with %q; want jobs=0, the cancelled build's job being finished", line)
+	}
+}
+
+// syncBuffer is a log output safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func lineWith(text, s string) string {
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 func TestAnInitiatorThatDisconnectsWithoutDetachingHasItsBuildCancelled(t *testing.T) {

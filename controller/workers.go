@@ -199,17 +199,21 @@ func (c *Controller) report(s *session, state *pb.WorkerState) {
 	for _, js := range state.Jobs {
 		t := c.sched.Job(js.JobId)
 		current := t != nil && t.Worker() == s.name && s.jobs[js.JobId]
+		// A finished job is no longer the session's even when it is no
+		// longer current: the running step of a build that ended (was
+		// cancelled, or failed elsewhere) left the scheduler at once, and
+		// stayed in s.jobs for the session's life when forgotten only here.
 		switch js.Phase {
 		case pb.JobPhase_JOB_PHASE_DONE:
 			ack = append(ack, js.JobId)
+			delete(s.jobs, js.JobId)
 			if current {
-				delete(s.jobs, js.JobId)
 				c.jobDone(s, t, js)
 			}
 		case pb.JobPhase_JOB_PHASE_FAILED:
 			ack = append(ack, js.JobId)
+			delete(s.jobs, js.JobId)
 			if current {
-				delete(s.jobs, js.JobId)
 				c.jobFailed(s, js)
 			}
 		default:

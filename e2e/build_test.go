@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -161,7 +162,7 @@ func TestDemoFarm(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C cancels the build and its running step", func(t *testing.T) {
-		f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep 120\n")
+		f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep "+sleepDuration+"\n")
 		cmd := exec.Command(filepath.Join(binDir, "initiator"), "build", demoSystem)
 		cmd.Dir = f.defs
 		cmd.Env = append(os.Environ(), "DISTBUILD_CONTROLLER="+f.controller)
@@ -197,12 +198,22 @@ func TestDemoFarm(t *testing.T) {
 	})
 }
 
-// sleeping reports whether a "sleep 120" started by a build step is running.
+// sleepDuration is how long the Ctrl-C test's step sleeps: about two
+// minutes, in a number of seconds no other test process uses, so that
+// sleeping sees this farm's sleep only. A plain "sleep 120" matched any
+// such process on the machine (another run of this test at the same time,
+// or a sandbox an earlier run leaked): the test then sent Ctrl-C while its
+// own step was still fetching its sources, and waited for the death of a
+// process its farm had never started.
+var sleepDuration = fmt.Sprintf("120.%d", os.Getpid())
+
+// sleeping reports whether the "sleep" of sleepDuration started by a build
+// step is running.
 func sleeping() bool {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		data, err := os.ReadFile(p)
-		if err == nil && string(data) == "sleep\x00120\x00" {
+		if err == nil && string(data) == "sleep\x00"+sleepDuration+"\x00" {
 			stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
 			if !strings.Contains(string(stat), ") Z ") { // zombies are dead
 				return true

@@ -15,12 +15,17 @@ const (
 )
 
 // isolation is what every sandbox leaves behind: network, IPC, other
-// processes and the host name, and the terminal (--new-session stops a
-// build pushing keystrokes into a terminal with TIOCSTI). The sandbox dies
-// with the worker.
+// processes and the host name. The sandbox dies with the worker.
+//
+// The terminal is left behind too, but not with --new-session: Run starts
+// bubblewrap in a session of its own instead (no controlling terminal, so
+// no TIOCSTI keystrokes into the worker's). bubblewrap's --new-session
+// would move the sandbox's init out of the process group that Run kills,
+// before that init has armed --die-with-parent: a sandbox stopped at that
+// moment of its start-up would outlive Run, its command and all.
 var isolation = []string{
 	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
-	"--die-with-parent", "--new-session",
+	"--die-with-parent",
 }
 
 // ownRoot names the staging area's top-level entries that a staging-mode

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -272,4 +274,62 @@ func TestBwrapCancelKillsSandboxedProcesses(t *testing.T) {
 		t.Errorf("Run: %v; want ErrCancelled", o.err)
 	}
 	waitProcesses(t, "sandboxed sleeps after cancelling", withArg(mark), 0)
+}
+
+// TestBwrapCancelDuringStartUpLeavesNothingRunning stops sandboxes at many
+// points of bubblewrap's start-up. The sandbox's init arms
+// --die-with-parent only at the end of it, so a sandbox whose init had
+// left Run's process group by then (as bubblewrap's --new-session made it)
+// outlived Run when stopped in between: the outer bubblewrap died of the
+// signal and the sandbox ran its command, orphaned, for as long as it
+// liked.
+func TestBwrapCancelDuringStartUpLeavesNothingRunning(t *testing.T) {
+	staging := busyboxStaging(t)
+	// A duration no other process uses marks this test's sleeps (the pid
+	// has a fixed width, so no other test process's mark extends this one);
+	// every bubblewrap of the test has it on its command line too.
+	mark := fmt.Sprintf("2000.%07d", os.Getpid())
+	ours := func(_ []string, cmdline string) bool { return strings.Contains(cmdline, mark) }
+	t.Cleanup(func() {
+		// A failed run's sandboxes must not sleep on after the test.
+		for _, p := range processes(ours) {
+			if pid, err := strconv.Atoi(strings.Fields(p)[0]); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	spec := func(i int) Spec {
+		s := bwrapSpec(t, "staging", staging, fmt.Sprintf("echo started; exec sleep %s%03d", mark, i))
+		s.KillGrace = 20 * time.Millisecond
+		return s
+	}
+
+	// How long a sandbox takes to start here, now, so that the stops
+	// below fall all through the start-up whatever the machine's speed
+	// and load.
+	var startUp time.Duration
+	for i := range 3 {
+		out := newWatch("started")
+		s := spec(i)
+		s.Stdout = out
+		ctx, cancel := context.WithCancel(context.Background())
+		began := time.Now()
+		done := start(ctx, s)
+		waitSeen(t, out)
+		startUp = max(startUp, time.Since(began))
+		cancel()
+		wait(t, done)
+	}
+
+	const stops = 40
+	for i := range stops {
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := time.AfterFunc(startUp*time.Duration(i)/stops, cancel)
+		if _, err := Run(ctx, spec(100+i)); !errors.Is(err, ErrCancelled) {
+			t.Errorf("Run stopped after %v: %v; want ErrCancelled", startUp*time.Duration(i)/stops, err)
+		}
+		stop.Stop()
+		cancel()
+	}
+	waitProcesses(t, fmt.Sprintf("sandboxes stopped during their %v start-up", startUp), ours, 0)
 }

@@ -39,8 +39,10 @@ type Result struct {
 // A stopped command's whole process group gets SIGTERM, then SIGKILL after
 // s.KillGrace. Background processes a finished command left in its group
 // are killed too, so no build step outlives its Run. Under Bwrap the
-// sandbox's processes, in their own session, end with the sandbox's pid
-// namespace instead.
+// sandbox's init (bubblewrap's process inside the pid namespace) stays in
+// that group from its fork on, so the SIGKILL ends the whole namespace,
+// even processes that made sessions of their own, at whatever point of
+// bubblewrap's start-up the command was stopped.
 func Run(ctx context.Context, s Spec) (Result, error) {
 	if err := s.validate(); err != nil {
 		return Result{}, fmt.Errorf("sandbox: %w", err)
@@ -53,13 +55,18 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	cmd.Stdout, cmd.Stderr = out.stdout, out.stderr
 	cmd.Env = append([]string{}, s.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if s.Mode == Bwrap {
+		// A session of its own (so also a group of its own), in place of
+		// bubblewrap's --new-session: see isolation.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	// Without WaitDelay, a background process holding stdout open would
 	// keep Wait, and so Run, waiting forever.
 	cmd.WaitDelay = s.killGrace()
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	pgid := cmd.Process.Pid // Setpgid made the command its group's leader
+	pgid := cmd.Process.Pid // Setpgid or Setsid made the command its group's leader
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
