@@ -99,27 +99,31 @@ func reportPeakRSS(b *testing.B) {
 	b.Fatal("no VmHWM in /proc/self/status")
 }
 
-// storeDirs are where the large-blob benchmarks put the store: the disk
-// (the real case, bounded by how fast it makes 512 MiB durable), and
-// tmpfs, which shows what the network and hashing path alone achieves.
-func storeDirs(b *testing.B) map[string]string {
-	dirs := map[string]string{"disk": b.TempDir()}
+// storeDir is where a large-blob benchmark puts the store.
+type storeDir struct{ name, dir string }
+
+// storeDirs are where the large-blob benchmarks put the store, in a fixed
+// order: the disk (the real case, bounded by how fast it makes 512 MiB
+// durable), and tmpfs, which shows what the network and hashing path
+// alone achieves.
+func storeDirs(b *testing.B) []storeDir {
+	dirs := []storeDir{{"disk", b.TempDir()}}
 	if shm, err := os.MkdirTemp("/dev/shm", "trove-bench-"); err == nil {
 		b.Cleanup(func() { os.RemoveAll(shm) })
-		dirs["tmpfs"] = shm
+		dirs = append(dirs, storeDir{"tmpfs", shm})
 	}
 	return dirs
 }
 
 func BenchmarkUploadBlob512MiB(b *testing.B) {
-	for name, dir := range storeDirs(b) {
-		b.Run(name, func(b *testing.B) { benchUpload(b, dir) })
+	for _, sd := range storeDirs(b) {
+		b.Run(sd.name, func(b *testing.B) { benchUpload(b, sd.dir) })
 	}
 }
 
 func BenchmarkDownloadBlob512MiB(b *testing.B) {
-	for name, dir := range storeDirs(b) {
-		b.Run(name, func(b *testing.B) { benchDownload(b, dir) })
+	for _, sd := range storeDirs(b) {
+		b.Run(sd.name, func(b *testing.B) { benchDownload(b, sd.dir) })
 	}
 }
 

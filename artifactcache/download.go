@@ -9,6 +9,7 @@ import (
 
 	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/internal/grpcerr"
+	"distbuild/artifactcache/internal/wire"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"
@@ -22,7 +23,7 @@ import (
 func (c *Client) Fetch(ctx context.Context, d digest.Digest, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Read(ctx, &distbuildv1.ReadRequest{Digest: d.Proto()})
+	stream, err := c.rpc.Read(ctx, &distbuildv1.ReadRequest{Digest: d.Proto()}, wire.ContentCodec())
 	if err != nil {
 		return grpcerr.Wrapf(err, "fetch %s", d)
 	}

@@ -10,43 +10,52 @@ import (
 	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/internal/wire"
-	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
+// chunkPool lends the buffers uploads send content from; a few stay in it
+// between uploads.
+var chunkPool = wire.NewChunkPool(8)
+
 // Upload sends r's content as the blob d. The server hashes it on arrival
 // and keeps it only if it matches d; if the cache already holds d it says
-// so at once and the rest of r is not read. Memory use is one chunk,
-// whatever the blob's size.
+// so at once and the rest of r is not read. Memory use is a few chunks
+// (those gRPC has not sent yet), whatever the blob's size.
 func (c *Client) Upload(ctx context.Context, d digest.Digest, r io.Reader) error {
 	// Cancelling the call on a local failure makes the server drop what it
 	// received so far, instead of judging a short upload.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Write(ctx)
+	stream, err := c.rpc.Write(ctx, wire.ContentCodec())
 	if err != nil {
 		return grpcerr.Wrapf(err, "upload %s", d)
 	}
-	// A small blob gets a buffer one byte larger than itself, so its first
-	// read also sees the end.
-	bufSize := int64(wire.ChunkSize)
-	if d.Size() < bufSize {
-		bufSize = d.Size() + 1
-	}
-	buf := make([]byte, bufSize)
-	req := &distbuildv1.WriteRequest{Digest: d.Proto()}
+	// A small blob is read into a buffer one byte larger than itself, so
+	// its first read also sees the end.
+	readSize := int(min(d.Size()+1, wire.ChunkSize))
+	first := true
 	for {
-		n, readErr := io.ReadFull(r, buf)
-		if n > 0 || req.Digest != nil {
-			req.Data = buf[:n]
-			if err := stream.Send(req); errors.Is(err, io.EOF) {
+		// Each chunk is read into a buffer that gRPC takes over and
+		// returns to the pool once sent, so the next read never waits for
+		// the last send to finish, and nothing is copied.
+		buf := chunkPool.Take()
+		n, readErr := io.ReadFull(r, (*buf)[:readSize])
+		if n > 0 || first {
+			*buf = (*buf)[:n]
+			msg := &wire.OutgoingWrite{Data: buf, Pool: chunkPool}
+			if first {
+				msg.Digest = d.Proto()
+			}
+			if err := stream.SendMsg(msg); errors.Is(err, io.EOF) {
 				break // the server has answered; CloseAndRecv says how
 			} else if err != nil {
 				return grpcerr.Wrapf(err, "upload %s", d)
 			}
-			req.Digest = nil
+			first = false
+		} else {
+			chunkPool.Put(buf)
 		}
 		if errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF) {
 			break

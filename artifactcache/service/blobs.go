@@ -34,6 +34,10 @@ func (s *Service) Read(req *distbuildv1.ReadRequest, stream grpc.ServerStreaming
 	})
 }
 
+// uploadBuffers is how many messages of one upload can be in memory at
+// once: one being received and the rest queued for hashing and writing.
+const uploadBuffers = 6
+
 // Write receives one upload. A blob the store already holds is confirmed
 // at once, without reading the rest of the stream: the client learns that
 // there is nothing to send. Otherwise every byte is hashed as it arrives
@@ -59,29 +63,24 @@ func (s *Service) Write(stream grpc.ClientStreamingServer[distbuildv1.WriteReque
 		return err
 	}
 	defer w.Abort()
-	// Messages arrive alternately in two requests, so the one being hashed
-	// and written stays intact while the next one arrives; the codec reuses
-	// each request's buffer instead of allocating one per chunk.
-	reqs := [2]*distbuildv1.WriteRequest{req, {}}
-	for i := 0; ; i++ {
-		// Receive the next message while this one is hashed and written.
-		next := reqs[(i+1)%2]
-		var recvErr error
-		received := make(chan struct{})
-		go func() {
-			defer close(received)
-			recvErr = stream.RecvMsg(next)
-		}()
-		_, writeErr := w.Write(reqs[i%2].GetData())
-		<-received
-		if writeErr != nil {
-			return writeErr
+	// Messages are received into a few requests in turn, each lent to the
+	// writer until it has hashed and written the content, so receiving,
+	// hashing and writing all go on at once; the codec reuses each
+	// request's buffer instead of allocating one per chunk.
+	free := make(chan *distbuildv1.WriteRequest, uploadBuffers)
+	for range uploadBuffers - 1 {
+		free <- &distbuildv1.WriteRequest{}
+	}
+	for received := req; ; {
+		lent := received
+		if err := w.WriteAsync(lent.GetData(), func() { free <- lent }); err != nil {
+			return err
 		}
-		if errors.Is(recvErr, io.EOF) {
+		received = <-free
+		if err := stream.RecvMsg(received); errors.Is(err, io.EOF) {
 			break
-		}
-		if recvErr != nil {
-			return grpcerr.Wrapf(recvErr, "upload of %s", d)
+		} else if err != nil {
+			return grpcerr.Wrapf(err, "upload of %s", d)
 		}
 	}
 	if err := w.Commit(); err != nil {

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"distbuild/artifactcache/digest"
@@ -15,20 +17,50 @@ import (
 // asked to start writing it to disk (see startWriteback).
 const writebackUnit = 8 << 20
 
+// pipelineDepth is how many pieces of content each stage of a BlobWriter
+// may have queued: enough that a stage's hiccup (a page-cache stall, a
+// descheduled goroutine) does not stall the other.
+const pipelineDepth = 4
+
 // BlobWriter receives one upload. Content goes to a temporary file in the
 // store's file system while being hashed; Commit checks length and hash and
 // only then renames the file into place. Anything that goes wrong leaves
 // nothing behind: Abort (or a failed Commit) deletes the temporary file and
 // returns the reserved space.
+//
+// Hashing and writing run as two stages on goroutines of their own, each
+// taking pieces of content from a queue, so that on two cores the hash,
+// the slowest part of an upload, runs back to back instead of waiting for
+// each piece's write and for the network in turn.
 type BlobWriter struct {
 	s        *Store
 	d        digest.Digest
 	f        *os.File
 	h        *digest.Hasher
 	sums     checksummer
-	written  int64
-	failed   error // a failed Write leaves the file behind the hash, so Commit must refuse
+	written  int64 // content accepted so far
 	finished bool
+
+	hashQ, fileQ chan *piece
+	stages       sync.WaitGroup
+	// fileErr is the file stage's first failure; once set, the file is
+	// behind the hash and Commit must refuse.
+	fileErr atomic.Pointer[error]
+	failed  error // a refusal (too much content) or fileErr, sticky
+}
+
+// piece is content on its way through both stages; release runs when
+// both are done with it.
+type piece struct {
+	p       []byte
+	pending atomic.Int32
+	release func()
+}
+
+func (pc *piece) done() {
+	if pc.pending.Add(-1) == 0 && pc.release != nil {
+		pc.release()
+	}
 }
 
 // NewBlobWriter starts an upload of the blob with digest d, first making
@@ -53,39 +85,103 @@ func (s *Store) NewBlobWriter(d digest.Digest) (*BlobWriter, error) {
 		s.release(d.Size())
 		return nil, ioStatus(err, "create temporary file for %s", d)
 	}
-	return &BlobWriter{s: s, d: d, f: f, h: digest.NewHasher()}, nil
+	w := &BlobWriter{
+		s: s, d: d, f: f, h: digest.NewHasher(),
+		hashQ: make(chan *piece, pipelineDepth),
+		fileQ: make(chan *piece, pipelineDepth),
+	}
+	w.stages.Add(2)
+	go w.hashStage()
+	go w.fileStage()
+	return w, nil
 }
 
-// Write adds the next content bytes. Content beyond the declared size is
+func (w *BlobWriter) hashStage() {
+	defer w.stages.Done()
+	for pc := range w.hashQ {
+		w.h.Write(pc.p)
+		pc.done()
+	}
+}
+
+// fileStage writes pieces to the temporary file, taking their block
+// checksums on the way, until one write fails; it then only lets the
+// remaining pieces go.
+func (w *BlobWriter) fileStage() {
+	defer w.stages.Done()
+	var written int64
+	for pc := range w.fileQ {
+		if w.fileErr.Load() == nil {
+			if err := w.writeFile(pc.p, written); err != nil {
+				err = ioStatus(err, "write upload of %s", w.d)
+				w.fileErr.Store(&err)
+			}
+			written += int64(len(pc.p))
+		}
+		pc.done()
+	}
+}
+
+// writeFile appends p, which starts at offset off, to the file, and has
+// the kernel start writing each completed writebackUnit to disk.
+func (w *BlobWriter) writeFile(p []byte, off int64) error {
+	w.sums.Write(p)
+	if _, err := w.f.Write(p); err != nil {
+		return err
+	}
+	if end := off + int64(len(p)); end/writebackUnit > off/writebackUnit {
+		start := off / writebackUnit * writebackUnit
+		startWriteback(w.f, start, end/writebackUnit*writebackUnit-start)
+	}
+	return nil
+}
+
+// WriteAsync adds the next content bytes without waiting for them to be
+// hashed and written; release (if not nil) runs once both are done, and
+// until then p must not change. Content beyond the declared size is
 // refused at once rather than at Commit, so a lying client cannot fill
-// the disk.
-func (w *BlobWriter) Write(p []byte) (int, error) {
+// the disk, and so is anything after a failed write.
+func (w *BlobWriter) WriteAsync(p []byte, release func()) error {
 	switch {
 	case w.finished:
-		return 0, status.Error(codes.FailedPrecondition, "upload already finished")
+		return status.Error(codes.FailedPrecondition, "upload already finished")
 	case w.failed != nil:
-		return 0, w.failed
+		return w.failed
+	case w.fileErr.Load() != nil:
+		w.failed = *w.fileErr.Load()
+		return w.failed
 	case w.written+int64(len(p)) > w.d.Size():
 		w.failed = status.Errorf(codes.InvalidArgument, "upload of %s: more than the declared %d bytes", w.d, w.d.Size())
-		return 0, w.failed
-	}
-	err := w.h.WriteWhile(p, func() error {
-		w.sums.Write(p)
-		if _, err := w.f.Write(p); err != nil {
-			return err
-		}
-		if done := w.written + int64(len(p)); done/writebackUnit > w.written/writebackUnit {
-			start := w.written / writebackUnit * writebackUnit
-			startWriteback(w.f, start, done/writebackUnit*writebackUnit-start)
-		}
-		return nil
-	})
-	if err != nil {
-		w.failed = ioStatus(err, "write upload of %s", w.d)
-		return 0, w.failed
+		return w.failed
 	}
 	w.written += int64(len(p))
+	pc := &piece{p: p, release: release}
+	pc.pending.Store(2)
+	w.hashQ <- pc
+	w.fileQ <- pc
+	return nil
+}
+
+// Write adds the next content bytes and returns once they are hashed and
+// written, so the caller may reuse p.
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	released := make(chan struct{})
+	if err := w.WriteAsync(p, func() { close(released) }); err != nil {
+		return 0, err
+	}
+	<-released
+	if err := w.fileErr.Load(); err != nil {
+		w.failed = *err
+		return 0, w.failed
+	}
 	return len(p), nil
+}
+
+// drain ends both stages once they have finished what is queued.
+func (w *BlobWriter) drain() {
+	close(w.hashQ)
+	close(w.fileQ)
+	w.stages.Wait()
 }
 
 // Commit stores the blob if the content received matches the declared
@@ -96,25 +192,29 @@ func (w *BlobWriter) Commit() error {
 	if w.finished {
 		return status.Error(codes.FailedPrecondition, "upload already finished")
 	}
+	w.drain()
+	if err := w.fileErr.Load(); err != nil && w.failed == nil {
+		w.failed = *err
+	}
 	if w.failed != nil {
-		w.Abort()
+		w.abort()
 		return w.failed
 	}
 	got := w.h.Digest()
 	if got.Size() != w.d.Size() {
-		w.Abort()
+		w.abort()
 		return status.Errorf(codes.InvalidArgument, "upload of %s ended after %d of %d bytes", w.d, got.Size(), w.d.Size())
 	}
 	if got != w.d {
-		w.Abort()
+		w.abort()
 		return status.Errorf(codes.InvalidArgument, "upload declared as %s hashes to %s; nothing was stored", w.d, got)
 	}
 	if err := w.f.Sync(); err != nil {
-		w.Abort()
+		w.abort()
 		return ioStatus(err, "sync upload of %s", w.d)
 	}
 	if err := w.f.Close(); err != nil {
-		w.Abort()
+		w.abort()
 		return ioStatus(err, "close upload of %s", w.d)
 	}
 	w.finished = true
@@ -127,6 +227,12 @@ func (w *BlobWriter) Abort() {
 	if w.finished {
 		return
 	}
+	w.drain()
+	w.abort()
+}
+
+// abort discards the upload once the stages have ended.
+func (w *BlobWriter) abort() {
 	w.finished = true
 	w.f.Close()
 	os.Remove(w.f.Name())

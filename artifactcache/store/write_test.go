@@ -27,6 +27,46 @@ func TestWriteThenStreamReturnsTheContent(t *testing.T) {
 	}
 }
 
+func TestAsyncWritesLendTheirPiecesUntilHashedAndWritten(t *testing.T) {
+	s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
+	content := bytes.Repeat([]byte("abcdefghij"), 250_000)
+	d := digest.OfBytes(content)
+	w, err := s.NewBlobWriter(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	// Each piece is its own copy, spoiled as soon as it is given back: a
+	// piece given back before the writer is done with it spoils the blob.
+	var mu sync.Mutex
+	lent := 0
+	for rest := content; len(rest) > 0; {
+		piece := bytes.Clone(rest[:min(len(rest), 100_000)])
+		rest = rest[len(piece):]
+		mu.Lock()
+		lent++
+		mu.Unlock()
+		err := w.WriteAsync(piece, func() {
+			clear(piece)
+			mu.Lock()
+			lent--
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if lent != 0 {
+		t.Errorf("%d pieces never given back", lent)
+	}
+	if got, err := readAll(s, d); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("stored blob reads %d bytes, %v", len(got), err)
+	}
+}
+
 func TestEmptyBlobRoundTrips(t *testing.T) {
 	s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
 	d := put(t, s, nil)

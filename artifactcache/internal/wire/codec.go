@@ -5,14 +5,18 @@ import (
 
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// contentCodec is gRPC's protobuf codec with a shortcut for the two
+// contentCodec is gRPC's protobuf codec with shortcuts for the two
 // messages that carry blob content, ReadResponse and WriteRequest.
+//
+// Sending, an OutgoingWrite stands for a WriteRequest whose content gRPC
+// takes over instead of copying (see ChunkPool).
 //
 // gRPC hands a received message to its codec as the HTTP/2 frames it came
 // in; the standard codec first copies them into one buffer, then protobuf
@@ -28,6 +32,10 @@ type contentCodec struct{ standard encoding.CodecV2 }
 // codec is shared by every client and server of the cache.
 var codec = contentCodec{standard: encoding.GetCodecV2(grpcproto.Name)}
 
+// ContentCodec makes a call use the cache's codec, whatever the options
+// its connection was made with. The client's streaming calls use it.
+func ContentCodec() grpc.CallOption { return grpc.ForceCodecV2(codec) }
+
 // Field numbers of the content fields, from cache.proto.
 const (
 	readResponseDataField protowire.Number = 1
@@ -37,10 +45,14 @@ const (
 // Name keeps the standard content-subtype, so peers need nothing special.
 func (contentCodec) Name() string { return grpcproto.Name }
 
-// Marshal is the standard codec's: sending already costs one copy into
-// gRPC's buffers, and avoiding it would mean tracking when gRPC is done
-// with the caller's buffer.
-func (c contentCodec) Marshal(v any) (mem.BufferSlice, error) { return c.standard.Marshal(v) }
+// Marshal sends an OutgoingWrite's content without copying it, and
+// encodes everything else the standard way.
+func (c contentCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if w, ok := v.(*OutgoingWrite); ok {
+		return w.marshal()
+	}
+	return c.standard.Marshal(v)
+}
 
 // Unmarshal decodes a content-only ReadResponse or WriteRequest into the
 // existing capacity of its Data field, and anything else the standard way.
