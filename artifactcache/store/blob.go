@@ -144,7 +144,7 @@ func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 }
 
 // Stream sends the bytes [offset, offset+limit) of the blob through send,
-// in chunks of at most ChunkSize; limit 0 means to the end. Each block is
+// at most one block (ChunkSize) at a time; limit 0 means to the end. Each block is
 // read whole and checked against its checksum before any of it is sent, so
 // a damaged block ends the stream with DataLoss (and the blob is
 // quarantined) without one byte of it going out. The next block is read
@@ -176,7 +176,7 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 		// The part of block i inside the range.
 		part := block[max(offset-i*bs, 0):min(end-i*bs, int64(len(block)))]
 		if i == last {
-			return sendInChunks(part, send)
+			return send(part)
 		}
 		next := make(chan error, 1)
 		var nextBlock []byte
@@ -185,7 +185,7 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 			nextBlock, err = b.readBlock(ctx, *spare, i+1)
 			next <- err
 		}()
-		if err := sendInChunks(part, send); err != nil {
+		if err := send(part); err != nil {
 			<-next
 			return err
 		}
@@ -194,18 +194,6 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 		buf, spare = spare, buf
 	}
 	return err
-}
-
-// sendInChunks sends p in pieces no larger than one message.
-func sendInChunks(p []byte, send func([]byte) error) error {
-	for len(p) > 0 {
-		n := min(len(p), ChunkSize)
-		if err := send(p[:n]); err != nil {
-			return err
-		}
-		p = p[n:]
-	}
-	return nil
 }
 
 // readBlock reads block i into buf and checks it against its checksum.

@@ -96,6 +96,7 @@ func (s *Store) NewBlobWriter(d digest.Digest) (*BlobWriter, error) {
 	return w, nil
 }
 
+// hashStage hashes pieces in order as they come.
 func (w *BlobWriter) hashStage() {
 	defer w.stages.Done()
 	for pc := range w.hashQ {
