@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
-	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
@@ -124,48 +121,22 @@ func (w *Worker) packAndUpload(ctx context.Context, tree, outDir string, classif
 	return files, nil
 }
 
-// integrate runs one system-integration command with the assembled root as
-// its root file system: under bubblewrap with no network when the worker
-// sandboxes, otherwise with chroot. Like a build command, it runs in its
-// own process group, all of which is killed when the job ends or the
-// command writes nothing for Config.StallTimeout.
+// integrate runs one system-integration command in the sandbox, with the
+// assembled root as its whole, writable, root file system. Like a build
+// command, it runs in a process group of its own (under bubblewrap, a pid
+// namespace), all of which is killed when the job ends or the command
+// writes nothing for Config.StallTimeout.
 func (w *Worker) integrate(ctx context.Context, root, command string, out *output) error {
 	if _, err := os.Stat(filepath.Join(root, "bin", "sh")); err != nil {
 		return fmt.Errorf("system-integration needs /bin/sh in the system, and it has none")
 	}
-	what := fmt.Sprintf("system-integration command %q", firstLine(command))
-	return watched(ctx, what, "output", w.cfg.StallTimeout, func(ctx context.Context, progress func()) error {
-		var cmd *exec.Cmd
-		if w.cfg.Sandbox == sandbox.Bwrap {
-			cmd = exec.CommandContext(ctx, "bwrap", "--bind", root, "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-				"--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", "/", "/bin/sh", "-c", command)
-		} else {
-			cmd = exec.CommandContext(ctx, "chroot", root, "/bin/sh", "-c", command)
-		}
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"}
-		cmd.Stdout = &progressWriter{w: out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT), progress: progress}
-		cmd.Stderr = &progressWriter{w: out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR), progress: progress}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = integrationWaitDelay
-		err := cmd.Run()
-		if cmd.Process != nil {
-			// Whatever the command left running in its group.
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-		if lerr := out.err(); lerr != nil {
-			return lerr
-		}
-		if ee, ok := err.(*exec.ExitError); ok && ctx.Err() == nil {
-			return &commandError{phase: "system-integration", command: command, exitCode: ee.ExitCode()}
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		return nil
-	})
+	return w.runCommand(ctx, sandbox.Spec{
+		Mode:            w.cfg.Sandbox,
+		Root:            root,
+		Command:         command,
+		Env:             []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"},
+		Stdout:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
+		Stderr:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
+		NoOutputTimeout: w.cfg.StallTimeout,
+	}, "system-integration", out)
 }
-
-// integrationWaitDelay is how long a finished or killed integration
-// command's leftover processes may hold its output open.
-const integrationWaitDelay = 5 * time.Second

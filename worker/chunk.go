@@ -68,17 +68,8 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 		for _, cmd := range phase.Commands {
 			out.note("# %s: %s", phase.Name, cmd)
 			spec.Command = cmd
-			res, err := sandbox.Run(ctx, spec)
-			what := fmt.Sprintf("%s command %q", phase.Name, firstLine(cmd))
-			switch {
-			case errors.Is(err, sandbox.ErrStalled):
-				return nil, &stallError{what: what, lacking: "output", limit: w.cfg.StallTimeout}
-			case err != nil:
-				return nil, fmt.Errorf("%s: %w", what, err)
-			case out.err() != nil:
-				return nil, out.err()
-			case res.ExitCode != 0:
-				return nil, &commandError{phase: phase.Name, command: cmd, exitCode: res.ExitCode}
+			if err := w.runCommand(ctx, spec, phase.Name, out); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -97,6 +88,26 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 		out.note("# the chunk installed nothing")
 	}
 	return files, nil
+}
+
+// runCommand runs one command of a build phase (or "system-integration")
+// and turns its failure into the error that says what to do about it: a
+// stall is a setup failure and retried elsewhere, a non-zero exit a build
+// failure.
+func (w *Worker) runCommand(ctx context.Context, spec sandbox.Spec, phase string, out *output) error {
+	res, err := sandbox.Run(ctx, spec)
+	what := fmt.Sprintf("%s command %q", phase, firstLine(spec.Command))
+	switch {
+	case errors.Is(err, sandbox.ErrStalled):
+		return &stallError{what: what, lacking: "output", limit: w.cfg.StallTimeout}
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case out.err() != nil:
+		return out.err()
+	case res.ExitCode != 0:
+		return &commandError{phase: phase, command: spec.Command, exitCode: res.ExitCode}
+	}
+	return nil
 }
 
 // buildEnv is the environment of a chunk's commands: a clean base (so the

@@ -44,26 +44,6 @@ func (p progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// progressWriter reports progress whenever data is written through it, and
-// keeps the first write error: callers that report errors as text (the
-// cache client) would otherwise lose an ENOSPC.
-type progressWriter struct {
-	w        io.Writer
-	progress func()
-	err      error
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	if n > 0 {
-		p.progress()
-	}
-	if err != nil && p.err == nil {
-		p.err = err
-	}
-	return n, err
-}
-
 // maxGrowthPoll bounds how often watchGrowth walks its directories for a
 // long stall limit: often enough to notice progress several times per
 // limit, rarely enough that walking a large mirror cache costs nothing.

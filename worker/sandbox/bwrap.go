@@ -35,7 +35,9 @@ var ownRoot = map[string]bool{"proc": true, "dev": true, "tmp": true, "distbuild
 // bwrapArgs gives bubblewrap's arguments for s, which validate accepted.
 func (s Spec) bwrapArgs() ([]string, error) {
 	args := slices.Clone(isolation)
-	if s.rootIsStaging() {
+	if s.Root != "" {
+		args = append(args, "--bind", s.Root, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/")
+	} else if s.rootIsStaging() {
 		if err := checkShell(s.Staging); err != nil {
 			return nil, err
 		}

@@ -333,3 +333,43 @@ func TestBwrapCancelDuringStartUpLeavesNothingRunning(t *testing.T) {
 	}
 	waitProcesses(t, fmt.Sprintf("sandboxes stopped during their %v start-up", startUp), ours, 0)
 }
+
+func TestSystemRootCommandsChangeTheRootAndNothingElse(t *testing.T) {
+	for _, mode := range []Mode{None, Bwrap} {
+		t.Run(string(mode), func(t *testing.T) {
+			root := busyboxStaging(t)
+			outside := t.TempDir()
+			s := Spec{
+				Mode: mode, Root: root, KillGrace: 200 * time.Millisecond,
+				Env: []string{"PATH=/bin"},
+				// The root is writable, the working directory is its top,
+				// and the host is out of sight.
+				Command: fmt.Sprintf("echo integrated > etc/integrated && cat /etc/marker && test ! -e %s && echo in $PWD", outside),
+			}
+			if got := runOK(t, s); got != "staging root\nin /\n" {
+				t.Errorf("output %q, want the root's own marker and / as the working directory", got)
+			}
+			if data, err := os.ReadFile(filepath.Join(root, "etc/integrated")); err != nil || string(data) != "integrated\n" {
+				t.Errorf("the command's change to its root: %q, %v", data, err)
+			}
+		})
+	}
+}
+
+func TestSystemRootSpecsAreCheckedBeforeRunning(t *testing.T) {
+	root := busyboxStaging(t)
+	noShell := t.TempDir()
+	for name, s := range map[string]Spec{
+		"root without a shell":       {Mode: Bwrap, Root: noShell, Command: "true"},
+		"relative root":              {Mode: Bwrap, Root: "relative/root", Command: "true"},
+		"root and a build mode too":  {Mode: Bwrap, Root: root, BuildMode: "staging", Command: "true"},
+		"root and a build directory": {Mode: None, Root: root, BuildDir: t.TempDir(), Command: "true"},
+	} {
+		if _, err := Run(context.Background(), s); err == nil {
+			t.Errorf("%s: ran", name)
+		}
+	}
+	if _, err := Run(context.Background(), Spec{Mode: Bwrap, Root: noShell, Command: "true"}); !errors.Is(err, ErrNoShell) {
+		t.Errorf("root without a shell: %v, want ErrNoShell", err)
+	}
+}

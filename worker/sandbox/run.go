@@ -88,6 +88,11 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 
 // command makes the process for s, without starting it.
 func (s Spec) command() (*exec.Cmd, error) {
+	if s.Mode == None && s.Root != "" {
+		cmd := exec.Command("chroot", s.Root, "/bin/sh", "-c", s.Command)
+		cmd.Dir = "/"
+		return cmd, nil
+	}
 	if s.Mode == None {
 		cmd := exec.Command("/bin/sh", "-c", s.Command)
 		cmd.Dir = s.BuildDir

@@ -19,6 +19,12 @@ const defaultKillGrace = 5 * time.Second
 type Spec struct {
 	// Mode is the worker's isolation.
 	Mode Mode
+	// Root, when set, makes this a system-integration command: it runs
+	// with Root, an assembled system, as its whole root file system and may
+	// change anything in it. Under Bwrap it gets its own /proc, /dev and
+	// /tmp and no network; under None it runs through chroot, which needs
+	// root. BuildMode, Staging, BuildDir and DestDir are then left unset.
+	Root string
 	// BuildMode is the chunk's build-mode from its definition: "staging"
 	// runs on the staging area as root file system (under Bwrap);
 	// "bootstrap" and "test" run with the host's tools, since they build or
@@ -87,16 +93,25 @@ func (s Spec) validate() error {
 	if _, err := ParseMode(string(s.Mode)); err != nil {
 		return err
 	}
-	switch s.BuildMode {
-	case "staging", "bootstrap", "test":
-	default:
-		return fmt.Errorf("unknown build mode %q (want staging, bootstrap or test)", s.BuildMode)
-	}
 	if strings.TrimSpace(s.Command) == "" {
 		return errors.New("empty command")
 	}
 	if s.Timeout < 0 || s.NoOutputTimeout < 0 || s.KillGrace < 0 {
 		return errors.New("negative timeout or kill grace")
+	}
+	if s.Root != "" {
+		if s.BuildMode != "" || s.Staging != "" || s.BuildDir != "" || s.DestDir != "" {
+			return errors.New("a system-integration command takes a root, not a build mode, staging area, build directory or DESTDIR")
+		}
+		if err := checkDir("system root", s.Root); err != nil {
+			return err
+		}
+		return checkShell(s.Root)
+	}
+	switch s.BuildMode {
+	case "staging", "bootstrap", "test":
+	default:
+		return fmt.Errorf("unknown build mode %q (want staging, bootstrap or test)", s.BuildMode)
 	}
 	for _, d := range []struct {
 		what, dir string
@@ -109,14 +124,23 @@ func (s Spec) validate() error {
 		if d.dir == "" && !d.required {
 			continue
 		}
-		if !filepath.IsAbs(d.dir) {
-			return fmt.Errorf("%s %q is not an absolute path", d.what, d.dir)
+		if err := checkDir(d.what, d.dir); err != nil {
+			return err
 		}
-		if info, err := os.Stat(d.dir); err != nil {
-			return fmt.Errorf("%s: %w", d.what, err)
-		} else if !info.IsDir() {
-			return fmt.Errorf("%s %s is not a directory", d.what, d.dir)
-		}
+	}
+	return nil
+}
+
+// checkDir checks that dir, the spec's what, is an absolute path to a
+// directory.
+func checkDir(what, dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%s %q is not an absolute path", what, dir)
+	}
+	if info, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	} else if !info.IsDir() {
+		return fmt.Errorf("%s %s is not a directory", what, dir)
 	}
 	return nil
 }
