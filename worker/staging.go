@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"distbuild/artifactcache/digest"
@@ -12,31 +11,26 @@ import (
 	"distbuild/worker/tarball"
 )
 
-// blob returns the path of a blob in the local cache, downloading (and
-// verifying) it first when it is not there. Blobs are immutable and named by
-// digest, so a present file is the right content.
-func (w *Worker) blob(ctx context.Context, d *pb.Digest) (string, error) {
+// openBlob returns a blob from the local cache, opened, downloading (and
+// verifying) it first when it is not there. Blobs are immutable and named
+// by digest, so a present file is the right content.
+func (w *Worker) openBlob(ctx context.Context, d *pb.Digest) (*os.File, error) {
 	dg, err := digest.FromProto(d)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	path := filepath.Join(w.cfg.WorkDir, "blobs", dg.Hash().String())
-	if fi, err := os.Stat(path); err == nil && fi.Size() == dg.Size() {
-		return path, nil
+	f, err := w.blobs.open(ctx, dg, func(ctx context.Context, path string) error {
+		return w.download(ctx, dg, path)
+	})
+	if err != nil {
+		return nil, doing("downloading "+dg.String(), err)
 	}
-	if err := w.download(ctx, dg, path); err != nil {
-		return "", doing("downloading "+dg.String(), err)
-	}
-	return path, nil
+	return f, nil
 }
 
 // unpackArtifact extracts one file of a manifest into dest.
 func (w *Worker) unpackArtifact(ctx context.Context, f *pb.ManifestFile, dest string, opts tarball.UnpackOptions) error {
-	path, err := w.blob(ctx, f.Digest)
-	if err != nil {
-		return err
-	}
-	r, err := os.Open(path)
+	r, err := w.openBlob(ctx, f.Digest)
 	if err != nil {
 		return err
 	}

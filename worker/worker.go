@@ -41,6 +41,10 @@ type Config struct {
 	// programs (real systems need some, such as su); off by default, so an
 	// artifact cannot plant one on a worker that did not ask for them.
 	AllowSetuid bool
+	// BlobCacheBytes bounds the local blob cache (blobs/): beyond it the
+	// least recently used artifacts are deleted, to be downloaded again
+	// when next needed. Zero means no bound.
+	BlobCacheBytes int64
 	// KeepBuildDirs leaves each job's directory behind, for debugging.
 	KeepBuildDirs bool
 	// StallTimeout stops a build or system-integration command that writes
@@ -68,6 +72,7 @@ type Worker struct {
 	log    hclog.Logger
 	git    *gitmirror.Cache
 	gitDir string // where git keeps the mirrors, watched for fetch progress
+	blobs  *blobCache
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -84,8 +89,8 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("worker: name, slots, arch, controller connection, cache, work directory and signing key are all required")
 	}
-	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 {
-		return nil, errors.New("worker: stall timeouts and the log limit cannot be negative")
+	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 || cfg.BlobCacheBytes < 0 {
+		return nil, errors.New("worker: stall timeouts, the log limit and the blob cache size cannot be negative")
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 1
@@ -93,17 +98,19 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	for _, d := range []string{"jobs", "blobs"} {
-		if err := os.MkdirAll(filepath.Join(cfg.WorkDir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
-		}
+	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "jobs"), 0o755); err != nil {
+		return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
+	}
+	blobs, err := openBlobCache(filepath.Join(cfg.WorkDir, "blobs"), cfg.BlobCacheBytes, cfg.Logger.Named("blobs"))
+	if err != nil {
+		return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
 	}
 	gitDir := filepath.Join(cfg.WorkDir, "git")
 	mirrors, err := gitmirror.New(gitDir, cfg.Logger.Named("git"))
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, git: mirrors, gitDir: gitDir, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger, git: mirrors, gitDir: gitDir, blobs: blobs, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
 }
 
 // Run serves the controller until ctx ends, reconnecting with backoff

@@ -52,7 +52,9 @@ waited for that long), a command that writes no output for
 disk. A build command exiting non-zero is a build failure, not retried.
 Each step's log is stored in the cache; one longer than --log-limit keeps
 its first and last halves, with a line saying how much was cut between
-them.
+them. The artifacts a worker stages are kept in WORK_DIR/blobs, so the
+next step needing them does not download them again, up to
+--blob-cache-size; beyond it the least recently used go.
 
 Flags:
 `
@@ -133,6 +135,8 @@ func run(args []string, stderr io.Writer) int {
 	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
 	logLimit := bytesize.Size(64 << 20)
 	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
+	blobCache := bytesize.Size(50 << 30)
+	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
@@ -217,6 +221,7 @@ func run(args []string, stderr io.Writer) int {
 		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
+		BlobCacheBytes: int64(blobCache),
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
