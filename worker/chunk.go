@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
+	"distbuild/bytesize"
 	"distbuild/definitions"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
@@ -93,7 +95,8 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 // runCommand runs one command of a build phase (or "system-integration")
 // and turns its failure into the error that says what to do about it: a
 // stall is a setup failure and retried elsewhere, a non-zero exit a build
-// failure.
+// failure unless the worker's disk is (nearly) full, when the command most
+// likely failed for want of space and another worker may well succeed.
 func (w *Worker) runCommand(ctx context.Context, spec sandbox.Spec, phase string, out *output) error {
 	res, err := sandbox.Run(ctx, spec)
 	what := fmt.Sprintf("%s command %q", phase, firstLine(spec.Command))
@@ -105,9 +108,23 @@ func (w *Worker) runCommand(ctx context.Context, spec sandbox.Spec, phase string
 	case out.err() != nil:
 		return out.err()
 	case res.ExitCode != 0:
+		if free, low := w.lowOnDisk(); low {
+			return fmt.Errorf("%s exited with status %d with only %s free in %s: %w", what, res.ExitCode, free, w.cfg.WorkDir, syscall.ENOSPC)
+		}
 		return &commandError{phase: phase, command: spec.Command, exitCode: res.ExitCode}
 	}
 	return nil
+}
+
+// lowOnDisk reports whether the work directory's file system has less
+// than Config.MinFreeBytes available, and how much it has.
+func (w *Worker) lowOnDisk() (bytesize.Size, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(w.cfg.WorkDir, &st); err != nil {
+		return 0, false
+	}
+	free := bytesize.Size(int64(st.Bavail) * st.Bsize)
+	return free, int64(free) < w.cfg.MinFreeBytes
 }
 
 // buildEnv is the environment of a chunk's commands: a clean base (so the

@@ -68,6 +68,18 @@ func TestFailingCommandIsABuildFailureWithItsLog(t *testing.T) {
 	}
 }
 
+func TestFailingCommandOnAFullDiskIsASetupFailure(t *testing.T) {
+	// Any real disk has less free space than this, so the worker takes it
+	// for full; the same command on a worker with room is a build failure
+	// (TestFailingCommandIsABuildFailureWithItsLog).
+	w := newTestWorker(t, sandbox.None, func(c *Config) { c.MinFreeBytes = 1 << 62 })
+	repo, commit := gitRepo(t, map[string]string{"f": ""})
+	f := failed(t, runJob(t, w, chunkSpec(repo, commit, "echo 'cc1: No space left on device' >&2; exit 1")))
+	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || !strings.HasPrefix(f.Reason, "the worker's disk is full: build command ") || !strings.Contains(f.Reason, "exited with status 1 with only ") {
+		t.Errorf("failure %v %q; want a setup failure saying the disk is full", f.Kind, f.Reason)
+	}
+}
+
 func TestSilentCommandIsStoppedAsStalledSetupFailure(t *testing.T) {
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {

@@ -41,6 +41,11 @@ type Config struct {
 	// programs (real systems need some, such as su); off by default, so an
 	// artifact cannot plant one on a worker that did not ask for them.
 	AllowSetuid bool
+	// MinFreeBytes is how little free space in WorkDir's file system makes
+	// a failed build command count as a full disk: a setup failure,
+	// retried on another worker, rather than the build's fault. Zero never
+	// does.
+	MinFreeBytes int64
 	// BlobCacheBytes bounds the local blob cache (blobs/): beyond it the
 	// least recently used artifacts are deleted, to be downloaded again
 	// when next needed. Zero means no bound.
@@ -89,8 +94,8 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("worker: name, slots, arch, controller connection, cache, work directory and signing key are all required")
 	}
-	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 || cfg.BlobCacheBytes < 0 {
-		return nil, errors.New("worker: stall timeouts, the log limit and the blob cache size cannot be negative")
+	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 || cfg.BlobCacheBytes < 0 || cfg.MinFreeBytes < 0 {
+		return nil, errors.New("worker: stall timeouts and sizes cannot be negative")
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = 1

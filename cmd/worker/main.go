@@ -49,7 +49,8 @@ artifact transfer that makes no progress for --transfer-stall-timeout (an
 artifact cache that cannot be reached, such as a trove restarting, is
 waited for that long), a command that writes no output for
 --stall-timeout, the step's own timeout (set by the controller), a full
-disk. A build command exiting non-zero is a build failure, not retried.
+disk (also a build command failing with less than --min-free-space left).
+A build command exiting non-zero is otherwise a build failure, not retried.
 Each step's log is stored in the cache; one longer than --log-limit keeps
 its first and last halves, with a line saying how much was cut between
 them. The artifacts a worker stages are kept in WORK_DIR/blobs, so the
@@ -135,6 +136,8 @@ func run(args []string, stderr io.Writer) int {
 	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
 	logLimit := bytesize.Size(64 << 20)
 	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
+	minFree := bytesize.Size(128 << 20)
+	fs.Var(&minFree, "min-free-space", "a build command that fails with less than this free in the work directory's file system is taken to have run out of space: a setup failure, retried on another worker (0: never)")
 	blobCache := bytesize.Size(50 << 30)
 	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
 	if err := fs.Parse(args); err != nil {
@@ -221,7 +224,7 @@ func run(args []string, stderr io.Writer) int {
 		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
-		BlobCacheBytes: int64(blobCache),
+		BlobCacheBytes: int64(blobCache), MinFreeBytes: int64(minFree),
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
