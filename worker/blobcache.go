@@ -79,38 +79,55 @@ func (c *blobCache) path(h digest.Hash) string { return filepath.Join(c.dir, h.S
 // open returns blob d opened for reading, calling download to fetch it
 // into place first when the cache lacks it.
 func (c *blobCache) open(ctx context.Context, d digest.Digest, download func(ctx context.Context, path string) error) (*os.File, error) {
-	path := c.path(d.Hash())
 	if f, ok := c.openCached(d); ok {
 		return f, nil
 	}
+	path := c.path(d.Hash())
 	if err := download(ctx, path); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		// Another job's download evicted it in the moment between; a
+		// second download is worth it.
+		if err := download(ctx, path); err != nil {
+			return nil, err
+		}
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[d.Hash()]; !ok { // a concurrent download may have added it
-		c.entries[d.Hash()] = &cachedBlob{size: d.Size(), lastUse: time.Now()}
-		c.used += d.Size()
-		c.evictLocked()
+	if old, ok := c.entries[d.Hash()]; ok { // a concurrent download added it
+		c.used -= old.size
 	}
+	c.entries[d.Hash()] = &cachedBlob{size: d.Size(), lastUse: time.Now()}
+	c.used += d.Size()
+	c.evictLocked()
 	return f, nil
 }
 
-// openCached opens a cached blob and records the use.
+// openCached opens a cached blob and records the use. A file that is not
+// there or has the wrong size (damaged behind the worker's back) is
+// forgotten, so the caller downloads it again.
 func (c *blobCache) openCached(d digest.Digest) (*os.File, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[d.Hash()]
-	if !ok || e.size != d.Size() {
+	if !ok {
 		return nil, false
 	}
 	f, err := os.Open(c.path(d.Hash()))
-	if err != nil {
-		// Gone behind the worker's back: fetch it again.
+	var info os.FileInfo
+	if err == nil {
+		info, err = f.Stat()
+	}
+	if err != nil || info.Size() != d.Size() {
+		if f != nil {
+			f.Close()
+		}
 		c.used -= e.size
 		delete(c.entries, d.Hash())
 		return nil, false

@@ -136,3 +136,19 @@ func TestBlobCacheKeepsNothingOfAFailedDownload(t *testing.T) {
 		t.Errorf("a failed download left %d entries, %d bytes", len(c.entries), c.used)
 	}
 }
+
+func TestBlobCacheDownloadsADamagedCopyAgain(t *testing.T) {
+	var dl fakeDownload
+	c := testBlobCache(t, t.TempDir(), 0)
+	a := dl.blob(t, "the whole artifact")
+	dl.open(t, c, a)
+	if err := os.Truncate(c.path(a.Hash()), 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := dl.open(t, c, a); !bytes.Equal(got, dl.content[a]) || dl.calls != 2 {
+		t.Errorf("a truncated copy: read %q after %d downloads; want the whole artifact, downloaded again", got, dl.calls)
+	}
+	if c.used != int64(len("the whole artifact")) {
+		t.Errorf("used %d bytes, want one copy's", c.used)
+	}
+}

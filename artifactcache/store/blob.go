@@ -17,11 +17,17 @@ import (
 
 // Blob is an open, pinned blob: eviction leaves it alone until Close, so a
 // slow download never has its file deleted underneath it.
+//
+// A blob without valid block checksums in the index (one stored before
+// there were any, or whose record was damaged) is re-hashed whole by its
+// first read, which records them, or quarantines the blob if its content
+// no longer matches its digest. Opening a store never waits for that.
 type Blob struct {
 	s      *Store
 	d      digest.Digest
 	f      *os.File
 	sums   blockChecksums
+	sumsOK bool // sums is the index's valid record
 	closed bool
 }
 
@@ -42,14 +48,14 @@ func (s *Store) openBlob(d digest.Digest, isUse bool) (*Blob, error) {
 		s.cat.touchBlob(d.Hash(), s.now())
 	}
 	s.mu.Unlock()
-	sums, err := s.ix.checksums(d)
+	sums, sumsOK, err := s.ix.checksums(d)
 	if err != nil {
 		s.unpin(d.Hash())
 		return nil, status.Errorf(codes.Internal, "open blob %s: %v", d, err)
 	}
 	f, err := os.Open(s.dirs.blobPath(d.Hash()))
 	if err == nil {
-		return &Blob{s: s, d: d, f: f, sums: sums}, nil
+		return &Blob{s: s, d: d, f: f, sums: sums, sumsOK: sumsOK}, nil
 	}
 	s.unpin(d.Hash())
 	if !errors.Is(err, os.ErrNotExist) {
@@ -89,6 +95,9 @@ func (b *Blob) Close() error {
 // A damaged blob is quarantined (dropping the manifests naming it) and
 // CheckBlocks returns DataLoss.
 func (b *Blob) CheckBlocks(ctx context.Context) error {
+	if err := b.ensureChecksums(ctx); err != nil {
+		return err
+	}
 	buf := getBuffer()
 	defer putBuffer(buf)
 	for i := range b.sums {
@@ -102,10 +111,20 @@ func (b *Blob) CheckBlocks(ctx context.Context) error {
 	return nil
 }
 
+// ensureChecksums gives a blob without valid block checksums its record,
+// by re-hashing it whole (see Blob).
+func (b *Blob) ensureChecksums(ctx context.Context) error {
+	if b.sumsOK {
+		return nil
+	}
+	_, err := b.verify(ctx)
+	return err
+}
+
 // verify re-hashes the whole blob, as a scrub does, and says which
 // manifests a quarantine dropped. A blob whose content matches its digest
-// but not its recorded block checksums has a damaged index entry, which is
-// rewritten.
+// but not its recorded block checksums (or that has no valid record) has a
+// damaged index entry, which is rewritten.
 func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 	info, err := b.f.Stat()
 	if err != nil {
@@ -133,20 +152,20 @@ func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 	if h.Digest() != b.d {
 		return b.corrupt("content does not match the digest")
 	}
-	if sums := c.checksums(); !slices.Equal(sums, b.sums) {
-		b.s.log.Warn("blob is intact but its block checksums in the index were wrong; rewrote them", "digest", b.d)
+	if sums := c.checksums(); !b.sumsOK || !slices.Equal(sums, b.sums) {
+		b.s.log.Warn("blob is intact but its block checksums in the index were missing or wrong; recorded them", "digest", b.d)
 		if err := b.s.ix.putChecksums(b.d.Hash(), sums); err != nil {
-			return nil, status.Errorf(codes.Internal, "rewrite block checksums of %s: %v", b.d, err)
+			return nil, status.Errorf(codes.Internal, "record block checksums of %s: %v", b.d, err)
 		}
-		b.sums = sums
+		b.sums, b.sumsOK = sums, true
 	}
 	return nil, nil
 }
 
 // Stream sends the bytes [offset, offset+limit) of the blob through send,
-// at most one block (ChunkSize) at a time; limit 0 means to the end. Each block is
-// read whole and checked against its checksum before any of it is sent, so
-// a damaged block ends the stream with DataLoss (and the blob is
+// at most one block (ChunkSize) at a time; limit 0 means to the end. Each
+// block is read whole and checked against its checksum before any of it is
+// sent, so a damaged block ends the stream with DataLoss (and the blob is
 // quarantined) without one byte of it going out. The next block is read
 // while the current one is being sent.
 func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte) error) error {
@@ -165,6 +184,9 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 	}
 	if offset == end {
 		return nil
+	}
+	if err := b.ensureChecksums(ctx); err != nil {
+		return err
 	}
 	const bs = blockSize
 	first, last := offset/bs, (end-1)/bs

@@ -11,6 +11,7 @@ import (
 	"distbuild/artifactcache/digest"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
 )
 
 func TestChecksummerAgreesWithWholeBlocksWhateverThePieces(t *testing.T) {
@@ -91,11 +92,12 @@ func damageChecksums(t *testing.T, dir string, records map[[32]byte][]byte) {
 	}
 }
 
-func TestOpenRecomputesMissingOrDamagedChecksums(t *testing.T) {
+func TestMissingOrDamagedChecksumsAreMadeByTheFirstRead(t *testing.T) {
 	dir := t.TempDir()
 	clk := clock.NewFake(epoch)
 	s := testStore(t, dir, 0, clk)
-	missing := put(t, s, bytes.Repeat([]byte("m"), blockSize+3))
+	missingContent := bytes.Repeat([]byte("m"), blockSize+3)
+	missing := put(t, s, missingContent)
 	damaged := put(t, s, []byte("damaged record"))
 	rotten := put(t, s, []byte("rotten, and no record"))
 	if err := s.PutManifest(manifest(key(1), rotten)); err != nil {
@@ -110,22 +112,34 @@ func TestOpenRecomputesMissingOrDamagedChecksums(t *testing.T) {
 	corruptFile(t, layout{root: dir}.blobPath(rotten.Hash()), 0)
 
 	s = testStore(t, dir, 0, clk)
-	for _, d := range [][]byte{bytes.Repeat([]byte("m"), blockSize+3), []byte("damaged record")} {
-		got, err := readAll(s, digest.OfBytes(d))
-		if err != nil || !bytes.Equal(got, d) {
-			t.Errorf("blob whose checksums were recomputed reads %d bytes, %v", len(got), err)
+	if q := dirEntries(t, s.dirs.quarantineDir()); len(q) != 0 || !has(s, rotten) {
+		t.Fatalf("opening the store read blobs' content: quarantine holds %v", q)
+	}
+	for d, content := range map[digest.Digest][]byte{missing: missingContent, damaged: []byte("damaged record")} {
+		got, err := readAll(s, d)
+		if err != nil || !bytes.Equal(got, content) {
+			t.Errorf("first read of a blob without valid checksums: %d bytes, %v", len(got), err)
+		}
+		if _, ok, err := s.ix.checksums(d); !ok || err != nil {
+			t.Errorf("the first read did not record the blob's checksums: %v", err)
 		}
 	}
+	_, err := readAll(s, rotten)
+	wantCode(t, err, codes.DataLoss)
 	if has(s, rotten) || hasManifest(s, key(1)) {
-		t.Errorf("a blob without checksums whose content no longer matches was kept")
-	}
-	if q := dirEntries(t, s.dirs.quarantineDir()); len(q) != 1 {
-		t.Errorf("quarantine holds %v, want the rotten blob", q)
+		t.Errorf("a blob without checksums whose content no longer matches was served after its first read")
 	}
 }
 
 func TestWrongChecksumsOfAnIntactBlobAreRewrittenNotQuarantined(t *testing.T) {
-	content := []byte("intact, but the index lies about it")
+	// Three blocks, the record wrong for the second: a read finds it while
+	// the first block is being sent.
+	content := bytes.Repeat([]byte("intact, but the index lies about it. "), 3*blockSize/37)
+	var c checksummer
+	c.Write(content)
+	right := c.checksums()
+	wrong := slices.Clone(right)
+	wrong[1] ^= 1
 	for name, repair := range map[string]func(t *testing.T, s *Store){
 		"by a scrub": func(t *testing.T, s *Store) {
 			report, err := s.Scrub(context.Background())
@@ -135,7 +149,17 @@ func TestWrongChecksumsOfAnIntactBlobAreRewrittenNotQuarantined(t *testing.T) {
 		},
 		"by a read": func(t *testing.T, s *Store) {
 			if got, err := readAll(s, digest.OfBytes(content)); err != nil || !bytes.Equal(got, content) {
-				t.Fatalf("read: %q, %v", got, err)
+				t.Fatalf("read: %d bytes, %v", len(got), err)
+			}
+		},
+		"by a check": func(t *testing.T, s *Store) {
+			b, err := s.OpenBlob(digest.OfBytes(content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.CheckBlocks(context.Background()); err != nil {
+				t.Fatalf("check: %v", err)
 			}
 		},
 	} {
@@ -145,19 +169,19 @@ func TestWrongChecksumsOfAnIntactBlobAreRewrittenNotQuarantined(t *testing.T) {
 			s := testStore(t, dir, 0, clk)
 			d := put(t, s, content)
 			s.Close()
-			damageChecksums(t, dir, map[[32]byte][]byte{d.Hash(): blockChecksums{12345}.encode()})
+			damageChecksums(t, dir, map[[32]byte][]byte{d.Hash(): wrong.encode()})
 
 			s = testStore(t, dir, 0, clk)
 			repair(t, s)
 			if q := dirEntries(t, s.dirs.quarantineDir()); len(q) != 0 {
 				t.Errorf("intact blob quarantined: %v", q)
 			}
-			sums, err := s.ix.checksums(d)
-			if err != nil || sums[0] != crc32.Checksum(content, castagnoli) {
-				t.Errorf("checksum record after repair: %v, %v", sums, err)
+			sums, ok, err := s.ix.checksums(d)
+			if !ok || err != nil || !slices.Equal(sums, right) {
+				t.Errorf("checksum record after repair: %v, %v", ok, err)
 			}
 			if got, err := readAll(s, d); err != nil || !bytes.Equal(got, content) {
-				t.Errorf("after the repair the blob reads %q, %v", got, err)
+				t.Errorf("after the repair the blob reads %d bytes, %v", len(got), err)
 			}
 		})
 	}

@@ -62,9 +62,9 @@ func (ix *index) close() error { return ix.db.Close() }
 type indexContents struct {
 	blobSizes  map[digest.Hash]int64
 	blobAccess map[digest.Hash]int64
-	// checksummed says, for each blob with a block checksum record,
-	// whether the record is valid; the records themselves are read when
-	// a blob is opened.
+	// checksummed holds the blobs with a block checksum record, so
+	// records left by a crash for blobs the index lacks can be dropped;
+	// the records themselves are read when a blob is opened.
 	checksummed    map[digest.Hash]bool
 	manifests      map[digest.CacheKey][]byte
 	manifestAccess map[digest.CacheKey]int64
@@ -87,10 +87,7 @@ func (ix *index) load() (indexContents, error) {
 		if err := forEachHashed(tx, bucketBlobAccess, func(k [32]byte, v []byte) { c.blobAccess[k] = decodeInt(v) }); err != nil {
 			return err
 		}
-		if err := forEachHashed(tx, bucketBlobChecksums, func(k [32]byte, v []byte) {
-			_, err := decodeBlockChecksums(v, c.blobSizes[k])
-			c.checksummed[k] = err == nil
-		}); err != nil {
+		if err := forEachHashed(tx, bucketBlobChecksums, func(k [32]byte, _ []byte) { c.checksummed[k] = true }); err != nil {
 			return err
 		}
 		if err := forEachHashed(tx, bucketManifests, func(k [32]byte, v []byte) { c.manifests[k] = append([]byte(nil), v...) }); err != nil {
@@ -135,21 +132,20 @@ func (ix *index) putChecksums(h digest.Hash, sums blockChecksums) error {
 	})
 }
 
-// checksums reads a blob's block checksums. A missing or malformed record
-// is an error: reconcile gives every blob a valid one when the store opens.
-func (ix *index) checksums(d digest.Digest) (blockChecksums, error) {
+// checksums reads a blob's block checksums; ok is false when the record
+// is missing or malformed (a store from before block checksums, or a
+// damaged index), which the first read of the blob repairs (see Blob).
+func (ix *index) checksums(d digest.Digest) (sums blockChecksums, ok bool, err error) {
 	h := d.Hash()
-	var sums blockChecksums
-	err := ix.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket([]byte(bucketBlobChecksums)).Get(h[:])
-		if v == nil {
-			return fmt.Errorf("no block checksums for %s", d)
+	err = ix.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket([]byte(bucketBlobChecksums)).Get(h[:]); v != nil {
+			var decodeErr error
+			sums, decodeErr = decodeBlockChecksums(v, d.Size())
+			ok = decodeErr == nil
 		}
-		var err error
-		sums, err = decodeBlockChecksums(v, d.Size())
-		return err
+		return nil
 	})
-	return sums, err
+	return sums, ok, err
 }
 
 // putManifest records a manifest whose blobs are all present.

@@ -7,15 +7,14 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// load builds the in-memory catalog from the index and returns the blobs
-// without valid block checksums, for reconcile to check and repair.
-// Entries that break the store's invariants (a manifest naming a blob the
-// index lacks, an access time for nothing) can only come from a bug or a
+// load builds the in-memory catalog from the index. Entries that break
+// the store's invariants (a manifest naming a blob the index lacks, an
+// access time or checksums for nothing) can only come from a bug or a
 // damaged index; they are dropped so the invariants hold again.
-func (s *Store) load() (unchecksummed []digest.Hash, err error) {
+func (s *Store) load() error {
 	contents, err := s.ix.load()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := s.now()
 	cat := newCatalog()
@@ -28,9 +27,6 @@ func (s *Store) load() (unchecksummed []digest.Hash, err error) {
 		// file and quarantines the blob.
 		cat.blobs[h] = &blobEntry{size: size, lastAccess: at}
 		cat.used += size
-		if !contents.checksummed[h] {
-			unchecksummed = append(unchecksummed, h)
-		}
 	}
 	stale := map[digest.Hash]bool{}
 	for h := range contents.blobAccess {
@@ -66,9 +62,9 @@ func (s *Store) load() (unchecksummed []digest.Hash, err error) {
 	s.cat = cat
 	if len(staleBlobs) > 0 || len(staleManifests) > 0 {
 		s.log.Warn("index had inconsistent entries; dropping them", "blob_records", len(staleBlobs), "manifests", len(staleManifests))
-		return unchecksummed, s.ix.remove(staleBlobs, staleManifests)
+		return s.ix.remove(staleBlobs, staleManifests)
 	}
-	return unchecksummed, nil
+	return nil
 }
 
 // storedManifestBlobs decodes a stored manifest and checks it against the

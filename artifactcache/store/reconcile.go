@@ -21,10 +21,10 @@ import (
 //   - A blob file whose size differs from the index is quarantined.
 //   - An index entry without a file is dropped, with the manifests naming
 //     it.
-//   - A blob whose block checksums are missing or damaged in the index is
-//     re-hashed: given new checksums if its content matches its digest,
-//     else quarantined.
-func (s *Store) reconcile(unchecksummed []digest.Hash) error {
+//
+// It reads no blob's content except an unindexed one's, so opening a large
+// store is quick; missing block checksums are made on a blob's first read.
+func (s *Store) reconcile() error {
 	if err := s.removeTemporaries(); err != nil {
 		return err
 	}
@@ -82,31 +82,6 @@ func (s *Store) reconcile(unchecksummed []digest.Hash) error {
 			return err
 		}
 	}
-	for _, h := range unchecksummed {
-		if onDisk[h] {
-			if err := s.rechecksumLocked(h); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// rechecksumLocked gives a stored blob the block checksums its index entry
-// lacks, after checking its content against its digest.
-func (s *Store) rechecksumLocked(h digest.Hash) error {
-	d, sums, err := hashFile(s.dirs.blobPath(h))
-	if err != nil {
-		return err
-	}
-	if d.Hash() != h || d.Size() != s.cat.blobs[h].size {
-		_, err := s.quarantineLocked(h, "content does not match the digest")
-		return err
-	}
-	if err := s.ix.putChecksums(h, sums); err != nil {
-		return err
-	}
-	s.log.Warn("blob had no valid block checksums in the index; verified it and recorded them", "digest", d)
 	return nil
 }
 

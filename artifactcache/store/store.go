@@ -107,12 +107,11 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	s.ix = ix
-	unchecksummed, err := s.load()
-	if err != nil {
+	if err := s.load(); err != nil {
 		ix.close()
 		return nil, fmt.Errorf("load index: %w", err)
 	}
-	if err := s.reconcile(unchecksummed); err != nil {
+	if err := s.reconcile(); err != nil {
 		ix.close()
 		return nil, fmt.Errorf("reconcile store with index: %w", err)
 	}

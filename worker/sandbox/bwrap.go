@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,7 +40,7 @@ func (s Spec) bwrapArgs() ([]string, error) {
 		args = append(args, "--bind", s.Root, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/")
 	} else if s.rootIsStaging() {
 		if err := checkShell(s.Staging); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("staging area has no /bin/sh: a staging-mode chunk needs its build-depends to provide a shell (or use build-mode: bootstrap): %w", err)
 		}
 		root, err := stagingRoot(s.Staging)
 		if err != nil {

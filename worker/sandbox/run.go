@@ -17,9 +17,10 @@ var (
 	ErrCancelled = errors.New("command cancelled")
 	ErrTimeout   = errors.New("command timed out")
 	ErrStalled   = errors.New("command stalled")
-	// ErrNoShell is returned, before anything runs, for a staging-mode
-	// command under Bwrap whose staging area has no shell to run it.
-	ErrNoShell = errors.New("staging area has no /bin/sh: a staging-mode chunk needs its build-depends to provide a shell (or use build-mode: bootstrap)")
+	// ErrNoShell is returned, before anything runs, for a command whose
+	// root file system (a staging area under Bwrap, a system's root) has
+	// no shell to run it.
+	ErrNoShell = errors.New("no usable /bin/sh")
 )
 
 // Result is how a command that ran ended.

@@ -106,7 +106,10 @@ func (s Spec) validate() error {
 		if err := checkDir("system root", s.Root); err != nil {
 			return err
 		}
-		return checkShell(s.Root)
+		if err := checkShell(s.Root); err != nil {
+			return fmt.Errorf("system-integration needs /bin/sh in the system, and it has none: %w", err)
+		}
+		return nil
 	}
 	switch s.BuildMode {
 	case "staging", "bootstrap", "test":
