@@ -48,7 +48,9 @@ func (f *fixture) put(t *testing.T, content []byte) digest.Digest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(content)
+	if err := w.WriteAsync(content, nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}

@@ -133,26 +133,17 @@ func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 	if info.Size() != b.d.Size() {
 		return b.corrupt("file has the wrong size")
 	}
-	h := digest.NewHasher()
-	var c checksummer
-	buf := getBuffer()
-	defer putBuffer(buf)
-	for pos := int64(0); pos < b.d.Size(); {
-		if err := ctx.Err(); err != nil {
-			return nil, status.FromContextError(err).Err()
-		}
-		chunk, err := b.readChunk(*buf, pos, b.d.Size())
-		if err != nil {
-			return nil, err
-		}
-		h.Write(chunk)
-		c.Write(chunk)
-		pos += int64(len(chunk))
+	got, sums, err := hashContent(ctx, io.NewSectionReader(b.f, 0, b.d.Size()))
+	if _, isStatus := status.FromError(err); err != nil && !isStatus {
+		err = ioStatus(err, "read blob %s", b.d)
 	}
-	if h.Digest() != b.d {
+	if err != nil {
+		return nil, err
+	}
+	if got != b.d {
 		return b.corrupt("content does not match the digest")
 	}
-	if sums := c.checksums(); !b.sumsOK || !slices.Equal(sums, b.sums) {
+	if !b.sumsOK || !slices.Equal(sums, b.sums) {
 		b.s.log.Warn("blob is intact but its block checksums in the index were missing or wrong; recorded them", "digest", b.d)
 		if err := b.s.ix.putChecksums(b.d.Hash(), sums); err != nil {
 			return nil, status.Errorf(codes.Internal, "record block checksums of %s: %v", b.d, err)

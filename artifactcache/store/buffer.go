@@ -1,7 +1,6 @@
 package store
 
 import (
-	"io"
 	"sync"
 
 	"distbuild/artifactcache/internal/wire"
@@ -17,9 +16,3 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, ChunkSize); return &
 
 func getBuffer() *[]byte  { return buffers.Get().(*[]byte) }
 func putBuffer(b *[]byte) { buffers.Put(b) }
-
-// copyBuffer is io.CopyBuffer that really uses buf: hiding the source's
-// WriterTo keeps os.File from substituting a small buffer of its own.
-func copyBuffer(dst io.Writer, src io.Reader, buf []byte) (int64, error) {
-	return io.CopyBuffer(dst, struct{ io.Reader }{src}, buf)
-}

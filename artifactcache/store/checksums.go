@@ -1,9 +1,16 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+
+	"distbuild/artifactcache/digest"
+
+	"google.golang.org/grpc/status"
 )
 
 // blockSize is the unit in which stored blobs are checksummed and read: one
@@ -88,4 +95,28 @@ func (c *checksummer) checksums() blockChecksums {
 		return append(c.sums[:len(c.sums):len(c.sums)], c.crc)
 	}
 	return c.sums
+}
+
+// hashContent reads r to its end for the digest and the block checksums of
+// what it holds, giving up when ctx ends: the one full read behind
+// adopting a file, scrubbing a blob and repairing its checksums.
+func hashContent(ctx context.Context, r io.Reader) (digest.Digest, blockChecksums, error) {
+	h := digest.NewHasher()
+	var c checksummer
+	buf := getBuffer()
+	defer putBuffer(buf)
+	for {
+		if err := ctx.Err(); err != nil {
+			return digest.Digest{}, nil, status.FromContextError(err).Err()
+		}
+		n, err := io.ReadFull(r, *buf)
+		h.Write((*buf)[:n])
+		c.Write((*buf)[:n])
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return h.Digest(), c.checksums(), nil
+		}
+		if err != nil {
+			return digest.Digest{}, nil, err
+		}
+	}
 }

@@ -42,7 +42,7 @@ func put(t *testing.T, s *Store, content []byte) digest.Digest {
 	if err != nil {
 		t.Fatalf("start upload of %s: %v", d, err)
 	}
-	if _, err := w.Write(content); err != nil {
+	if err := w.WriteAsync(content, nil); err != nil {
 		t.Fatalf("write %s: %v", d, err)
 	}
 	if err := w.Commit(); err != nil {

@@ -1,8 +1,8 @@
 package store
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,12 +126,9 @@ func hashFile(path string) (digest.Digest, blockChecksums, error) {
 		return digest.Digest{}, blockChecksums{}, err
 	}
 	defer f.Close()
-	h := digest.NewHasher()
-	var c checksummer
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if _, err := copyBuffer(io.MultiWriter(h, &c), f, *buf); err != nil {
-		return digest.Digest{}, blockChecksums{}, fmt.Errorf("hash %s: %w", path, err)
+	d, sums, err := hashContent(context.Background(), f)
+	if err != nil {
+		return digest.Digest{}, nil, fmt.Errorf("hash %s: %w", path, err)
 	}
-	return h.Digest(), c.checksums(), nil
+	return d, sums, nil
 }

@@ -163,21 +163,6 @@ func (w *BlobWriter) WriteAsync(p []byte, release func()) error {
 	return nil
 }
 
-// Write adds the next content bytes and returns once they are hashed and
-// written, so the caller may reuse p.
-func (w *BlobWriter) Write(p []byte) (int, error) {
-	released := make(chan struct{})
-	if err := w.WriteAsync(p, func() { close(released) }); err != nil {
-		return 0, err
-	}
-	<-released
-	if err := w.fileErr.Load(); err != nil {
-		w.failed = *err
-		return 0, w.failed
-	}
-	return len(p), nil
-}
-
 // drain ends both stages once they have finished what is queued.
 func (w *BlobWriter) drain() {
 	close(w.hashQ)

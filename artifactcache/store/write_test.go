@@ -96,7 +96,7 @@ func TestRefusedUploadsKeepNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = w.Write(tc.send)
+			err = w.WriteAsync(tc.send, nil)
 			if tc.failAt == "write" {
 				wantCode(t, err, codes.InvalidArgument)
 				// A writer that refused content must not commit what it has.
@@ -139,7 +139,7 @@ func TestConcurrentUploadsOfOneBlobStoreOneCopy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Write(content); err != nil {
+		if err := w.WriteAsync(content, nil); err != nil {
 			t.Fatal(err)
 		}
 		ws[i] = w
