@@ -27,15 +27,32 @@ type Principal struct {
 var ErrUnknownToken = errors.New("unknown or revoked token")
 
 // Authenticator checks tokens against a registry file, reloading the file
-// whenever it changes, so `controller worker remove` takes effect at once.
+// whenever it changes, so `controller worker remove` takes effect at once:
+// new calls are refused, and streams opened with the revoked token are
+// ended (see StreamInterceptor).
 type Authenticator struct {
 	path string
+	// RevocationPoll is how often the registry file is checked for changes
+	// while streams are open (default 250ms): a stat of one small file,
+	// cheap enough to make revocation felt within a fraction of a second.
+	RevocationPoll time.Duration
 
-	mu      sync.Mutex
-	modTime time.Time
-	size    int64
-	byHash  map[string]Principal
-	keys    map[string][]byte
+	mu            sync.Mutex
+	modTime       time.Time
+	size          int64
+	byHash        map[string]Principal
+	keys          map[string][]byte
+	controllerKey []byte
+	// streams are the open streams, by the token hash they were opened
+	// with, each with the function that ends it.
+	streams map[*openStream]struct{}
+}
+
+// openStream is a stream that must end if its token is revoked.
+type openStream struct {
+	hash   string
+	p      Principal
+	cancel context.CancelCauseFunc
 }
 
 // NewAuthenticator reads the registry at path.
@@ -66,6 +83,7 @@ func (a *Authenticator) reload() error {
 	}
 	byHash := map[string]Principal{}
 	keys := map[string][]byte{}
+	a.controllerKey = r.ControllerPublicKey
 	for _, k := range []Kind{KindWorker, KindUser} {
 		for name, e := range r.entries(k) {
 			byHash[e.TokenSHA256] = Principal{Kind: k, Name: name}
@@ -75,7 +93,74 @@ func (a *Authenticator) reload() error {
 		}
 	}
 	a.byHash, a.keys, a.modTime, a.size = byHash, keys, fi.ModTime(), fi.Size()
+	for st := range a.streams {
+		if byHash[st.hash] != st.p {
+			st.cancel(status.Errorf(codes.Unauthenticated, "the token of %s %s was revoked", st.p.Kind, st.p.Name))
+			delete(a.streams, st)
+		}
+	}
 	return nil
+}
+
+// ControllerKey returns the controller's public key from the registry,
+// with which it signs attempt grants; false when the registry has none.
+func (a *Authenticator) ControllerKey() ([]byte, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.reload(); err != nil {
+		return nil, false
+	}
+	return a.controllerKey, len(a.controllerKey) > 0
+}
+
+// untilRevoked returns a context that is cancelled, with an Unauthenticated
+// status as its cause, when the token with hash is revoked, and watches the
+// registry file while such contexts are open.
+func (a *Authenticator) untilRevoked(ctx context.Context, hash string, p Principal) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	st := &openStream{hash: hash, p: p, cancel: cancel}
+	a.mu.Lock()
+	if a.streams == nil {
+		a.streams = map[*openStream]struct{}{}
+	}
+	a.streams[st] = struct{}{}
+	if len(a.streams) == 1 {
+		go a.watch()
+	}
+	a.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		a.mu.Lock()
+		delete(a.streams, st)
+		a.mu.Unlock()
+	})
+	return ctx
+}
+
+// watch reloads the registry while streams are open, so revoking a token
+// ends them even when they send nothing.
+func (a *Authenticator) watch() {
+	every := a.RevocationPoll
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		a.mu.Lock()
+		if len(a.streams) == 0 {
+			a.mu.Unlock()
+			return
+		}
+		if err := a.reload(); err != nil {
+			// An unreadable registry lets nobody keep a stream open, as it
+			// lets nobody in.
+			for st := range a.streams {
+				st.cancel(status.Errorf(codes.Unauthenticated, "the registry cannot be read: %v", err))
+				delete(a.streams, st)
+			}
+		}
+		a.mu.Unlock()
+	}
 }
 
 // Authenticate returns whose token this is.
@@ -118,7 +203,10 @@ func FromContext(ctx context.Context) (Principal, bool) {
 }
 
 // check authenticates a call and tells whether its principal may make it.
-func (a *Authenticator) check(ctx context.Context, method string, policy Policy, log hclog.Logger) (context.Context, error) {
+// A stream's context is also cancelled if its token is revoked while it is
+// open; its handler must watch the context and return its cause
+// (RevokedStatus).
+func (a *Authenticator) check(ctx context.Context, method string, policy Policy, log hclog.Logger, streaming bool) (context.Context, error) {
 	token := ""
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
@@ -140,7 +228,11 @@ func (a *Authenticator) check(ctx context.Context, method string, policy Policy,
 	}
 	for _, k := range policy(method) {
 		if k == p.Kind {
-			return context.WithValue(ctx, principalKey{}, p), nil
+			ctx = context.WithValue(ctx, principalKey{}, p)
+			if streaming {
+				ctx = a.untilRevoked(ctx, hashToken(token), p)
+			}
+			return ctx, nil
 		}
 	}
 	log.Warn("refused a call not allowed to its principal", "method", method, "kind", p.Kind, "name", p.Name, "from", from)
@@ -150,7 +242,7 @@ func (a *Authenticator) check(ctx context.Context, method string, policy Policy,
 // UnaryInterceptor authenticates unary calls.
 func (a *Authenticator) UnaryInterceptor(policy Policy, log hclog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := a.check(ctx, info.FullMethod, policy, log)
+		ctx, err := a.check(ctx, info.FullMethod, policy, log, false)
 		if err != nil {
 			return nil, err
 		}
@@ -161,12 +253,22 @@ func (a *Authenticator) UnaryInterceptor(policy Policy, log hclog.Logger) grpc.U
 // StreamInterceptor authenticates streaming calls.
 func (a *Authenticator) StreamInterceptor(policy Policy, log hclog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.check(ss.Context(), info.FullMethod, policy, log)
+		ctx, err := a.check(ss.Context(), info.FullMethod, policy, log, true)
 		if err != nil {
 			return err
 		}
 		return handler(srv, &principalStream{ServerStream: ss, ctx: ctx})
 	}
+}
+
+// EndedBy is the status a stream handler returns when its context ended:
+// Unauthenticated when its token was revoked, otherwise the context's
+// own status (Canceled or DeadlineExceeded).
+func EndedBy(ctx context.Context) error {
+	if _, ok := status.FromError(context.Cause(ctx)); ok && context.Cause(ctx) != ctx.Err() {
+		return context.Cause(ctx)
+	}
+	return status.FromContextError(ctx.Err()).Err()
 }
 
 type principalStream struct {

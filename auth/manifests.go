@@ -14,7 +14,10 @@ import (
 // ManifestVerifier is the trove's check before storing a manifest: it must
 // come from an authenticated worker, be signed by that same worker, and the
 // signature must match the public key registered for it. A stolen token
-// alone therefore cannot put artifacts into the cache.
+// alone therefore cannot put artifacts into the cache. When the registry
+// holds the controller's key, the manifest must also carry the controller's
+// grant of that step to that worker, so a worker cannot store artifacts for
+// steps it was never given, nor raise its attempt above the current one.
 type ManifestVerifier struct {
 	Auth *Authenticator
 }
@@ -37,6 +40,11 @@ func (v ManifestVerifier) VerifyManifest(ctx context.Context, m *pb.Manifest) er
 	}
 	if err := manifestsig.Verify(m, key); err != nil {
 		return status.Errorf(codes.PermissionDenied, "%v", err)
+	}
+	if ck, ok := v.Auth.ControllerKey(); ok {
+		if err := manifestsig.VerifyGrant(m, p.Name, ck); err != nil {
+			return status.Errorf(codes.PermissionDenied, "worker %s: %v", p.Name, err)
+		}
 	}
 	return nil
 }

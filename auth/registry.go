@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -39,6 +40,10 @@ type Entry struct {
 type Registry struct {
 	Workers map[string]Entry `json:"workers"`
 	Users   map[string]Entry `json:"users"`
+	// ControllerPublicKey is the controller's ed25519 key, with which it
+	// signs the attempt grants in jobs: a trove that knows it stores a
+	// manifest only for a step the controller gave to the uploading worker.
+	ControllerPublicKey []byte `json:"controller_public_key,omitempty"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -117,6 +122,24 @@ func (r *Registry) Names(k Kind) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// RecordControllerKey makes sure the registry file at path holds the
+// controller's public key, and reports whether it had to write it. Only a
+// registry that exists is changed: an open farm has none.
+func RecordControllerKey(path string, publicKey []byte) (bool, error) {
+	if _, err := os.Stat(path); err != nil {
+		return false, nil
+	}
+	r, err := Load(path)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Equal(r.ControllerPublicKey, publicKey) {
+		return false, nil
+	}
+	r.ControllerPublicKey = publicKey
+	return true, r.Save(path)
 }
 
 func hashToken(token string) string {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"distbuild/auth"
 	"distbuild/definitions"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
@@ -81,7 +82,8 @@ func sendEvents(ctx context.Context, sub *subscription, send func(*pb.BuildEvent
 	for {
 		ev, err := sub.next(ctx)
 		if err != nil {
-			return status.FromContextError(err).Err()
+			// The client went away, or its token was revoked.
+			return auth.EndedBy(ctx)
 		}
 		if ev == nil {
 			return nil
@@ -208,6 +210,13 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if b.resumed {
+		b.resumed = false
+		c.restoring--
+		// Reports held back while this build was being resolved can be
+		// settled now.
+		defer c.reconcileAll()
+	}
 	if !b.live() {
 		return // cancelled while resolving
 	}
@@ -259,6 +268,13 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			Payload:  &task{step: s, plan: p, ref: ref},
 			Inputs:   deps,
 		}
+		if old := replayed[s.Name]; !cached && old != nil && old.State == pb.StepState_STEP_STATE_RUNNING && c.awaiting(old.Worker) {
+			// Running on a worker when the controller stopped: wait for
+			// that worker to say what became of it rather than run it
+			// again.
+			specs[i].AwaitWorker = old.Worker
+			b.steps[s.Name] = old
+		}
 	}
 	b.state = pb.BuildState_BUILD_STATE_RUNNING
 	c.save(b)
@@ -276,6 +292,24 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		return
 	}
 	c.apply(events)
+	c.dispatch()
+}
+
+// awaiting reports whether steps that ran on worker before a restart
+// should wait for it: it is connected, or may still reconnect within the
+// resume grace. Called with c.mu held.
+func (c *Controller) awaiting(worker string) bool {
+	return worker != "" && (c.sessions[worker] != nil || time.Now().Before(c.resumeUntil))
+}
+
+// reconcileAll looks again at every connected worker's latest snapshot.
+// Called with c.mu held.
+func (c *Controller) reconcileAll() {
+	for _, s := range c.sessions {
+		if s.last != nil {
+			c.reconcile(s, s.last)
+		}
+	}
 	c.dispatch()
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/definitions"
+	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -48,6 +50,16 @@ type Config struct {
 	// disconnects without --detach before it is cancelled (default 30s), so
 	// a brief network blip does not throw away a long build.
 	DisconnectGrace time.Duration
+	// ResumeGrace is how long, after a restart, the steps that were running
+	// wait for their workers to reconnect and say what became of them
+	// (default WorkerLease): a step still running is adopted and one that
+	// finished meanwhile is credited, rather than run again elsewhere.
+	ResumeGrace time.Duration
+	// GrantKey signs the attempt grant in every job, so a trove that knows
+	// the matching public key stores a manifest only from the worker the
+	// step was given to. Nil sends unsigned grants, which still order
+	// attempts.
+	GrantKey ed25519.PrivateKey
 	// StateFile is the bbolt database that keeps builds and their events
 	// across restarts; empty keeps them in memory only.
 	StateFile string
@@ -85,6 +97,16 @@ type Controller struct {
 	builds    map[string]*build
 	order     []string // build ids, oldest first
 	sessions  map[string]*session
+	// restoring counts the builds resumed after a restart that are still
+	// being resolved: until they are, a job a worker reports that this
+	// controller does not know may be one of theirs, so it is neither
+	// cancelled nor acknowledged.
+	restoring int
+	// resumeUntil ends the wait for the workers of steps that were running
+	// before a restart (Config.ResumeGrace).
+	resumeUntil time.Time
+	// lastGrant is the sequence of the latest attempt grant.
+	lastGrant uint64
 }
 
 // New makes a controller. With a state file, it reloads the builds it
@@ -106,6 +128,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.DisconnectGrace <= 0 {
 		cfg.DisconnectGrace = 30 * time.Second
+	}
+	if cfg.ResumeGrace <= 0 {
+		cfg.ResumeGrace = cfg.WorkerLease
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -161,10 +186,8 @@ func (c *Controller) restore() error {
 		c.builds[b.id] = b
 		c.order = append(c.order, b.id)
 		if b.live() {
-			ctx, cancel := context.WithCancel(context.Background())
-			b.cancel = cancel
+			b.resumed = true
 			resumed++
-			go c.resolve(ctx, b)
 		}
 	}
 	if len(stored) > 0 {
@@ -172,14 +195,37 @@ func (c *Controller) restore() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.restoring = resumed
+	c.resumeUntil = time.Now().Add(c.cfg.ResumeGrace)
+	if resumed > 0 {
+		time.AfterFunc(c.cfg.ResumeGrace, c.stopAwaitingWorkers)
+	}
 	for _, id := range c.order {
 		if b := c.builds[id]; b.live() {
+			ctx, cancel := context.WithCancel(context.Background())
+			b.cancel = cancel
+			go c.resolve(ctx, b)
 			// Their initiators went with the old process: give them the
 			// grace period to attach again.
 			c.startGrace(b)
 		}
 	}
 	return nil
+}
+
+// stopAwaitingWorkers ends the resume grace: steps still waiting for the
+// worker that ran them before the restart are dispatched again.
+func (c *Controller) stopAwaitingWorkers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.sched.Held("")
+	for _, k := range held {
+		c.sched.Unhold(k)
+	}
+	if len(held) > 0 {
+		c.log.Warn("workers did not come back after the restart; their steps run again elsewhere", "steps", len(held), "grace", c.cfg.ResumeGrace)
+		c.dispatch()
+	}
 }
 
 // replay rebuilds step statuses from a build's history, so Status answers
@@ -213,7 +259,10 @@ func (b *build) replay(events []*pb.BuildEvent) {
 	}
 	if !b.live() {
 		for _, st := range b.steps {
-			if st.State != pb.StepState_STEP_STATE_FINISHED && st.State != pb.StepState_STEP_STATE_FAILED {
+			switch {
+			case st.State == pb.StepState_STEP_STATE_RUNNING && b.state == pb.BuildState_BUILD_STATE_CANCELLED:
+				st.State = pb.StepState_STEP_STATE_CANCELLED
+			case st.State != pb.StepState_STEP_STATE_FINISHED && st.State != pb.StepState_STEP_STATE_FAILED && st.State != pb.StepState_STEP_STATE_CANCELLED:
 				st.State = pb.StepState_STEP_STATE_SKIPPED
 			}
 		}
@@ -261,6 +310,23 @@ func (c *Controller) Register(s *grpc.Server) {
 	pb.RegisterWorkerServiceServer(s, &workerService{c: c})
 }
 
+// grant makes the attempt grant for a job. Sequences follow the wall clock
+// in nanoseconds, and never repeat or go back within one process, so an
+// attempt handed out after a restart (which takes longer than any clock
+// step NTP makes) still outranks every attempt from before it without
+// another write to the state database on the dispatch path. Called with
+// c.mu held.
+func (c *Controller) grant(jobID, cacheKey, worker string) *pb.AttemptGrant {
+	c.lastGrant = max(c.lastGrant+1, uint64(time.Now().UnixNano()))
+	g := &pb.AttemptGrant{JobId: jobID, CacheKey: cacheKey, Worker: worker, Sequence: c.lastGrant}
+	if c.cfg.GrantKey != nil {
+		if err := manifestsig.SignGrant(g, c.cfg.GrantKey); err != nil {
+			c.log.Error("cannot sign an attempt grant", "job", jobID, "error", err)
+		}
+	}
+	return g
+}
+
 func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails on Linux
@@ -285,6 +351,9 @@ type build struct {
 	lastFailure *pb.StepFailed
 	followers   int
 	graceTimer  *time.Timer
+	// resumed is set for a build restored after a restart until it is
+	// resolved again.
+	resumed bool
 }
 
 // task is the controller's payload on a scheduler task.
@@ -331,6 +400,9 @@ func (c *Controller) apply(events []scheduler.Event) {
 			if s := c.sessions[cn.Worker]; s != nil {
 				s.send(&pb.WorkResponse{CancelJobIds: []string{cn.JobID}})
 			}
+		}
+		if ev.Kind == scheduler.BuildCancelled {
+			c.markCancelled(b, ev.Cancel)
 		}
 		switch ev.Kind {
 		case scheduler.StepStarted:
@@ -382,6 +454,24 @@ func (c *Controller) stepFailed(b *build, ev scheduler.Event) {
 	b.setStep(t.ref.StepName, state, f.Worker, int32(ev.Task.Attempts()), f.Reason).Log = t.log
 	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFailed{StepFailed: sf}})
 	c.log.Warn("step failed", "build", b.id, "step", t.ref.StepName, "worker", f.Worker, "reason", f.Reason, "will_retry", ev.WillRetry)
+}
+
+// markCancelled ends the build's running steps as cancelled. The workers
+// still upload what the stopped jobs printed; their sessions remember which
+// step statuses those logs belong to. Called with c.mu held.
+func (c *Controller) markCancelled(b *build, stopped []scheduler.Cancellation) {
+	for _, st := range b.steps {
+		if st.State == pb.StepState_STEP_STATE_RUNNING {
+			st.State = pb.StepState_STEP_STATE_CANCELLED
+		}
+	}
+	for _, cn := range stopped {
+		if s := c.sessions[cn.Worker]; s != nil {
+			if st := b.steps[s.jobs[cn.JobID]]; st != nil {
+				s.cancelled[cn.JobID] = st
+			}
+		}
+	}
 }
 
 func (b *build) setStep(name string, state pb.StepState, worker string, attempts int32, reason string) *pb.StepStatus {
@@ -448,8 +538,9 @@ func (c *Controller) dispatch() {
 		t := a.Task.Payload.(*task)
 		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
+		job.Grant = c.grant(a.JobID, t.step.CacheKey, a.Worker)
 		s := c.sessions[a.Worker]
-		s.jobs[a.JobID] = true
+		s.jobs[a.JobID] = t.ref.StepName
 		s.send(&pb.WorkResponse{Start: []*pb.Job{job}})
 		c.log.Debug("step assigned", "step", t.ref.StepName, "worker", a.Worker, "job", a.JobID, "attempt", a.Attempt)
 	}

@@ -82,6 +82,7 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 		Aliases:         aliases,
 		WorkerLease:     lease,
 		DisconnectGrace: 200 * time.Millisecond,
+		ResumeGrace:     200 * time.Millisecond,
 		StateFile:       filepath.Join(t.TempDir(), "state.db"),
 		Logger:          testLogger(t).Named("controller"),
 	}
@@ -322,6 +323,13 @@ type testWorker struct {
 	jobs map[string]*pb.Job
 	// took, when set for a step, is the run time its manifest reports.
 	took map[string]time.Duration
+	// lie makes the worker report steps done without storing anything.
+	lie bool
+	// conn, when set, is the connection the worker dials the controller on
+	// (e.g. one carrying its token).
+	conn *grpc.ClientConn
+	// ended receives the status its stream ended with.
+	ended chan error
 	// arrived and reported time each job's arrival and done report.
 	arrived  map[string]time.Time
 	reported map[string]time.Time
@@ -352,16 +360,17 @@ func (f *farm) register(reg *pb.WorkerRegistration, options ...func(*testWorker)
 	name := reg.Name
 	ctx, cancel := context.WithCancel(context.Background())
 	f.t.Cleanup(cancel)
-	stream, err := pb.NewWorkerServiceClient(f.conn).Work(ctx)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	w := &testWorker{t: f.t, name: name, cache: f.cache, stream: stream, cancel: cancel,
+	w := &testWorker{t: f.t, name: name, cache: f.cache, cancel: cancel, conn: f.conn, ended: make(chan error, 1),
 		fail: map[string]string{}, hold: map[string]bool{}, held: map[string]*pb.Job{}, status: map[string]*pb.JobStatus{},
 		arrived: map[string]time.Time{}, reported: map[string]time.Time{}, jobs: map[string]*pb.Job{}, took: map[string]time.Duration{}}
 	for _, o := range options {
 		o(w)
 	}
+	stream, err := pb.NewWorkerServiceClient(w.conn).Work(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w.stream = stream
 	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}})
 	go w.serve()
 	return w
@@ -377,6 +386,7 @@ func (w *testWorker) serve() {
 	for {
 		resp, err := w.stream.Recv()
 		if err != nil {
+			w.ended <- err
 			return
 		}
 		if len(resp.AcknowledgedJobIds) > 0 {
@@ -403,7 +413,7 @@ func (w *testWorker) serve() {
 			hold := w.hold[j.Name]
 			if hold {
 				w.held[j.Name] = j
-				w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_RUNNING}
+				w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, CacheKey: j.CacheKey, Phase: pb.JobPhase_JOB_PHASE_RUNNING}
 			}
 			w.mu.Unlock()
 			if !hold {
@@ -426,7 +436,7 @@ func (w *testWorker) build(j *pb.Job) {
 	ctx := context.Background()
 	if w.noop != nil {
 		m := &pb.Manifest{CacheKey: j.CacheKey, StepName: j.Name, Kind: j.Kind, Worker: w.name, Files: []*pb.ManifestFile{
-			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: w.noop}}}
+			{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: w.noop}}, Grant: j.Grant}
 		if err := w.cache.PutManifest(ctx, m); err != nil {
 			w.failed("storing a manifest", err)
 			return
@@ -447,7 +457,7 @@ func (w *testWorker) build(j *pb.Job) {
 	w.mu.Lock()
 	reason, fail := w.fail[j.Name]
 	w.mu.Unlock()
-	st := &pb.JobStatus{JobId: j.JobId}
+	st := &pb.JobStatus{JobId: j.JobId, CacheKey: j.CacheKey}
 	if fail {
 		st.Phase = pb.JobPhase_JOB_PHASE_FAILED
 		st.Failure = &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_BUILD, Reason: reason, ExitCode: 2, Log: logD.Proto()}
@@ -466,8 +476,12 @@ func (w *testWorker) build(j *pb.Job) {
 			now := time.Now()
 			m.Started, m.Finished = timestamppb.New(now.Add(-d)), timestamppb.New(now)
 		}
+		m.Grant = j.Grant
+		lie := w.lie
 		w.mu.Unlock()
-		if err := w.cache.PutManifest(ctx, m); err != nil {
+		if lie {
+			// Claims success without storing the manifest.
+		} else if err := w.cache.PutManifest(ctx, m); err != nil {
 			w.failed("storing a manifest", err)
 			return
 		}
@@ -500,6 +514,21 @@ func (w *testWorker) release(step string) {
 		w.t.Fatalf("%s never reached worker %s", step, w.name)
 	}
 	w.build(j)
+}
+
+// reconnect is the worker coming back on a new stream (after a controller
+// restart), still holding its jobs: it registers under the same name and
+// reports them.
+func (f *farm) reconnect(old *testWorker) *testWorker {
+	f.t.Helper()
+	old.mu.Lock()
+	status, held, hold := old.status, old.held, old.hold
+	old.mu.Unlock()
+	w := f.register(&pb.WorkerRegistration{Name: old.name, Slots: 4, Arch: "x86_64"}, func(w *testWorker) {
+		w.status, w.held, w.hold = status, held, hold
+	})
+	w.report()
+	return w
 }
 
 func (w *testWorker) startedSteps() []string {

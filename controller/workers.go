@@ -1,15 +1,19 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/auth"
+	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -45,9 +49,23 @@ type session struct {
 	signal chan struct{} // responses are queued
 	heard  chan struct{} // the worker sent something: renew its lease
 	done   chan struct{} // the session was dropped
-	// jobs are the job ids this session has been given and not yet
-	// reported finished; guarded by Controller.mu.
-	jobs map[string]bool
+	// publicKey is the key the worker registered, which must verify the
+	// manifests it reports done.
+	publicKey []byte
+
+	// Guarded by Controller.mu:
+	// jobs are the job ids this session has been given (or has had adopted)
+	// and not yet reported finished, with their step names.
+	jobs map[string]string
+	// verifying holds the jobs reported done whose manifests are being
+	// checked in the cache.
+	verifying map[string]bool
+	// cancelled holds stopped jobs of cancelled builds, with the step
+	// status that gets their log when the worker reports it.
+	cancelled map[string]*pb.StepStatus
+	// last is the worker's latest snapshot, looked at again when a build
+	// resumed after a restart has been resolved.
+	last *pb.WorkerState
 
 	mu    sync.Mutex
 	queue []*pb.WorkResponse
@@ -113,6 +131,15 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		select {
 		case err := <-recvErr:
 			return err
+		case <-stream.Context().Done():
+			// The worker went away, or its token was revoked: then the
+			// stream ends now and its jobs go elsewhere at once.
+			err := auth.EndedBy(stream.Context())
+			if status.Code(err) == codes.Unauthenticated {
+				reason = "its token was revoked"
+				c.log.Warn("ending the session of a revoked worker", "worker", s.name)
+			}
+			return err
 		case <-s.done:
 			return status.Error(codes.Aborted, "replaced by a newer connection from the same worker")
 		case <-lease.C:
@@ -142,7 +169,8 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
 	if old := c.sessions[reg.Name]; old != nil {
 		c.dropSession(old, "it reconnected")
 	}
-	s := &session{name: reg.Name, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), jobs: map[string]bool{}}
+	s := &session{name: reg.Name, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
+		jobs: map[string]string{}, verifying: map[string]bool{}, cancelled: map[string]*pb.StepStatus{}}
 	c.sessions[reg.Name] = s
 	c.sched.AddWorker(reg.Name, int(reg.Slots), reg.Arch, reg.Tags)
 	c.sched.WorkerHolds(reg.Name, reg.LocalCacheKeys)
@@ -195,39 +223,160 @@ func (c *Controller) handle(s *session, msg *pb.WorkRequest) error {
 func (c *Controller) report(s *session, state *pb.WorkerState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.reconcile(s, state)
+	c.dispatch()
+}
+
+// reconcile applies a snapshot: finished jobs are recorded (done ones once
+// the cache confirms them) and acknowledged, jobs from before a restart are
+// adopted, and jobs nobody wants are cancelled. Called with c.mu held.
+func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
+	s.last = state
 	var ack, cancel []string
+	var confirm []*pb.JobStatus
+	reported := map[string]bool{}
 	for _, js := range state.Jobs {
+		reported[js.CacheKey] = true
+		if _, known := s.jobs[js.JobId]; !known && c.sched.Job(js.JobId) == nil && js.CacheKey != "" {
+			c.adopt(s, js)
+		}
 		t := c.sched.Job(js.JobId)
-		current := t != nil && t.Worker() == s.name && s.jobs[js.JobId]
+		_, given := s.jobs[js.JobId]
+		current := t != nil && t.Worker() == s.name && given
 		// A finished job is no longer the session's even when it is no
 		// longer current: the running step of a build that ended (was
 		// cancelled, or failed elsewhere) left the scheduler at once, and
 		// stayed in s.jobs for the session's life when forgotten only here.
 		switch js.Phase {
 		case pb.JobPhase_JOB_PHASE_DONE:
-			ack = append(ack, js.JobId)
-			delete(s.jobs, js.JobId)
-			if current {
-				c.jobDone(s, t, js)
+			switch {
+			case current && !s.verifying[js.JobId]:
+				s.verifying[js.JobId] = true
+				confirm = append(confirm, js)
+			case !current && !given && c.restoring > 0:
+				// Perhaps a resumed build's, not resolved yet: keep it
+				// reported until that build is.
+			case !current:
+				ack = append(ack, js.JobId)
+				delete(s.jobs, js.JobId)
 			}
 		case pb.JobPhase_JOB_PHASE_FAILED:
+			if !current && !given && c.restoring > 0 {
+				continue
+			}
 			ack = append(ack, js.JobId)
 			delete(s.jobs, js.JobId)
+			if st := s.cancelled[js.JobId]; st != nil {
+				st.Log = js.GetFailure().GetLog()
+				delete(s.cancelled, js.JobId)
+			}
 			if current {
 				c.jobFailed(s, js)
 			}
 		default:
-			if !current {
+			if !current && c.restoring == 0 {
 				// A job from before a reconnect or restart that nobody
 				// wants any more.
 				cancel = append(cancel, js.JobId)
 			}
 		}
 	}
+	// Steps held for this worker since a restart that it no longer holds
+	// will not be heard of again.
+	for _, k := range c.sched.Held(s.name) {
+		if !reported[k] {
+			c.sched.Unhold(k)
+		}
+	}
 	if len(ack) > 0 || len(cancel) > 0 {
 		s.send(&pb.WorkResponse{AcknowledgedJobIds: ack, CancelJobIds: cancel})
 	}
+	if len(confirm) > 0 {
+		go c.confirmDone(s, confirm)
+	}
+}
+
+// adopt makes a job the worker holds but this controller did not give it
+// (it predates a restart) the current attempt at its step, when that step
+// is wanted and not running elsewhere. Called with c.mu held.
+func (c *Controller) adopt(s *session, js *pb.JobStatus) {
+	events, ok := c.sched.Adopt(js.CacheKey, s.name, js.JobId)
+	if !ok {
+		return
+	}
+	t := c.sched.Job(js.JobId)
+	s.jobs[js.JobId] = t.Payload.(*task).ref.StepName
+	c.log.Info("adopted a job from before the restart", "worker", s.name, "job", js.JobId, "step", t.Name, "phase", js.Phase.String())
+	c.apply(events)
+}
+
+// confirmTimeout bounds one check of a reported manifest in the cache.
+const confirmTimeout = 30 * time.Second
+
+// confirmDone checks, outside the lock, that each job reported done really
+// left its manifest in the cache, signed by this worker and made by this
+// attempt; only then is the step built. A worker that claims success
+// without a stored result has failed the attempt, as a farm failure: it is
+// retried elsewhere. When the cache cannot be asked, the job stays
+// unacknowledged and is confirmed at the worker's next report.
+func (c *Controller) confirmDone(s *session, jobs []*pb.JobStatus) {
+	problems := make([]error, len(jobs))
+	for i, js := range jobs {
+		problems[i] = c.checkManifest(s, js)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ack []string
+	for i, js := range jobs {
+		delete(s.verifying, js.JobId)
+		if status.Code(problems[i]) == codes.Unavailable || status.Code(problems[i]) == codes.DeadlineExceeded {
+			c.log.Warn("cannot confirm a finished step in the cache; asking again at the next report", "worker", s.name, "job", js.JobId, "error", problems[i])
+			continue
+		}
+		ack = append(ack, js.JobId)
+		delete(s.jobs, js.JobId)
+		t := c.sched.Job(js.JobId)
+		if t == nil || t.Worker() != s.name {
+			continue // no longer current: the build ended meanwhile
+		}
+		if problems[i] != nil {
+			c.log.Warn("a worker reported a step done that the cache does not confirm", "worker", s.name, "job", js.JobId, "step", t.Name, "error", problems[i])
+			c.jobFailed(s, &pb.JobStatus{JobId: js.JobId, Failure: &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP,
+				Reason: "worker " + s.name + " reported success, but " + problems[i].Error()}})
+			continue
+		}
+		c.jobDone(s, t, js)
+	}
+	if len(ack) > 0 {
+		s.send(&pb.WorkResponse{AcknowledgedJobIds: ack})
+	}
 	c.dispatch()
+}
+
+// checkManifest compares a job's reported manifest with the one the cache
+// holds under its key.
+func (c *Controller) checkManifest(s *session, js *pb.JobStatus) error {
+	reported := js.GetManifest()
+	if reported == nil {
+		return errors.New("it sent no manifest")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	stored, err := c.cfg.Cache.Manifest(ctx, reported.CacheKey)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return fmt.Errorf("the cache holds no manifest for %s", reported.CacheKey)
+	case err != nil:
+		return err
+	case !proto.Equal(stored, reported):
+		return fmt.Errorf("the cache holds another attempt's manifest for %s (job %s on worker %s)",
+			reported.CacheKey, stored.GetGrant().GetJobId(), stored.GetWorker())
+	case len(s.publicKey) > 0:
+		if err := manifestsig.Verify(stored, s.publicKey); err != nil {
+			return fmt.Errorf("its manifest for %s is not signed with its registered key: %w", reported.CacheKey, err)
+		}
+	}
+	return nil
 }
 
 func (c *Controller) jobDone(s *session, t *scheduler.Task, js *pb.JobStatus) {

@@ -755,3 +755,43 @@ func (f *farm) addFiles(files map[string]string) {
 	f.git(f.defs, "commit", "-q", "-m", "add systems")
 	f.git(f.defs, "push", "-q", f.bare, "HEAD:master")
 }
+
+// TestAControllerKilledWhileAStepRunsAdoptsIt kills the controller with
+// SIGKILL while a step runs and restarts it at once, before the step ends:
+// the worker reconnects and reports the job, the restarted controller
+// adopts it instead of running it again, and no step of the build starts
+// twice.
+func TestAControllerKilledWhileAStepRunsAdoptsIt(t *testing.T) {
+	f := startCrashFarm(t, []string{"worker-1", "worker-2"})
+	const slow = "6"
+	f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep "+slow+"\n")
+	graph := f.graph(demoSystem)
+	id := f.detach(demoSystem)
+	waitFor(t, "demo-sum to run", func() bool {
+		for _, w := range f.workers {
+			if sandboxOf(slow, w.cmd.Process.Pid) != nil {
+				return true
+			}
+		}
+		return false
+	})
+	f.controllerProc.kill9(t)
+	f.restartController()
+	if done := f.jobsDone(); done["demo-sum"] != 0 {
+		t.Fatalf("demo-sum finished before the controller was back; the test shows nothing (done: %v)", done)
+	}
+
+	r := f.startInitiator("attach", id).wait(t, 90*time.Second)
+	if r.code != 0 || !strings.Contains(r.stdout, "\nbuild succeeded in ") {
+		t.Fatalf("attach after the restart: exit %d, want success\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	started := f.jobsStarted()
+	for _, step := range keysOf(graph) {
+		if started[step] != 1 {
+			t.Errorf("%s started %d times; want once: a job running across a restart is adopted, not run again", step, started[step])
+		}
+	}
+	if !strings.Contains(f.log("controller"), "adopted a job from before the restart") {
+		t.Errorf("the controller's log does not say it adopted demo-sum's job")
+	}
+}

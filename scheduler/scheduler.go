@@ -113,6 +113,7 @@ type Scheduler struct {
 	workers map[string]*Worker
 	sorted  []*Worker // workers by name, kept sorted as they come and go
 	jobs    map[string]*Task
+	held    map[string]*Task // by key: tasks waiting for a worker to report
 	seq     uint64
 	nReady  int // tasks in the Ready state
 	jobSeq  uint64
@@ -130,6 +131,7 @@ func New(policy Policy, opts Options) *Scheduler {
 		builds:  map[string]*Build{},
 		workers: map[string]*Worker{},
 		jobs:    map[string]*Task{},
+		held:    map[string]*Task{},
 	}
 }
 
@@ -192,6 +194,9 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 			}
 			if sp.Cached {
 				t.state = Done
+			} else if sp.AwaitWorker != "" {
+				t.heldFor = sp.AwaitWorker
+				s.held[t.Key] = t
 			}
 			s.tasks[sp.Key] = t
 		}
@@ -207,7 +212,7 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 	s.updateBottomLevels(b.tasks)
 	for _, t := range b.tasks {
 		switch {
-		case t.state == Waiting && t.pending == 0:
+		case t.state == Waiting && t.pending == 0 && t.heldFor == "":
 			s.makeReady(t)
 		case t.state == Ready:
 			b.ready.push(t, s.policy.Priority(t))
@@ -401,7 +406,7 @@ func (s *Scheduler) bestWorker(t *Task, free []*Worker) *Worker {
 	var best *Worker
 	bestScore := -1
 	for _, w := range free {
-		if !t.Platform.satisfiedBy(w) || (t.avoid[w.Name] && s.otherWorkerCanRun(t, w)) {
+		if !t.Platform.satisfiedBy(w) || (t.avoid[w.Name] && otherWorkerCanRun(t, w, free)) {
 			continue
 		}
 		score := 0
@@ -417,8 +422,12 @@ func (s *Scheduler) bestWorker(t *Task, free []*Worker) *Worker {
 	return best
 }
 
-func (s *Scheduler) otherWorkerCanRun(t *Task, not *Worker) bool {
-	for _, w := range s.workers {
+// otherWorkerCanRun reports whether a free worker other than not could take
+// t now. A retry avoids the worker that failed it only while another can
+// run it at once: waiting for a busy one would leave a free slot idle for
+// as long as its step takes.
+func otherWorkerCanRun(t *Task, not *Worker, free []*Worker) bool {
+	for _, w := range free {
 		if w != not && !t.avoid[w.Name] && t.Platform.satisfiedBy(w) {
 			return true
 		}
@@ -437,7 +446,7 @@ func (s *Scheduler) Finished(jobID string) []Event {
 	var events []Event
 	for _, d := range t.dependents {
 		d.pending--
-		if d.pending == 0 && d.state == Waiting && len(d.wantedBy) > 0 {
+		if d.pending == 0 && d.state == Waiting && d.heldFor == "" && len(d.wantedBy) > 0 {
 			s.makeReady(d)
 		}
 	}
@@ -550,6 +559,61 @@ func (s *Scheduler) release(jobID string) *Task {
 	return t
 }
 
+// Held returns the keys of the tasks held for a worker to report, or for
+// every worker when worker is empty.
+func (s *Scheduler) Held(worker string) []string {
+	var keys []string
+	for k, t := range s.held {
+		if worker == "" || t.heldFor == worker {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Adopt makes a job that a worker reports, but that this scheduler did not
+// hand out (it predates a controller restart), the current attempt at the
+// task with its cache key. It succeeds only for a task that is not running
+// or done and whose dependencies are all done; the job's results are then
+// treated like those of a dispatched job.
+func (s *Scheduler) Adopt(key, worker, jobID string) ([]Event, bool) {
+	t, ok := s.tasks[key]
+	w, known := s.workers[worker]
+	if !ok || !known || t.pending > 0 || (t.state != Waiting && t.state != Ready) || s.jobs[jobID] != nil {
+		return nil, false
+	}
+	s.unready(t)
+	delete(s.held, key)
+	t.heldFor = ""
+	t.state = Running
+	t.attempts++
+	t.jobID, t.worker = jobID, worker
+	w.running[jobID] = t
+	s.jobs[jobID] = t
+	w.cached[t.Key] = true
+	var events []Event
+	for _, b := range s.WantedBy(t) {
+		b.running++
+		events = append(events, Event{Build: b, Kind: StepStarted, Task: t})
+	}
+	return events, true
+}
+
+// Unhold lets a held task be dispatched again: its worker came back without
+// it, or did not come back in time.
+func (s *Scheduler) Unhold(key string) {
+	t, ok := s.held[key]
+	if !ok {
+		return
+	}
+	delete(s.held, key)
+	t.heldFor = ""
+	if t.state == Waiting && t.pending == 0 && len(t.wantedBy) > 0 {
+		s.makeReady(t)
+	}
+}
+
 // CancelBuild ends a build. Tasks no other build wants are dropped, and the
 // BuildCancelled event lists their running jobs for the workers to stop.
 func (s *Scheduler) CancelBuild(id, reason string) []Event {
@@ -579,6 +643,7 @@ func (s *Scheduler) end(b *Build, kind EventKind, reason string) []Event {
 			s.nReady--
 		}
 		delete(s.tasks, t.Key)
+		delete(s.held, t.Key)
 		for _, d := range t.deps {
 			d.dependents = slices.DeleteFunc(d.dependents, func(x *Task) bool { return x == t })
 		}

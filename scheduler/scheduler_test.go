@@ -304,3 +304,71 @@ func TestAddBuildRefusesMalformedGraphs(t *testing.T) {
 		t.Error("a second build with the same id was accepted")
 	}
 }
+
+func TestARetryFallsBackToTheFailingWorkerWhenNoOtherIsFree(t *testing.T) {
+	s := newScheduler(2, 1)
+	addBuild(t, s, "b1", false, spec("long"), spec("flaky"))
+	as := dispatch(s)
+	flaky := as["flaky"]
+	s.Failed(flaky.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: flaky.Worker, Reason: "fetch failed"})
+	// The other worker is busy with "long": waiting for it would leave the
+	// failing worker's free slot idle for as long as "long" takes.
+	again := dispatch(s)
+	if a, ok := again["flaky"]; !ok || a.Worker != flaky.Worker {
+		t.Fatalf("retry of flaky: got %+v, want it back on the only free worker %s", again, flaky.Worker)
+	}
+}
+
+func TestARetryPrefersAnotherFreeWorker(t *testing.T) {
+	s := newScheduler(2, 1)
+	addBuild(t, s, "b1", false, spec("flaky"))
+	first := dispatch(s)["flaky"]
+	s.Failed(first.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: first.Worker, Reason: "fetch failed"})
+	if again := dispatch(s)["flaky"]; again.Worker == first.Worker {
+		t.Fatalf("retry went back to %s although another worker was free", first.Worker)
+	}
+}
+
+func TestAHeldStepWaitsForItsWorkerAndIsAdopted(t *testing.T) {
+	s := newScheduler(2, 2)
+	held := spec("lib")
+	held.AwaitWorker = "a"
+	addBuild(t, s, "b1", false, held, spec("tool"), spec("app", "lib", "tool"))
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"tool"}) {
+		t.Fatalf("started %v; lib is held for worker a and must not run elsewhere", got)
+	}
+	if got := s.Held("a"); !slices.Equal(got, []string{"lib"}) {
+		t.Fatalf("Held(a) = %v", got)
+	}
+	events, ok := s.Adopt("lib", "a", "old-job-7")
+	if !ok || len(events) != 1 || events[0].Kind != scheduler.StepStarted {
+		t.Fatalf("Adopt: ok=%v events=%v", ok, events)
+	}
+	if task := s.Job("old-job-7"); task == nil || task.Worker() != "a" || task.State() != scheduler.Running {
+		t.Fatalf("the adopted job is not current: %+v", task)
+	}
+	if _, again := s.Adopt("lib", "b", "other-job"); again {
+		t.Fatal("a running task was adopted a second time")
+	}
+	s.Finished("old-job-7")
+	if len(s.Held("")) != 0 {
+		t.Fatalf("still held: %v", s.Held(""))
+	}
+}
+
+func TestAnUnheldStepIsDispatchedAgain(t *testing.T) {
+	s := newScheduler(1, 1)
+	held := spec("lib")
+	held.AwaitWorker = "gone"
+	addBuild(t, s, "b1", false, held)
+	if got := dispatch(s); len(got) != 0 {
+		t.Fatalf("started %v while held", started(got))
+	}
+	s.Unhold("lib")
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"lib"}) {
+		t.Fatalf("after Unhold: started %v, want lib", got)
+	}
+	if _, ok := s.Adopt("lib", "a", "late"); ok {
+		t.Fatal("a job was adopted for a task already running")
+	}
+}

@@ -57,6 +57,12 @@ type TaskSpec struct {
 	// Inputs are the cache keys of the artifacts the task downloads (its
 	// staging area); workers already holding them are preferred.
 	Inputs []string
+	// AwaitWorker names the worker that was running the task when the
+	// controller restarted. The task is held, not dispatched, until that
+	// worker says what became of its job (Adopt) or is given up on
+	// (Unhold), so a step still running or finished meanwhile is not run
+	// a second time.
+	AwaitWorker string
 }
 
 // Task is one unit of work, shared by every build that wants it.
@@ -82,6 +88,8 @@ type Task struct {
 	// avoid holds workers whose attempt failed for setup reasons, so the
 	// retry goes elsewhere when another worker can take it.
 	avoid map[string]bool
+	// heldFor is the worker a held task waits to hear from (AwaitWorker).
+	heldFor string
 
 	readySeq    uint64
 	bottomLevel time.Duration // longest Duration-weighted path to a sink, itself included

@@ -23,7 +23,7 @@ func (w *Worker) snapshot() *pb.WorkRequest {
 	defer w.mu.Unlock()
 	st := &pb.WorkerState{}
 	for id, j := range w.jobs {
-		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, Phase: j.phase, Manifest: j.manifest, Failure: j.failure})
+		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Failure: j.failure})
 	}
 	return &pb.WorkRequest{Message: &pb.WorkRequest_State{State: st}}
 }

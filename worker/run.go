@@ -58,6 +58,7 @@ func (w *Worker) run(ctx context.Context, j *job) {
 			Worker:   w.cfg.Name,
 			Started:  timestamppb.New(started),
 			Finished: timestamppb.Now(),
+			Grant:    spec.Grant,
 		}
 		if err = w.putManifest(ctx, m); err == nil {
 			w.log.Info("job done", "job", spec.JobId, "step", spec.Name, "took", time.Since(started).Round(time.Millisecond))

@@ -14,10 +14,16 @@ import (
 
 // PutManifest stores a manifest once every blob it names is present. The
 // check and the write happen under one lock, so no eviction can slip in
-// between. When a manifest is already stored under the key, the first one
-// stays and this call succeeds without replacing it: like blobs, cache
-// entries are immutable, and builds that already fetched the first answer
-// keep seeing it.
+// between.
+//
+// When a manifest is already stored under the key, the attempt grants
+// decide: a manifest from a later attempt (a higher grant sequence)
+// replaces it, because the controller abandoned the earlier attempt (its
+// worker stalled past its lease) and credits the later one; one from an
+// earlier attempt is refused with FailedPrecondition, so an abandoned
+// attempt's late result never overwrites the current one. Otherwise (the
+// same attempt again, or manifests without grants) the first stays and this
+// call succeeds without replacing it.
 func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 	key, files, err := checkManifest(m)
 	if err != nil {
@@ -30,10 +36,22 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if _, ok := s.cat.manifests[key]; ok {
-		s.cat.touchManifest(key, now)
-		s.log.Debug("manifest already stored; keeping the first", "cache_key", key)
-		return nil
+	_, replacing := s.cat.manifests[key]
+	if replacing {
+		old, err := s.manifestLocked(key)
+		if err != nil {
+			return err
+		}
+		switch seq, oldSeq := m.GetGrant().GetSequence(), old.GetGrant().GetSequence(); {
+		case seq < oldSeq:
+			return status.Errorf(codes.FailedPrecondition,
+				"manifest %s: a later attempt's result (job %s on worker %s) is already stored; this attempt (job %s) was abandoned",
+				key, old.GetGrant().GetJobId(), old.GetWorker(), m.GetGrant().GetJobId())
+		case seq == oldSeq:
+			s.cat.touchManifest(key, now)
+			s.log.Debug("manifest already stored; keeping the first", "cache_key", key)
+			return nil
+		}
 	}
 	var missing []string
 	for _, d := range files {
@@ -47,6 +65,10 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 	}
 	if err := s.ix.putManifest(key, raw, now); err != nil {
 		return status.Errorf(codes.Internal, "store manifest %s: %v", key, err)
+	}
+	if replacing {
+		s.cat.removeManifest(key)
+		s.log.Info("a later attempt's manifest replaces an abandoned one's", "cache_key", key, "job", m.GetGrant().GetJobId(), "worker", m.GetWorker())
 	}
 	s.cat.addManifest(key, uniqueHashes(files), now)
 	s.log.Info("stored manifest", "cache_key", key, "step", m.GetStepName(), "files", len(files), "worker", m.GetWorker())
@@ -62,6 +84,11 @@ func (s *Store) GetManifest(key digest.CacheKey) (*distbuildv1.Manifest, error) 
 		return nil, status.Errorf(codes.NotFound, "no manifest for cache key %s", key)
 	}
 	s.cat.touchManifest(key, s.now())
+	return s.manifestLocked(key)
+}
+
+// manifestLocked reads a manifest the catalog lists. Called with s.mu held.
+func (s *Store) manifestLocked(key digest.CacheKey) (*distbuildv1.Manifest, error) {
 	raw, err := s.ix.manifest(key)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read manifest %s: %v", key, err)

@@ -87,3 +87,43 @@ func TestMalformedManifestsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// granted gives m the controller's grant for an attempt with sequence seq.
+func granted(m *distbuildv1.Manifest, job string, seq uint64) *distbuildv1.Manifest {
+	m.Grant = &distbuildv1.AttemptGrant{JobId: job, CacheKey: m.CacheKey, Sequence: seq}
+	return m
+}
+
+func TestOnlyTheLatestAttemptsManifestIsKept(t *testing.T) {
+	s := testStore(t, t.TempDir(), 0, clock.NewFake(epoch))
+	stale := granted(manifest(key(1), put(t, s, []byte("abandoned attempt"))), "job-1", 10)
+	current := granted(manifest(key(1), put(t, s, []byte("current attempt"))), "job-2", 20)
+	// The abandoned attempt's late result arrives first; the current one
+	// replaces it.
+	if err := s.PutManifest(stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutManifest(current); err != nil {
+		t.Fatalf("the later attempt's manifest: %v", err)
+	}
+	got, err := s.GetManifest(mustKey(t, key(1)))
+	if err != nil || !proto.Equal(got, current) {
+		t.Fatalf("got %v (%v), want the later attempt's manifest", got, err)
+	}
+	// Arriving again after it, the abandoned attempt is refused.
+	wantCode(t, s.PutManifest(stale), codes.FailedPrecondition)
+	if got, _ := s.GetManifest(mustKey(t, key(1))); !proto.Equal(got, current) {
+		t.Fatalf("the abandoned attempt overwrote the current one: %v", got)
+	}
+	// The same attempt again is accepted and changes nothing.
+	if err := s.PutManifest(current); err != nil {
+		t.Fatalf("repeating the current attempt: %v", err)
+	}
+	// The replaced manifest's blob is no longer held by any manifest.
+	if users := s.cat.blobs[digest.OfBytes([]byte("abandoned attempt")).Hash()].users; users != 0 {
+		t.Fatalf("the abandoned attempt's blob still has %d users", users)
+	}
+	if users := s.cat.blobs[digest.OfBytes([]byte("current attempt")).Hash()].users; users != 1 {
+		t.Fatalf("the current attempt's blob has %d users, want 1", users)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -20,13 +21,15 @@ const adminAbout = `Usage:
   controller user list                             list registered users
 
 Tokens are printed once and stored only as SHA-256 hashes in the registry
-file (--registry, default STATE_DIR/registry.json). A running controller
+file (--registry, default STATE_DIR/registry.json), with the controller's
+public key (from STATE_DIR/controller.key, made on first use). A running controller
 started with --require-auth rereads the file when it changes, so a removal
 takes effect at once. Give the same file to the trove (trove serve
 --require-auth --registry FILE): it then accepts uploads only from
 registered workers, and manifests only when signed by the uploading
 worker's registered key (--public-key: the base64 ed25519 key that
-'worker key --work-dir DIR' prints).
+'worker key --work-dir DIR' prints) and carrying the controller's grant of
+that step to that worker.
 
 Flags:
 `
@@ -58,6 +61,16 @@ func admin(kind auth.Kind, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
 		return 1
+	}
+	if *stateDir != "" && op != "list" {
+		// The trove reads the controller's key from the same file, to
+		// check the attempt grants in manifests.
+		key, err := manifestsig.LoadOrCreateKey(filepath.Join(*stateDir, controllerKeyFile))
+		if err != nil {
+			fmt.Fprintf(stderr, "controller: the controller's key: %v\n", err)
+			return 1
+		}
+		r.ControllerPublicKey = key.Public().(ed25519.PublicKey)
 	}
 	switch op {
 	case "list":

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
+	"distbuild/manifestsig"
 	"distbuild/scheduler"
 	"distbuild/tlsflags"
 )
@@ -51,6 +53,10 @@ SIGTERM or SIGINT stops it.
 
 Flags:
 `
+
+// controllerKeyFile holds the controller's ed25519 key, under --state-dir,
+// with which it signs attempt grants.
+const controllerKeyFile = "controller.key"
 
 func main() {
 	args := os.Args[1:]
@@ -147,6 +153,11 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer cache.Close()
+	grantKey, err := manifestsig.LoadOrCreateKey(filepath.Join(*stateDir, controllerKeyFile))
+	if err != nil {
+		log.Error("cannot load the controller's key", "error", err)
+		return 1
+	}
 	stateErr := make(chan error, 1)
 	c, err := controller.New(controller.Config{
 		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
@@ -157,6 +168,7 @@ func run(args []string, stderr io.Writer) int {
 		StepTimeout:     *stepTimeout,
 		WorkerLease:     *lease,
 		DisconnectGrace: *grace,
+		GrantKey:        grantKey,
 		StateFile:       filepath.Join(*stateDir, "state.db"),
 		OnStateError: func(err error) {
 			select {
@@ -183,6 +195,12 @@ func run(args []string, stderr io.Writer) int {
 		if err != nil {
 			log.Error("--require-auth needs a registry: add workers and users with 'controller worker add'", "error", err)
 			return 1
+		}
+		if changed, err := auth.RecordControllerKey(path, grantKey.Public().(ed25519.PublicKey)); err != nil {
+			log.Error("cannot record the controller's key in the registry", "registry", path, "error", err)
+			return 1
+		} else if changed {
+			log.Warn("recorded the controller's key in the registry: copy it to the trove again", "registry", path)
 		}
 		opts = append(opts,
 			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, log.Named("auth"))),

@@ -158,6 +158,9 @@ const (
 	StepState_STEP_STATE_FAILED StepState = 5
 	// It will not run because something it needs failed or the build ended.
 	StepState_STEP_STATE_SKIPPED StepState = 6
+	// It was running when its build was cancelled and was stopped; its log,
+	// once the worker stores it, holds what it printed until then.
+	StepState_STEP_STATE_CANCELLED StepState = 7
 )
 
 // Enum value maps for StepState.
@@ -170,6 +173,7 @@ var (
 		4: "STEP_STATE_FINISHED",
 		5: "STEP_STATE_FAILED",
 		6: "STEP_STATE_SKIPPED",
+		7: "STEP_STATE_CANCELLED",
 	}
 	StepState_value = map[string]int32{
 		"STEP_STATE_UNSPECIFIED": 0,
@@ -179,6 +183,7 @@ var (
 		"STEP_STATE_FINISHED":    4,
 		"STEP_STATE_FAILED":      5,
 		"STEP_STATE_SKIPPED":     6,
+		"STEP_STATE_CANCELLED":   7,
 	}
 )
 
@@ -2117,7 +2122,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x13BUILD_STATE_RUNNING\x10\x02\x12\x19\n" +
 	"\x15BUILD_STATE_SUCCEEDED\x10\x03\x12\x16\n" +
 	"\x12BUILD_STATE_FAILED\x10\x04\x12\x19\n" +
-	"\x15BUILD_STATE_CANCELLED\x10\x05*\xb5\x01\n" +
+	"\x15BUILD_STATE_CANCELLED\x10\x05*\xcf\x01\n" +
 	"\tStepState\x12\x1a\n" +
 	"\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12STEP_STATE_WAITING\x10\x01\x12\x14\n" +
@@ -2125,7 +2130,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x12STEP_STATE_RUNNING\x10\x03\x12\x17\n" +
 	"\x13STEP_STATE_FINISHED\x10\x04\x12\x15\n" +
 	"\x11STEP_STATE_FAILED\x10\x05\x12\x16\n" +
-	"\x12STEP_STATE_SKIPPED\x10\x062\xe4\x02\n" +
+	"\x12STEP_STATE_SKIPPED\x10\x06\x12\x18\n" +
+	"\x14STEP_STATE_CANCELLED\x10\a2\xe4\x02\n" +
 	"\fBuildService\x12D\n" +
 	"\x05Build\x12\x1a.distbuild.v1.BuildRequest\x1a\x1b.distbuild.v1.BuildResponse(\x010\x01\x12E\n" +
 	"\x06Attach\x12\x1b.distbuild.v1.AttachRequest\x1a\x1c.distbuild.v1.AttachResponse0\x01\x12=\n" +

@@ -539,7 +539,13 @@ type Manifest struct {
 	// When the worker finished it.
 	Finished *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finished,proto3" json:"finished,omitempty"`
 	// The producing worker's signature, when the farm signs manifests.
-	Signature     *ManifestSignature `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature *ManifestSignature `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The controller's grant for the attempt that made this manifest. The
+	// cache orders competing manifests for one key by the grant's sequence,
+	// so only the latest attempt's result is kept; when the trove knows the
+	// controller's key, it stores only manifests under a valid grant for the
+	// uploading worker and this cache key.
+	Grant         *AttemptGrant `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -630,6 +636,100 @@ func (x *Manifest) GetSignature() *ManifestSignature {
 	return nil
 }
 
+func (x *Manifest) GetGrant() *AttemptGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// AttemptGrant is the controller's word that one attempt at a step was given
+// to one worker. A worker copies it from its job into the manifest it
+// stores, under the worker's own signature.
+type AttemptGrant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job id of the attempt.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The step's cache key.
+	CacheKey string `protobuf:"bytes,2,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
+	// The worker the attempt was given to.
+	Worker string `protobuf:"bytes,3,opt,name=worker,proto3" json:"worker,omitempty"`
+	// Grows with every attempt the controller hands out, across restarts, so
+	// a later attempt's manifest replaces an earlier, abandoned one's.
+	Sequence uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The controller's ed25519 signature over the deterministic encoding of
+	// this message with the signature cleared; empty when the controller has
+	// no key.
+	Ed25519       []byte `protobuf:"bytes,5,opt,name=ed25519,proto3" json:"ed25519,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttemptGrant) Reset() {
+	*x = AttemptGrant{}
+	mi := &file_distbuild_v1_cache_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttemptGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttemptGrant) ProtoMessage() {}
+
+func (x *AttemptGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_cache_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttemptGrant.ProtoReflect.Descriptor instead.
+func (*AttemptGrant) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AttemptGrant) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *AttemptGrant) GetCacheKey() string {
+	if x != nil {
+		return x.CacheKey
+	}
+	return ""
+}
+
+func (x *AttemptGrant) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *AttemptGrant) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AttemptGrant) GetEd25519() []byte {
+	if x != nil {
+		return x.Ed25519
+	}
+	return nil
+}
+
 // GetManifestRequest names a manifest.
 type GetManifestRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -641,7 +741,7 @@ type GetManifestRequest struct {
 
 func (x *GetManifestRequest) Reset() {
 	*x = GetManifestRequest{}
-	mi := &file_distbuild_v1_cache_proto_msgTypes[9]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +753,7 @@ func (x *GetManifestRequest) String() string {
 func (*GetManifestRequest) ProtoMessage() {}
 
 func (x *GetManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_cache_proto_msgTypes[9]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +766,7 @@ func (x *GetManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManifestRequest.ProtoReflect.Descriptor instead.
 func (*GetManifestRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{9}
+	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetManifestRequest) GetCacheKey() string {
@@ -687,7 +787,7 @@ type GetManifestResponse struct {
 
 func (x *GetManifestResponse) Reset() {
 	*x = GetManifestResponse{}
-	mi := &file_distbuild_v1_cache_proto_msgTypes[10]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +799,7 @@ func (x *GetManifestResponse) String() string {
 func (*GetManifestResponse) ProtoMessage() {}
 
 func (x *GetManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_cache_proto_msgTypes[10]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +812,7 @@ func (x *GetManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManifestResponse.ProtoReflect.Descriptor instead.
 func (*GetManifestResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{10}
+	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetManifestResponse) GetManifest() *Manifest {
@@ -733,7 +833,7 @@ type PutManifestRequest struct {
 
 func (x *PutManifestRequest) Reset() {
 	*x = PutManifestRequest{}
-	mi := &file_distbuild_v1_cache_proto_msgTypes[11]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +845,7 @@ func (x *PutManifestRequest) String() string {
 func (*PutManifestRequest) ProtoMessage() {}
 
 func (x *PutManifestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_cache_proto_msgTypes[11]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +858,7 @@ func (x *PutManifestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutManifestRequest.ProtoReflect.Descriptor instead.
 func (*PutManifestRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{11}
+	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PutManifestRequest) GetManifest() *Manifest {
@@ -777,7 +877,7 @@ type PutManifestResponse struct {
 
 func (x *PutManifestResponse) Reset() {
 	*x = PutManifestResponse{}
-	mi := &file_distbuild_v1_cache_proto_msgTypes[12]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +889,7 @@ func (x *PutManifestResponse) String() string {
 func (*PutManifestResponse) ProtoMessage() {}
 
 func (x *PutManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_cache_proto_msgTypes[12]
+	mi := &file_distbuild_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +902,7 @@ func (x *PutManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutManifestResponse.ProtoReflect.Descriptor instead.
 func (*PutManifestResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{12}
+	return file_distbuild_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 var File_distbuild_v1_cache_proto protoreflect.FileDescriptor
@@ -834,7 +934,7 @@ const file_distbuild_v1_cache_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\v2\x14.distbuild.v1.DigestR\x06digest\"E\n" +
 	"\x11ManifestSignature\x12\x16\n" +
 	"\x06signer\x18\x01 \x01(\tR\x06signer\x12\x18\n" +
-	"\aed25519\x18\x02 \x01(\fR\aed25519\"\xe7\x02\n" +
+	"\aed25519\x18\x02 \x01(\fR\aed25519\"\x99\x03\n" +
 	"\bManifest\x12\x1b\n" +
 	"\tcache_key\x18\x01 \x01(\tR\bcacheKey\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12*\n" +
@@ -843,7 +943,14 @@ const file_distbuild_v1_cache_proto_rawDesc = "" +
 	"\x06worker\x18\x05 \x01(\tR\x06worker\x124\n" +
 	"\astarted\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x126\n" +
 	"\bfinished\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x12=\n" +
-	"\tsignature\x18\b \x01(\v2\x1f.distbuild.v1.ManifestSignatureR\tsignature\"1\n" +
+	"\tsignature\x18\b \x01(\v2\x1f.distbuild.v1.ManifestSignatureR\tsignature\x120\n" +
+	"\x05grant\x18\t \x01(\v2\x1a.distbuild.v1.AttemptGrantR\x05grant\"\x90\x01\n" +
+	"\fAttemptGrant\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
+	"\tcache_key\x18\x02 \x01(\tR\bcacheKey\x12\x16\n" +
+	"\x06worker\x18\x03 \x01(\tR\x06worker\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12\x18\n" +
+	"\aed25519\x18\x05 \x01(\fR\aed25519\"1\n" +
 	"\x12GetManifestRequest\x12\x1b\n" +
 	"\tcache_key\x18\x01 \x01(\tR\bcacheKey\"I\n" +
 	"\x13GetManifestResponse\x122\n" +
@@ -876,7 +983,7 @@ func file_distbuild_v1_cache_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_distbuild_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_distbuild_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_distbuild_v1_cache_proto_goTypes = []any{
 	(FileRole)(0),                 // 0: distbuild.v1.FileRole
 	(*FindMissingRequest)(nil),    // 1: distbuild.v1.FindMissingRequest
@@ -888,43 +995,45 @@ var file_distbuild_v1_cache_proto_goTypes = []any{
 	(*ManifestFile)(nil),          // 7: distbuild.v1.ManifestFile
 	(*ManifestSignature)(nil),     // 8: distbuild.v1.ManifestSignature
 	(*Manifest)(nil),              // 9: distbuild.v1.Manifest
-	(*GetManifestRequest)(nil),    // 10: distbuild.v1.GetManifestRequest
-	(*GetManifestResponse)(nil),   // 11: distbuild.v1.GetManifestResponse
-	(*PutManifestRequest)(nil),    // 12: distbuild.v1.PutManifestRequest
-	(*PutManifestResponse)(nil),   // 13: distbuild.v1.PutManifestResponse
-	(*Digest)(nil),                // 14: distbuild.v1.Digest
-	(StepKind)(0),                 // 15: distbuild.v1.StepKind
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*AttemptGrant)(nil),          // 10: distbuild.v1.AttemptGrant
+	(*GetManifestRequest)(nil),    // 11: distbuild.v1.GetManifestRequest
+	(*GetManifestResponse)(nil),   // 12: distbuild.v1.GetManifestResponse
+	(*PutManifestRequest)(nil),    // 13: distbuild.v1.PutManifestRequest
+	(*PutManifestResponse)(nil),   // 14: distbuild.v1.PutManifestResponse
+	(*Digest)(nil),                // 15: distbuild.v1.Digest
+	(StepKind)(0),                 // 16: distbuild.v1.StepKind
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_distbuild_v1_cache_proto_depIdxs = []int32{
-	14, // 0: distbuild.v1.FindMissingRequest.blob_digests:type_name -> distbuild.v1.Digest
-	14, // 1: distbuild.v1.FindMissingResponse.missing_blob_digests:type_name -> distbuild.v1.Digest
-	14, // 2: distbuild.v1.ReadRequest.digest:type_name -> distbuild.v1.Digest
-	14, // 3: distbuild.v1.WriteRequest.digest:type_name -> distbuild.v1.Digest
+	15, // 0: distbuild.v1.FindMissingRequest.blob_digests:type_name -> distbuild.v1.Digest
+	15, // 1: distbuild.v1.FindMissingResponse.missing_blob_digests:type_name -> distbuild.v1.Digest
+	15, // 2: distbuild.v1.ReadRequest.digest:type_name -> distbuild.v1.Digest
+	15, // 3: distbuild.v1.WriteRequest.digest:type_name -> distbuild.v1.Digest
 	0,  // 4: distbuild.v1.ManifestFile.role:type_name -> distbuild.v1.FileRole
-	14, // 5: distbuild.v1.ManifestFile.digest:type_name -> distbuild.v1.Digest
-	15, // 6: distbuild.v1.Manifest.kind:type_name -> distbuild.v1.StepKind
+	15, // 5: distbuild.v1.ManifestFile.digest:type_name -> distbuild.v1.Digest
+	16, // 6: distbuild.v1.Manifest.kind:type_name -> distbuild.v1.StepKind
 	7,  // 7: distbuild.v1.Manifest.files:type_name -> distbuild.v1.ManifestFile
-	16, // 8: distbuild.v1.Manifest.started:type_name -> google.protobuf.Timestamp
-	16, // 9: distbuild.v1.Manifest.finished:type_name -> google.protobuf.Timestamp
+	17, // 8: distbuild.v1.Manifest.started:type_name -> google.protobuf.Timestamp
+	17, // 9: distbuild.v1.Manifest.finished:type_name -> google.protobuf.Timestamp
 	8,  // 10: distbuild.v1.Manifest.signature:type_name -> distbuild.v1.ManifestSignature
-	9,  // 11: distbuild.v1.GetManifestResponse.manifest:type_name -> distbuild.v1.Manifest
-	9,  // 12: distbuild.v1.PutManifestRequest.manifest:type_name -> distbuild.v1.Manifest
-	1,  // 13: distbuild.v1.ArtifactCacheService.FindMissing:input_type -> distbuild.v1.FindMissingRequest
-	3,  // 14: distbuild.v1.ArtifactCacheService.Read:input_type -> distbuild.v1.ReadRequest
-	5,  // 15: distbuild.v1.ArtifactCacheService.Write:input_type -> distbuild.v1.WriteRequest
-	10, // 16: distbuild.v1.ArtifactCacheService.GetManifest:input_type -> distbuild.v1.GetManifestRequest
-	12, // 17: distbuild.v1.ArtifactCacheService.PutManifest:input_type -> distbuild.v1.PutManifestRequest
-	2,  // 18: distbuild.v1.ArtifactCacheService.FindMissing:output_type -> distbuild.v1.FindMissingResponse
-	4,  // 19: distbuild.v1.ArtifactCacheService.Read:output_type -> distbuild.v1.ReadResponse
-	6,  // 20: distbuild.v1.ArtifactCacheService.Write:output_type -> distbuild.v1.WriteResponse
-	11, // 21: distbuild.v1.ArtifactCacheService.GetManifest:output_type -> distbuild.v1.GetManifestResponse
-	13, // 22: distbuild.v1.ArtifactCacheService.PutManifest:output_type -> distbuild.v1.PutManifestResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 11: distbuild.v1.Manifest.grant:type_name -> distbuild.v1.AttemptGrant
+	9,  // 12: distbuild.v1.GetManifestResponse.manifest:type_name -> distbuild.v1.Manifest
+	9,  // 13: distbuild.v1.PutManifestRequest.manifest:type_name -> distbuild.v1.Manifest
+	1,  // 14: distbuild.v1.ArtifactCacheService.FindMissing:input_type -> distbuild.v1.FindMissingRequest
+	3,  // 15: distbuild.v1.ArtifactCacheService.Read:input_type -> distbuild.v1.ReadRequest
+	5,  // 16: distbuild.v1.ArtifactCacheService.Write:input_type -> distbuild.v1.WriteRequest
+	11, // 17: distbuild.v1.ArtifactCacheService.GetManifest:input_type -> distbuild.v1.GetManifestRequest
+	13, // 18: distbuild.v1.ArtifactCacheService.PutManifest:input_type -> distbuild.v1.PutManifestRequest
+	2,  // 19: distbuild.v1.ArtifactCacheService.FindMissing:output_type -> distbuild.v1.FindMissingResponse
+	4,  // 20: distbuild.v1.ArtifactCacheService.Read:output_type -> distbuild.v1.ReadResponse
+	6,  // 21: distbuild.v1.ArtifactCacheService.Write:output_type -> distbuild.v1.WriteResponse
+	12, // 22: distbuild.v1.ArtifactCacheService.GetManifest:output_type -> distbuild.v1.GetManifestResponse
+	14, // 23: distbuild.v1.ArtifactCacheService.PutManifest:output_type -> distbuild.v1.PutManifestResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_cache_proto_init() }
@@ -939,7 +1048,7 @@ func file_distbuild_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_cache_proto_rawDesc), len(file_distbuild_v1_cache_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

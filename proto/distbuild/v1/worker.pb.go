@@ -426,7 +426,10 @@ type JobStatus struct {
 	// The manifest written to the cache; set when phase is DONE.
 	Manifest *Manifest `protobuf:"bytes,3,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	// Why it failed; set when phase is FAILED.
-	Failure       *JobFailure `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
+	Failure *JobFailure `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
+	// The job's cache key, so a restarted controller can recognise a job it
+	// handed out before the restart and adopt it rather than run it again.
+	CacheKey      string `protobuf:"bytes,5,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +490,13 @@ func (x *JobStatus) GetFailure() *JobFailure {
 		return x.Failure
 	}
 	return nil
+}
+
+func (x *JobStatus) GetCacheKey() string {
+	if x != nil {
+		return x.CacheKey
+	}
+	return ""
 }
 
 // WorkerState is a full snapshot of what a worker is doing: every job it
@@ -1350,6 +1360,9 @@ type Job struct {
 	// files, so a compromised artifact cannot smuggle one onto a worker or
 	// into a system.
 	DeviceCacheKeys []string `protobuf:"bytes,8,rep,name=device_cache_keys,json=deviceCacheKeys,proto3" json:"device_cache_keys,omitempty"`
+	// The controller's grant for this attempt; the worker copies it into the
+	// manifest it stores.
+	Grant *AttemptGrant `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
 	// The kind-specific part.
 	//
 	// Types that are valid to be assigned to Spec:
@@ -1448,6 +1461,13 @@ func (x *Job) GetDeviceCacheKeys() []string {
 	return nil
 }
 
+func (x *Job) GetGrant() *AttemptGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
 func (x *Job) GetSpec() isJob_Spec {
 	if x != nil {
 		return x.Spec
@@ -1533,12 +1553,13 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.distbuild.v1.FailureKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12&\n" +
-	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\xb8\x01\n" +
+	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\xd5\x01\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x122\n" +
 	"\bmanifest\x18\x03 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\x122\n" +
-	"\afailure\x18\x04 \x01(\v2\x18.distbuild.v1.JobFailureR\afailure\":\n" +
+	"\afailure\x18\x04 \x01(\v2\x18.distbuild.v1.JobFailureR\afailure\x12\x1b\n" +
+	"\tcache_key\x18\x05 \x01(\tR\bcacheKey\":\n" +
 	"\vWorkerState\x12+\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x17.distbuild.v1.JobStatusR\x04jobs\"j\n" +
 	"\tJobOutput\x12\x15\n" +
@@ -1596,7 +1617,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\"\x89\x01\n" +
 	"\tSystemJob\x127\n" +
 	"\bcontents\x18\x01 \x03(\v2\x1b.distbuild.v1.ChunkArtifactR\bcontents\x12C\n" +
-	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xa9\x03\n" +
+	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xdb\x03\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x12\n" +
@@ -1605,7 +1626,8 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x04arch\x18\x05 \x01(\tR\x04arch\x12\x18\n" +
 	"\astaging\x18\x06 \x03(\tR\astaging\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12*\n" +
-	"\x11device_cache_keys\x18\b \x03(\tR\x0fdeviceCacheKeys\x12.\n" +
+	"\x11device_cache_keys\x18\b \x03(\tR\x0fdeviceCacheKeys\x120\n" +
+	"\x05grant\x18\t \x01(\v2\x1a.distbuild.v1.AttemptGrantR\x05grant\x12.\n" +
 	"\x05chunk\x18\n" +
 	" \x01(\v2\x16.distbuild.v1.ChunkJobH\x00R\x05chunk\x124\n" +
 	"\astratum\x18\v \x01(\v2\x18.distbuild.v1.StratumJobH\x00R\astratum\x121\n" +
@@ -1670,6 +1692,7 @@ var file_distbuild_v1_worker_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 	(StepKind)(0),                 // 26: distbuild.v1.StepKind
 	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*AttemptGrant)(nil),          // 28: distbuild.v1.AttemptGrant
 }
 var file_distbuild_v1_worker_proto_depIdxs = []int32{
 	3,  // 0: distbuild.v1.WorkRequest.register:type_name -> distbuild.v1.WorkerRegistration
@@ -1696,16 +1719,17 @@ var file_distbuild_v1_worker_proto_depIdxs = []int32{
 	17, // 21: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
 	26, // 22: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
 	27, // 23: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
-	13, // 24: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
-	16, // 25: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
-	18, // 26: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
-	2,  // 27: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
-	8,  // 28: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
-	28, // [28:29] is the sub-list for method output_type
-	27, // [27:28] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	28, // 24: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
+	13, // 25: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
+	16, // 26: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
+	18, // 27: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
+	2,  // 28: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
+	8,  // 29: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
+	29, // [29:30] is the sub-list for method output_type
+	28, // [28:29] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_worker_proto_init() }

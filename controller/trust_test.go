@@ -1,0 +1,276 @@
+package controller_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"distbuild/auth"
+	"distbuild/controller"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+func TestADoneReportTheCacheDoesNotConfirmFailsTheAttempt(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	liar := f.register(&pb.WorkerRegistration{Name: "liar", Slots: 4, Arch: "x86_64"}, func(w *testWorker) { w.lie = true })
+	events := f.start("systems/test.morph").wait()
+	story := describe(events)
+	if strings.Count(story, "failed:compiler") != 3 || !strings.Contains(story, "BUILD-FAILED") {
+		t.Fatalf("a worker claiming success without storing anything: %s; want compiler's attempts to fail and the build with them", story)
+	}
+	for _, e := range events {
+		if sf := e.GetStepFailed(); sf != nil {
+			if sf.Kind != pb.FailureKind_FAILURE_KIND_SETUP || !strings.Contains(sf.Reason, "reported success, but the cache holds no manifest") {
+				t.Errorf("false success reported as %v %q; want a setup failure naming the missing manifest", sf.Kind, sf.Reason)
+			}
+		}
+		if e.GetStepFinished() != nil {
+			t.Errorf("a step was credited on the liar's word: %s", eventName(e))
+		}
+	}
+	if got := liar.startedSteps(); len(got) != 3 || got[0] != "compiler" {
+		t.Errorf("the liar was given %v; want compiler three times (retries fall back to the only worker)", got)
+	}
+}
+
+func TestAFalseDoneIsRetriedOnAnHonestWorker(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	f.register(&pb.WorkerRegistration{Name: "liar", Slots: 1, Arch: "x86_64"}, func(w *testWorker) { w.lie = true })
+	honest := f.worker("honest", 1)
+	events := f.start("systems/test.morph").wait()
+	if story := describe(events); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("with one honest worker the build should still succeed: %s", story)
+	}
+	for _, e := range events {
+		if sf := e.GetStepFinished(); sf != nil && sf.Worker != "honest" {
+			t.Errorf("%s credited to %s", sf.Step.StepName, sf.Worker)
+		}
+	}
+	if len(honest.startedSteps()) != 7 {
+		t.Errorf("honest built %v, want all 7 steps", honest.startedSteps())
+	}
+}
+
+func TestJobsRunningAcrossARestartAreAdoptedNotRunAgain(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	f.cfg.ResumeGrace = time.Minute // long: nothing may wait for it to pass
+	w1 := f.worker("w1", 4)
+	w1.hold["hello"], w1.hold["goodbye"] = true, true
+	b := f.start("systems/test.morph", func(r *pb.StartBuild) { r.Detach = true })
+	id := b.next().GetAccepted().GetBuildId()
+	w1.waitHeld("hello")
+	w1.waitHeld("goodbye")
+
+	f.restartController()
+	// goodbye finishes while the controller is down, after it has been
+	// restarted but before its worker is back: its manifest is in the
+	// cache, and the worker reports it done.
+	w1.release("goodbye")
+	w2 := f.worker("w2", 4)
+	w1 = f.reconnect(w1)
+	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hello is still running on w1: it is adopted, and nothing else may
+	// start it.
+	var seen []*pb.BuildEvent
+	for {
+		resp, err := attach.Recv()
+		if err != nil {
+			t.Fatalf("attach: %v after %s", err, describe(seen))
+		}
+		seen = append(seen, resp.Event)
+		if ss := resp.Event.GetStepStarted(); ss != nil && ss.Step.StepName == "hello" && strings.Count(describe(seen), "started:hello") == 2 {
+			if ss.Worker != "w1" {
+				t.Fatalf("after the restart hello started on %s: %s", ss.Worker, describe(seen))
+			}
+			break // adopted
+		}
+	}
+	w1.release("hello")
+	var rest []*pb.BuildEvent
+	for {
+		resp, err := attach.Recv()
+		if err != nil {
+			t.Fatalf("attach: %v after %s", err, describe(rest))
+		}
+		rest = append(rest, resp.Event)
+		if resp.Event.GetBuildFinished() != nil || resp.Event.GetBuildFailed() != nil {
+			break
+		}
+	}
+	if !strings.HasSuffix(describe(rest), "BUILD-FINISHED") {
+		t.Fatalf("after adoption: %s", describe(rest))
+	}
+	if got := w2.startedSteps(); slices.Contains(got, "hello") || slices.Contains(got, "goodbye") {
+		t.Errorf("w2 ran %v: a step running or finished across the restart ran again", got)
+	}
+	st, err := f.builds.Status(context.Background(), &pb.StatusRequest{BuildId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Steps {
+		if (s.Step.StepName == "hello" || s.Step.StepName == "goodbye") && (s.State != pb.StepState_STEP_STATE_FINISHED || s.Worker != "w1") {
+			t.Errorf("%s: %v on %q, want finished on w1", s.Step.StepName, s.State, s.Worker)
+		}
+	}
+}
+
+func TestAStepHeldForAWorkerThatNeverReturnsRunsAfterTheGrace(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	f.cfg.ResumeGrace = 300 * time.Millisecond
+	w1 := f.worker("w1", 4)
+	w1.hold["hello"] = true
+	b := f.start("systems/test.morph", func(r *pb.StartBuild) { r.Detach = true })
+	id := b.next().GetAccepted().GetBuildId()
+	w1.waitHeld("hello")
+	f.restartController()
+	w2 := f.worker("w2", 4)
+	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := attach.Recv()
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if resp.Event.GetBuildFinished() != nil {
+			break
+		}
+		if resp.Event.GetBuildFailed() != nil {
+			t.Fatalf("build failed: %v", resp.Event)
+		}
+	}
+	if !slices.Contains(w2.startedSteps(), "hello") {
+		t.Errorf("w2 ran %v; hello should have run there once w1 stayed away", w2.startedSteps())
+	}
+}
+
+func TestCancelledStepsEndCancelledWithTheirLog(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	w := f.worker("w1", 4)
+	w.hold["compiler"] = true
+	b := f.start("systems/test.morph", func(r *pb.StartBuild) { r.Detach = true })
+	id := b.next().GetAccepted().GetBuildId()
+	job := w.waitHeld("compiler")
+	if _, err := f.builds.Cancel(context.Background(), &pb.CancelRequest{BuildId: id}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() *pb.StepStatus {
+		st, err := f.builds.Status(context.Background(), &pb.StatusRequest{BuildId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Steps[0]
+	}
+	if s := state(); s.Step.StepName != "compiler" || s.State != pb.StepState_STEP_STATE_CANCELLED {
+		t.Fatalf("after cancelling: %s is %v, want cancelled", s.Step.StepName, s.State)
+	}
+	// The worker stops the job and stores what it printed.
+	logD, err := f.cache.UploadBytes(context.Background(), []byte("half a compiler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.status[job.JobId] = &pb.JobStatus{JobId: job.JobId, CacheKey: job.CacheKey, Phase: pb.JobPhase_JOB_PHASE_FAILED,
+		Failure: &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: "cancelled", Log: logD.Proto()}}
+	w.mu.Unlock()
+	w.report()
+	deadline := time.Now().Add(5 * time.Second)
+	for state().Log.GetHash() != logD.Proto().Hash {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled step's log never reached its status: %v", state())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.restartController()
+	if s := state(); s.State != pb.StepState_STEP_STATE_CANCELLED {
+		t.Errorf("after a restart the cancelled step is %v", s.State)
+	}
+}
+
+func TestRevokingAWorkerEndsItsStreamAndRequeuesItsJobs(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	path := filepath.Join(t.TempDir(), "registry.json")
+	r, _ := auth.Load(path)
+	userToken, _ := r.Add(auth.KindUser, "alice", nil)
+	w1Token, _ := r.Add(auth.KindWorker, "w1", nil)
+	w2Token, _ := r.Add(auth.KindWorker, "w2", nil)
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.RevocationPoll = 20 * time.Millisecond
+	f.opts = []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, hclog.NewNullLogger())),
+		grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, hclog.NewNullLogger())),
+	}
+	f.restartController()
+	dial := func(token string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(auth.Token(token)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	f.conn.Close()
+	f.conn = dial(userToken)
+	f.builds = pb.NewBuildServiceClient(f.conn)
+	w1 := f.register(&pb.WorkerRegistration{Name: "w1", Slots: 4, Arch: "x86_64"}, func(w *testWorker) { w.conn = dial(w1Token) })
+	w1.hold["compiler"] = true
+	b := f.start("systems/test.morph", func(r *pb.StartBuild) { r.Detach = true })
+	id := b.next().GetAccepted().GetBuildId()
+	w1.waitHeld("compiler")
+	follower, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := r.Remove(auth.KindWorker, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w1.ended:
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("the revoked worker's stream ended with %v, want Unauthenticated saying it was revoked", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revoked worker's stream stayed open")
+	}
+	w2 := f.register(&pb.WorkerRegistration{Name: "w2", Slots: 4, Arch: "x86_64"}, func(w *testWorker) { w.conn = dial(w2Token) })
+	w2.hold["compiler"] = true
+	w2.waitHeld("compiler") // requeued at once, not after the 10s lease
+
+	// Revoking the user ends their open Attach stream too.
+	r.Remove(auth.KindUser, "alice")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := follower.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Errorf("the revoked user's Attach ended with %v, want Unauthenticated", err)
+			}
+			break
+		}
+	}
+}
