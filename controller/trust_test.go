@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"distbuild/artifactcache/digest"
 	"distbuild/auth"
 	"distbuild/controller"
 	pb "distbuild/proto/distbuild/v1"
@@ -273,4 +274,82 @@ func TestRevokingAWorkerEndsItsStreamAndRequeuesItsJobs(t *testing.T) {
 			break
 		}
 	}
+}
+
+func mustCacheKey(t *testing.T, s string) digest.CacheKey {
+	t.Helper()
+	k, err := digest.ParseCacheKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// lateManifest is what a stalled worker stores when it wakes up: its
+// attempt's manifest, under the grant of the job it was given.
+func lateManifest(t *testing.T, f *farm, job *pb.Job, worker string) *pb.Manifest {
+	t.Helper()
+	d, err := f.cache.UploadBytes(context.Background(), []byte("late artifact of "+job.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pb.Manifest{CacheKey: job.CacheKey, StepName: job.Name, Kind: job.Kind, Worker: worker, Grant: job.Grant,
+		Files: []*pb.ManifestFile{{Name: job.Name + "-misc", Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
+}
+
+func TestAStalledWorkersLateResultNeverWins(t *testing.T) {
+	for _, order := range []string{"late result after the retry's", "late result before the retry's"} {
+		t.Run(order, func(t *testing.T) {
+			f := startFarm(t, 300*time.Millisecond)
+			stalled := f.worker("w1", 4)
+			stalled.hold["compiler"] = true
+			b := f.start("systems/test.morph")
+			abandoned := stalled.waitHeld("compiler")
+			// w1 goes silent past its lease: compiler moves to w2.
+			retry := f.worker("w2", 4)
+			retry.hold["compiler"] = true
+			current := retry.waitHeld("compiler")
+			if current.Grant.GetSequence() <= abandoned.Grant.GetSequence() {
+				t.Fatalf("the retry's grant %d does not outrank the abandoned attempt's %d", current.Grant.GetSequence(), abandoned.Grant.GetSequence())
+			}
+			late := lateManifest(t, f, abandoned, "w1")
+			if order == "late result before the retry's" {
+				if err := f.cache.PutManifest(context.Background(), late); err != nil {
+					t.Fatalf("the late result, first under its key: %v", err)
+				}
+				retry.release("compiler")
+			} else {
+				retry.release("compiler")
+				waitForManifest(t, f, current.CacheKey, "w2")
+				if err := f.cache.PutManifest(context.Background(), late); status.Code(err) != codes.FailedPrecondition {
+					t.Fatalf("the abandoned attempt's late manifest: %v, want FailedPrecondition", err)
+				}
+			}
+			events := b.wait()
+			if !strings.HasSuffix(describe(events), "BUILD-FINISHED") {
+				t.Fatalf("build: %s", describe(events))
+			}
+			m, err := f.cache.GetManifest(context.Background(), mustCacheKey(t, current.CacheKey))
+			if err != nil || m.Worker != "w2" || m.Grant.GetJobId() != current.JobId {
+				t.Fatalf("the cache holds %v (%v); want the retry's manifest from w2", m, err)
+			}
+			for _, e := range events {
+				if sf := e.GetStepFinished(); sf != nil && sf.Step.StepName == "compiler" && sf.Worker != "w2" {
+					t.Errorf("compiler credited to %s", sf.Worker)
+				}
+			}
+		})
+	}
+}
+
+func waitForManifest(t *testing.T, f *farm, key, worker string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, err := f.cache.GetManifest(context.Background(), mustCacheKey(t, key)); err == nil && m.Worker == worker {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no manifest from %s for %s", worker, key)
 }

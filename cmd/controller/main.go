@@ -85,6 +85,7 @@ func run(args []string, stderr io.Writer) int {
 	lease := fs.Duration("worker-lease", 30*time.Second, "how long a worker may stay silent before its jobs are requeued")
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
 	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
+	resumeGrace := fs.Duration("resume-grace", 0, "after a restart, how long steps that were running wait for their workers to reconnect and report them (default: --worker-lease)")
 	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
 	var serverTLS tlsflags.Server
 	serverTLS.Register(fs)
@@ -168,6 +169,7 @@ func run(args []string, stderr io.Writer) int {
 		StepTimeout:     *stepTimeout,
 		WorkerLease:     *lease,
 		DisconnectGrace: *grace,
+		ResumeGrace:     *resumeGrace,
 		GrantKey:        grantKey,
 		StateFile:       filepath.Join(*stateDir, "state.db"),
 		OnStateError: func(err error) {
