@@ -49,6 +49,10 @@ It logs "listening grpc=ADDR" once it accepts connections; with port 0,
 --addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
 
+It refuses to start on a damaged state database, or on a missing or empty
+one where it ran before; 'controller state --help' explains the checks,
+backups and repair.
+
 Flags:
 `
 
@@ -60,6 +64,8 @@ func main() {
 			os.Exit(admin(auth.KindWorker, args[1:], os.Stdout, os.Stderr))
 		case "user":
 			os.Exit(admin(auth.KindUser, args[1:], os.Stdout, os.Stderr))
+		case "state":
+			os.Exit(stateAdmin(args[1:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(args, os.Stderr))
@@ -79,6 +85,7 @@ func run(args []string, stderr io.Writer) int {
 	lease := fs.Duration("worker-lease", 30*time.Second, "how long a worker may stay silent before its jobs are requeued")
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
 	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
+	backupInterval := fs.Duration("state-backup-interval", 10*time.Minute, "how often state.db is backed up into STATE_DIR/backups (the newest 3 are kept; one more at shutdown)")
 	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
 	var serverTLS tlsflags.Server
 	serverTLS.Register(fs)
@@ -149,15 +156,16 @@ func run(args []string, stderr io.Writer) int {
 	defer cache.Close()
 	stateErr := make(chan error, 1)
 	c, err := controller.New(controller.Config{
-		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
-		Cache:           controller.CacheIndex{Client: cache},
-		Aliases:         repoAliases,
-		Policy:          pol,
-		MaxAttempts:     *maxAttempts,
-		StepTimeout:     *stepTimeout,
-		WorkerLease:     *lease,
-		DisconnectGrace: *grace,
-		StateFile:       filepath.Join(*stateDir, "state.db"),
+		Definitions:         controller.GitDefinitions{Mirrors: mirrors},
+		Cache:               controller.CacheIndex{Client: cache},
+		Aliases:             repoAliases,
+		Policy:              pol,
+		MaxAttempts:         *maxAttempts,
+		StepTimeout:         *stepTimeout,
+		WorkerLease:         *lease,
+		DisconnectGrace:     *grace,
+		StateFile:           filepath.Join(*stateDir, "state.db"),
+		StateBackupInterval: *backupInterval,
 		OnStateError: func(err error) {
 			select {
 			case stateErr <- err:
