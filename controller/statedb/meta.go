@@ -25,6 +25,7 @@ const (
 type metaPage struct {
 	problem  string // empty when the page is valid
 	pageSize uint32
+	pages    uint64 // the high-water mark: pages in use, free ones included
 	txid     uint64
 }
 
@@ -34,7 +35,7 @@ func parseMeta(b []byte) metaPage {
 		return metaPage{problem: "missing (the file is too short)"}
 	}
 	order := binary.NativeEndian
-	m := metaPage{pageSize: order.Uint32(b[8:]), txid: order.Uint64(b[48:])}
+	m := metaPage{pageSize: order.Uint32(b[8:]), pages: order.Uint64(b[40:]), txid: order.Uint64(b[48:])}
 	h := fnv.New64a()
 	h.Write(b[:metaChecksumAt])
 	switch {
@@ -75,7 +76,7 @@ func readMetas(f io.ReaderAt) [2]metaPage {
 }
 
 // checkMetas says what is wrong with a database's header, or "" when both
-// meta pages are valid.
+// meta pages are valid and the file holds every page the newer one counts.
 //
 // bbolt keeps two meta pages and commits by overwriting the older one, so
 // both are valid after every commit. When one is invalid bbolt opens the
@@ -86,12 +87,21 @@ func readMetas(f io.ReaderAt) [2]metaPage {
 // page means damage, and the controller refuses to open the database
 // rather than carry on from an older state it would never mention.
 // `controller state repair` then chooses, and says, what is kept.
+//
+// A file shorter than its pages (torn by a copy, or truncated) must be
+// caught here: bbolt maps the file into memory and reads pages without
+// bounds checks, and a page beyond the end of the file is a SIGBUS, which
+// no recover catches.
 func checkMetas(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
 	m := readMetas(f)
 	switch {
 	case m[0].problem != "" && m[1].problem != "":
@@ -103,6 +113,11 @@ func checkMetas(path string) (string, error) {
 		}
 		return fmt.Sprintf("meta page %d is damaged (%s); bbolt would silently open the database as of transaction %d from meta page %d, dropping whatever the damaged page had committed",
 			bad, m[bad].problem, m[good].txid, good), nil
+	}
+	newer := m[max(m[0].txid, m[1].txid)%2]
+	if need := newer.pages * uint64(newer.pageSize); uint64(fi.Size()) < need {
+		return fmt.Sprintf("the file is cut short: it has %d bytes, but its transaction %d uses %d pages of %d bytes (%d bytes)",
+			fi.Size(), newer.txid, newer.pages, newer.pageSize, need), nil
 	}
 	return "", nil
 }

@@ -149,16 +149,30 @@ func copyFile(from, to string) error {
 
 // salvage writes every key it can read from the damaged file at path into
 // db. bbolt panics on some damaged pages; each bucket is read under its
-// own recover, so damage costs the rest of that bucket only. Errors
-// reading are recorded in r; the error returned is a failure to write.
+// own recover, so damage costs the rest of that bucket only. It reads a
+// copy padded with zeros to the length the header claims, so pages lost
+// off the end of a torn file read as damaged pages rather than as memory
+// beyond the file (a SIGBUS). Errors reading are recorded in r; the error
+// returned is a failure to write.
 func (r *RepairReport) salvage(path string, db *bolt.DB) error {
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		r.SalvageError = "the file is missing or empty"
 		return nil
 	}
+	padded := path + ".salvaging"
+	if err := os.Remove(padded); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	defer os.Remove(padded)
+	if err := copyFile(path, padded); err != nil {
+		return err
+	}
+	if err := padToHighWaterMark(padded); err != nil {
+		return err
+	}
 	var src *bolt.DB
 	err := guard(func() (err error) {
-		src, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+		src, err = bolt.Open(padded, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 		return err
 	})
 	if err != nil {
@@ -180,6 +194,31 @@ func (r *RepairReport) salvage(path string, db *bolt.DB) error {
 	}
 	if writeErr != nil {
 		return fmt.Errorf("writing what was salvaged: %w", writeErr)
+	}
+	return nil
+}
+
+// padToHighWaterMark extends a bbolt file with zeros to the pages its
+// newest valid meta page counts.
+func padToHighWaterMark(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	m := readMetas(f)
+	var need int64
+	for _, mp := range m {
+		if mp.problem == "" {
+			need = max(need, int64(mp.pages)*int64(mp.pageSize))
+		}
+	}
+	if need > fi.Size() {
+		return f.Truncate(need)
 	}
 	return nil
 }
