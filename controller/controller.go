@@ -63,6 +63,10 @@ type Config struct {
 	// StateFile is the bbolt database that keeps builds and their events
 	// across restarts; empty keeps them in memory only.
 	StateFile string
+	// StateBackupInterval is how often a rolling backup of StateFile is
+	// written to the backups directory beside it (default 10m; one more
+	// at Close), for `controller state repair` to restore.
+	StateBackupInterval time.Duration
 	// OnStateError is told when the state database cannot be written; the
 	// daemon stops rather than promise what it cannot keep. Nil logs it.
 	OnStateError func(error)
@@ -142,7 +146,7 @@ func New(cfg Config) (*Controller, error) {
 		log := cfg.Logger
 		cfg.OnStateError = func(err error) { log.Error("builds are not being saved", "error", err) }
 	}
-	j, err := openJournal(cfg.StateFile, cfg.OnStateError)
+	j, err := openJournal(cfg)
 	if err != nil {
 		return nil, err
 	}

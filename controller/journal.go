@@ -6,9 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"distbuild/controller/statedb"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -19,6 +21,11 @@ const (
 	bucketDurations = "durations" // step name -> big-endian estimated nanoseconds
 )
 
+// defaultBackupInterval is how often the state database is backed up when
+// Config.StateBackupInterval is unset: a lost database then costs at most
+// ten minutes of history.
+const defaultBackupInterval = 10 * time.Minute
+
 // journal makes the controller's history durable. Events and build records
 // are queued by whoever produces them and written by one goroutine, many to
 // a transaction, so a busy farm pays one fsync per batch rather than per
@@ -28,12 +35,14 @@ type journal struct {
 	db *bolt.DB // nil keeps everything in memory
 	// failed is told when a batch cannot be written.
 	failed func(error)
+	log    hclog.Logger
 
 	mu      sync.Mutex
 	pending []journalEntry
 	wake    chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
+	backups sync.WaitGroup
 }
 
 // journalEntry is one thing to write and, for events, deliver.
@@ -46,12 +55,15 @@ type journalEntry struct {
 	estimate time.Duration
 }
 
-func openJournal(path string, failed func(error)) (*journal, error) {
-	j := &journal{failed: failed, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
-	if path != "" {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+// openJournal opens cfg.StateFile, refusing a damaged or unexpectedly
+// empty one (see package statedb), and backs it up every
+// cfg.StateBackupInterval.
+func openJournal(cfg Config) (*journal, error) {
+	j := &journal{failed: cfg.OnStateError, log: cfg.Logger, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+	if path := cfg.StateFile; path != "" {
+		db, err := statedb.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("opening the state database %s: %w", path, err)
+			return nil, err
 		}
 		err = db.Update(func(tx *bolt.Tx) error {
 			for _, b := range []string{bucketBuilds, bucketEvents, bucketDurations} {
@@ -66,9 +78,40 @@ func openJournal(path string, failed func(error)) (*journal, error) {
 			return nil, fmt.Errorf("preparing the state database %s: %w", path, err)
 		}
 		j.db = db
+		every := cfg.StateBackupInterval
+		if every <= 0 {
+			every = defaultBackupInterval
+		}
+		j.backups.Add(1)
+		go j.backUpEvery(every)
 	}
 	go j.run()
 	return j, nil
+}
+
+// backUpEvery writes a rolling backup every interval until close.
+func (j *journal) backUpEvery(interval time.Duration) {
+	defer j.backups.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			j.backUp()
+		case <-j.done:
+			return
+		}
+	}
+}
+
+// backUp writes a rolling backup. A failure is only logged: the database
+// itself is still being written, and the next attempt may succeed.
+func (j *journal) backUp() {
+	if path, err := statedb.RollingBackup(j.db); err != nil {
+		j.log.Warn("cannot back up the state database", "error", err)
+	} else {
+		j.log.Debug("backed up the state database", "backup", path)
+	}
 }
 
 func (j *journal) enqueue(e journalEntry) {
@@ -227,12 +270,14 @@ func (j *journal) forget(ids []string) {
 	})
 }
 
-// close writes what is queued and closes the database.
+// close writes what is queued, backs the database up and closes it.
 func (j *journal) close() error {
 	close(j.done)
 	<-j.stopped
-	if j.db != nil {
-		return j.db.Close()
+	if j.db == nil {
+		return nil
 	}
-	return nil
+	j.backups.Wait()
+	j.backUp()
+	return j.db.Close()
 }

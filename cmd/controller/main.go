@@ -51,6 +51,10 @@ It logs "listening grpc=ADDR" once it accepts connections; with port 0,
 --addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
 
+It refuses to start on a damaged state database, or on a missing or empty
+one where it ran before; 'controller state --help' explains the checks,
+backups and repair.
+
 Flags:
 `
 
@@ -66,6 +70,8 @@ func main() {
 			os.Exit(admin(auth.KindWorker, args[1:], os.Stdout, os.Stderr))
 		case "user":
 			os.Exit(admin(auth.KindUser, args[1:], os.Stdout, os.Stderr))
+		case "state":
+			os.Exit(stateAdmin(args[1:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(args, os.Stderr))
@@ -86,6 +92,7 @@ func run(args []string, stderr io.Writer) int {
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
 	grace := fs.Duration("disconnect-grace", 30*time.Second, "how long a build outlives its disconnected initiator (unless detached)")
 	resumeGrace := fs.Duration("resume-grace", 0, "after a restart, how long steps that were running wait for their workers to reconnect and report them (default: --worker-lease)")
+	backupInterval := fs.Duration("state-backup-interval", 10*time.Minute, "how often state.db is backed up into STATE_DIR/backups (the newest 3 are kept; one more at shutdown)")
 	addrFile := fs.String("addr-file", "", "write the actual listen address here as JSON once listening")
 	var serverTLS tlsflags.Server
 	serverTLS.Register(fs)
@@ -161,17 +168,18 @@ func run(args []string, stderr io.Writer) int {
 	}
 	stateErr := make(chan error, 1)
 	c, err := controller.New(controller.Config{
-		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
-		Cache:           controller.CacheIndex{Client: cache},
-		Aliases:         repoAliases,
-		Policy:          pol,
-		MaxAttempts:     *maxAttempts,
-		StepTimeout:     *stepTimeout,
-		WorkerLease:     *lease,
-		DisconnectGrace: *grace,
-		ResumeGrace:     *resumeGrace,
-		GrantKey:        grantKey,
-		StateFile:       filepath.Join(*stateDir, "state.db"),
+		Definitions:         controller.GitDefinitions{Mirrors: mirrors},
+		Cache:               controller.CacheIndex{Client: cache},
+		Aliases:             repoAliases,
+		Policy:              pol,
+		MaxAttempts:         *maxAttempts,
+		StepTimeout:         *stepTimeout,
+		WorkerLease:         *lease,
+		DisconnectGrace:     *grace,
+		ResumeGrace:         *resumeGrace,
+		GrantKey:            grantKey,
+		StateFile:           filepath.Join(*stateDir, "state.db"),
+		StateBackupInterval: *backupInterval,
 		OnStateError: func(err error) {
 			select {
 			case stateErr <- err:
