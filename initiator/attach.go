@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -72,7 +73,11 @@ func runAttach(env *Env, args []string) int {
 		}
 	}()
 
-	w := newReplayWatcher(env, isTerminal(env.Stdout), func(log *pb.Digest, to io.Writer) error {
+	var created time.Time
+	if c := st.GetBuild().GetCreated(); c != nil {
+		created = c.AsTime()
+	}
+	w := newReplayWatcher(env, isTerminal(env.Stdout), created, func(log *pb.Digest, to io.Writer) error {
 		return writeLog(ctx, cache, log, to)
 	})
 	defer w.close()

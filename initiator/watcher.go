@@ -20,9 +20,16 @@ const failureTailLines = 20
 // build-step-<name>.log and tells the user what is happening, redrawing a
 // progress line on a terminal and printing plain lines otherwise.
 type watcher struct {
-	env     *Env
-	tty     bool
-	start   time.Time
+	env *Env
+	tty bool
+	// start is where the live progress clock counts from: when build
+	// submitted the build, or for attach when the controller accepted it.
+	start time.Time
+	// created is when the controller accepted the build, by its clock
+	// (the BuildAccepted event's time, or for attach the build's status).
+	// With the time of the event that ends the build it gives the build's
+	// own duration, however long after the build ended attach replays it.
+	created time.Time
 	logs    map[string]*os.File
 	seen    map[string]bool // steps whose log was started in this run
 	running map[string]string
@@ -42,9 +49,6 @@ type watcher struct {
 	fetchLog func(log *pb.Digest, to io.Writer) error
 	// attemptAt is where each step's current attempt begins in its log.
 	attemptAt map[string]int64
-	// buildClock times the build from its BuildAccepted event rather than
-	// from when the watcher started.
-	buildClock bool
 }
 
 func newWatcher(env *Env, tty bool) *watcher {
@@ -52,10 +56,15 @@ func newWatcher(env *Env, tty bool) *watcher {
 }
 
 // newReplayWatcher is the watcher attach uses: it completes each step's log
-// from the cache (fetchLog) and times the build from its acceptance.
-func newReplayWatcher(env *Env, tty bool, fetchLog func(log *pb.Digest, to io.Writer) error) *watcher {
+// from the cache (fetchLog) and times the build from created, when the
+// controller accepted it (zero when unknown), even when the replay starts
+// after the BuildAccepted event (attach --from).
+func newReplayWatcher(env *Env, tty bool, created time.Time, fetchLog func(log *pb.Digest, to io.Writer) error) *watcher {
 	w := newWatcher(env, tty)
-	w.fetchLog, w.attemptAt, w.buildClock = fetchLog, map[string]int64{}, true
+	w.fetchLog, w.attemptAt = fetchLog, map[string]int64{}
+	if !created.IsZero() {
+		w.start, w.created = created, created
+	}
 	return w
 }
 
@@ -142,8 +151,8 @@ func (w *watcher) closeLog(step string) {
 func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	switch e := ev.GetEvent().(type) {
 	case *pb.BuildEvent_Accepted:
-		if w.buildClock && ev.Time != nil {
-			w.start = ev.Time.AsTime()
+		if w.created.IsZero() && ev.Time != nil {
+			w.created = ev.Time.AsTime()
 		}
 		w.say("build %s accepted", e.Accepted.BuildId)
 	case *pb.BuildEvent_GraphResolved:
@@ -188,7 +197,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 			w.say("FAILED   %s on %s: %s", step, f.Worker, f.Reason)
 		}
 	case *pb.BuildEvent_BuildFinished:
-		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(time.Since(w.start)), w.done, w.total-w.unbuilt)
+		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(w.took(ev)), w.done, w.total-w.unbuilt)
 		for _, a := range e.BuildFinished.Artifacts {
 			w.say("  %s %s %s", strings.TrimPrefix(a.Kind.String(), "STEP_KIND_"), a.StepName, a.CacheKey)
 		}
@@ -205,6 +214,17 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		return true, ExitFailure
 	}
 	return false, 0
+}
+
+// took is how long the build ran, given the event that ended it: from the
+// controller's acceptance to that event, both by the controller's clock,
+// so a build replayed long after it ended shows its own duration. Without
+// those times (an older controller) it is the time since start.
+func (w *watcher) took(end *pb.BuildEvent) time.Duration {
+	if w.created.IsZero() || end.GetTime() == nil {
+		return time.Since(w.start)
+	}
+	return end.GetTime().AsTime().Sub(w.created)
 }
 
 // showTail prints the last lines of a step's log to stderr.
