@@ -101,9 +101,12 @@ func runBuild(env *Env, args []string) int {
 		// stderr.
 		watchEnv = &Env{Dir: env.Dir, Stdout: env.Stderr, Stderr: env.Stderr}
 	}
-	w := newWatcher(watchEnv, isTerminal(watchEnv.Stdout))
+	tty := isTerminal(watchEnv.Stdout)
+	w := newWatcher(watchEnv, tty)
 	defer w.close()
-	return followEvents(ctx, env, "build", client, w, events.next, stopAtAccepted)
+	ticks, stopTicks := redrawTicks(tty)
+	defer stopTicks()
+	return followEvents(ctx, env, "build", client, w, events.next, stopAtAccepted, ticks)
 }
 
 // isTerminal reports whether w is a character device (a terminal), where
