@@ -18,11 +18,13 @@ import (
 const DefaultController = "127.0.0.1:7878"
 
 const buildAbout = `Builds a system of the definitions checkout you are in on the distbuild farm.
-The controller builds the commit at HEAD, fetched from the checkout's remote:
-commit and push your changes first (the command refuses otherwise). Every
-step's log is written to build-step-<name>.log in the current directory as
-it arrives. Ctrl-C cancels the build; exit status 0 means every step
-succeeded.`
+The controller builds the commit at HEAD, fetched from the URL of the
+checkout's remote (--remote) or from --repo, so commit your changes and
+push them to the repository behind that URL first (the command refuses
+otherwise). A trove refuses pushes: when the URL is a trove's, push to the
+upstream repository it serves or mirrors. Every step's log is written to
+build-step-<name>.log in the current directory as it arrives. Ctrl-C
+cancels the build; exit status 0 means every step succeeded.`
 
 func controllerFlag(fs interface {
 	StringVar(*string, string, string, string)
