@@ -34,7 +34,7 @@ type watcher struct {
 	env *Env
 	tty bool
 	// now is the clock of progress redraws made by events; redraws made
-	// by ticks use the tick's time. Tests replace both.
+	// by ticks use the tick's time. Tests stop it and send their own ticks.
 	now func() time.Time
 	// columns is the terminal's width, read at each redraw so a resized
 	// terminal is followed.
@@ -361,8 +361,8 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 
 // took is how long the build ran, given the event that ended it: from the
 // controller's acceptance to that event, both by the controller's clock,
-// so a build replayed long after it ended shows its own duration. Without
-// those times (an older controller) it is the time since start.
+// so a build replayed long after it ended shows its own duration. Events
+// without times fall back to the time since start.
 func (w *watcher) took(end *pb.BuildEvent) time.Duration {
 	if w.created.IsZero() || end.GetTime() == nil {
 		return time.Since(w.start)
