@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -72,14 +73,21 @@ func runAttach(env *Env, args []string) int {
 		}
 	}()
 
-	w := newReplayWatcher(env, isTerminal(env.Stdout), func(log *pb.Digest, to io.Writer) error {
+	var created time.Time
+	if c := st.GetBuild().GetCreated(); c != nil {
+		created = c.AsTime()
+	}
+	tty := isTerminal(env.Stdout)
+	w := newReplayWatcher(env, tty, created, func(log *pb.Digest, to io.Writer) error {
 		return writeLog(ctx, cache, log, to)
 	})
 	defer w.close()
+	ticks, stopTicks := redrawTicks(tty)
+	defer stopTicks()
 	return followEvents(ctx, env, "attach", client, w, func() (*pb.BuildEvent, error) {
 		resp, err := stream.Recv()
 		return resp.GetEvent(), err
-	}, nil)
+	}, nil, ticks)
 }
 
 // afterDetaching says what becomes of the build once this initiator stops

@@ -18,11 +18,13 @@ import (
 const DefaultController = "127.0.0.1:7878"
 
 const buildAbout = `Builds a system of the definitions checkout you are in on the distbuild farm.
-The controller builds the commit at HEAD, fetched from the checkout's remote:
-commit and push your changes first (the command refuses otherwise). Every
-step's log is written to build-step-<name>.log in the current directory as
-it arrives. Ctrl-C cancels the build; exit status 0 means every step
-succeeded.`
+The controller builds the commit at HEAD, fetched from the URL of the
+checkout's remote (--remote) or from --repo, so commit your changes and
+push them to the repository behind that URL first (the command refuses
+otherwise). A trove refuses pushes: when the URL is a trove's, push to the
+upstream repository it serves or mirrors. Every step's log is written to
+build-step-<name>.log in the current directory as it arrives. Ctrl-C
+cancels the build; exit status 0 means every step succeeded.`
 
 func controllerFlag(fs interface {
 	StringVar(*string, string, string, string)
@@ -101,9 +103,12 @@ func runBuild(env *Env, args []string) int {
 		// stderr.
 		watchEnv = &Env{Dir: env.Dir, Stdout: env.Stderr, Stderr: env.Stderr}
 	}
-	w := newWatcher(watchEnv, isTerminal(watchEnv.Stdout))
+	tty := isTerminal(watchEnv.Stdout)
+	w := newWatcher(watchEnv, tty)
 	defer w.close()
-	return followEvents(ctx, env, "build", client, w, events.next, stopAtAccepted)
+	ticks, stopTicks := redrawTicks(tty)
+	defer stopTicks()
+	return followEvents(ctx, env, "build", client, w, events.next, stopAtAccepted, ticks)
 }
 
 // isTerminal reports whether w is a character device (a terminal), where

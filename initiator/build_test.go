@@ -67,9 +67,30 @@ func TestBuildRefusesUncommittedChangesToDefinitions(t *testing.T) {
 func TestBuildRefusesAHeadThatIsNotOnTheRemote(t *testing.T) {
 	dir, system := pushedCheckout(t)
 	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "not pushed")
+	fetchURL := gitIn(t, dir, "remote", "get-url", "origin")
 	status, _, errOut := run("build", "--controller", nowhere, system)
-	if status != initiator.ExitFailure || !strings.Contains(errOut, "is not on") || !strings.Contains(errOut, "git push origin HEAD") {
-		t.Errorf("exit %d: %s\nwant a refusal saying to push", status, errOut)
+	// origin may be a trove, which refuses pushes: the refusal says where
+	// the commit must go instead of telling the user to push to origin.
+	for _, want := range []string{"is not on " + fetchURL + ` (the URL of remote "origin")`, "the upstream repository the trove serves or mirrors", "--remote NAME", "--repo URL"} {
+		if status != initiator.ExitFailure || !strings.Contains(errOut, want) {
+			t.Errorf("exit %d: %s\nwant a refusal saying %q", status, errOut, want)
+		}
+	}
+	if strings.Contains(errOut, "git push origin") {
+		t.Errorf("the refusal tells the user to push to origin, which may be a trove refusing pushes: %s", errOut)
+	}
+
+	// With a push URL of its own (the upstream), pushing to origin is right.
+	upstream := filepath.Join(t.TempDir(), "upstream.git")
+	gitIn(t, dir, "remote", "set-url", "--push", "origin", upstream)
+	status, _, errOut = run("build", "--controller", nowhere, system)
+	if want := "git push origin HEAD pushes to " + upstream; status != initiator.ExitFailure || !strings.Contains(errOut, want) || !strings.Contains(errOut, "once "+fetchURL+" has it") {
+		t.Errorf("exit %d: %s\nwant a refusal saying %q and to build once %s has the commit", status, errOut, want, fetchURL)
+	}
+
+	status, _, errOut = run("build", "--controller", nowhere, "--repo", fetchURL, system)
+	if want := "is not on " + fetchURL + " (given with --repo)"; status != initiator.ExitFailure || !strings.Contains(errOut, want) {
+		t.Errorf("--repo: exit %d: %s\nwant a refusal saying %q", status, errOut, want)
 	}
 }
 

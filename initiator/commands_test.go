@@ -5,19 +5,37 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/initiator"
 	pb "distbuild/proto/distbuild/v1"
 )
 
-// fakeController answers Status and Cancel from a fixed set of builds.
+// fakeController answers Status and Cancel from a fixed set of builds, and
+// Attach from their recorded events.
 type fakeController struct {
 	pb.UnimplementedBuildServiceServer
 	builds map[string]*pb.StatusResponse
+	events map[string][]*pb.BuildEvent
+}
+
+func (f *fakeController) Attach(req *pb.AttachRequest, stream pb.BuildService_AttachServer) error {
+	if _, ok := f.builds[req.BuildId]; !ok {
+		return status.Errorf(codes.NotFound, "no build %q", req.BuildId)
+	}
+	for _, ev := range f.events[req.BuildId] {
+		if ev.Sequence >= req.FromSequence {
+			if err := stream.Send(&pb.AttachResponse{Event: ev}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (f *fakeController) Status(_ context.Context, req *pb.StatusRequest) (*pb.StatusResponse, error) {
@@ -49,11 +67,17 @@ func fakeStep(name string, state pb.StepState) *pb.StepStatus {
 // serve runs a fake controller on loopback and returns its address.
 func serve(t *testing.T, builds ...*pb.StatusResponse) string {
 	t.Helper()
+	return serveEvents(t, nil, builds...)
+}
+
+// serveEvents is serve with the events Attach replays, by build id.
+func serveEvents(t *testing.T, events map[string][]*pb.BuildEvent, builds ...*pb.StatusResponse) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeController{builds: map[string]*pb.StatusResponse{}}
+	f := &fakeController{builds: map[string]*pb.StatusResponse{}, events: events}
 	for _, b := range builds {
 		f.builds[b.Build.BuildId] = b
 	}
@@ -123,6 +147,27 @@ func TestLogsExplainsWhyThereIsNoLog(t *testing.T) {
 		status, out, errOut := run("logs", "--controller", addr, "--cache", nowhere, "b1", stepName)
 		if status != initiator.ExitFailure || out != "" || !strings.HasPrefix(errOut, "initiator logs: "+want) {
 			t.Errorf("logs b1 %s: exit %d, stdout %q, stderr %q; want failure: %s", stepName, status, out, errOut, want)
+		}
+	}
+}
+
+func TestAttachToAnEndedBuildReportsItsOwnDuration(t *testing.T) {
+	// The build took 44s and ended long before anyone attached.
+	created := time.Now().Add(-5 * time.Minute)
+	ended := created.Add(44 * time.Second)
+	b := fakeBuild("b1", pb.BuildState_BUILD_STATE_SUCCEEDED)
+	b.Build.Created, b.Build.Ended = timestamppb.New(created), timestamppb.New(ended)
+	addr := serveEvents(t, map[string][]*pb.BuildEvent{"b1": {
+		{Sequence: 1, Time: timestamppb.New(created), Event: &pb.BuildEvent_Accepted{Accepted: &pb.BuildAccepted{BuildId: "b1"}}},
+		{Sequence: 2, Time: timestamppb.New(created), Event: &pb.BuildEvent_GraphResolved{GraphResolved: &pb.GraphResolved{TotalSteps: 1}}},
+		{Sequence: 3, Time: timestamppb.New(ended), Event: &pb.BuildEvent_BuildFinished{BuildFinished: &pb.BuildFinished{}}},
+	}}, b)
+	t.Chdir(t.TempDir())
+	// --from 2 skips the accepted event: the start comes from the status.
+	for _, from := range []string{"1", "2"} {
+		status, out, errOut := run("attach", "--controller", addr, "--cache", nowhere, "--from", from, "b1")
+		if status != initiator.ExitOK || !strings.Contains(out, "build succeeded in 44s:") {
+			t.Errorf("attach --from %s: exit %d, stdout %q, stderr %q; want success in 44s", from, status, out, errOut)
 		}
 	}
 }

@@ -48,7 +48,8 @@ func inspectCheckout(ctx context.Context, root, remote, repoURL string) (*checko
 	if dirty != "" {
 		return nil, fmt.Errorf("the definitions have uncommitted changes, which the build would not see:\n%s\ncommit them and push the commit, then build again", indent(dirty))
 	}
-	if repoURL == "" {
+	fromRemote := repoURL == ""
+	if fromRemote {
 		if repoURL, err = git(ctx, root, "remote", "get-url", remote); err != nil {
 			return nil, fmt.Errorf("cannot find the URL of remote %q (use --remote NAME or --repo URL): %w", remote, err)
 		}
@@ -58,9 +59,33 @@ func inspectCheckout(ctx context.Context, root, remote, repoURL string) (*checko
 		return nil, err
 	}
 	if !onRemote {
-		return nil, fmt.Errorf("HEAD (%s) is not on %s, so the controller cannot fetch it: push it first (e.g. git push %s HEAD)", head[:12], repoURL, remote)
+		return nil, notOnRemote(ctx, root, head, repoURL, remote, fromRemote)
 	}
 	return &checkoutState{repoURL: repoURL, commit: head}, nil
+}
+
+// notOnRemote explains that HEAD cannot be built until the repository the
+// controller fetches from has it. That URL is often a trove's, which
+// refuses pushes, so "push to origin" would be wrong advice: the commit
+// must be pushed upstream, to the repository the trove serves or mirrors.
+// Only when the remote has a push URL of its own (remote.NAME.pushurl,
+// typically that upstream) does git push REMOTE HEAD do the right thing.
+func notOnRemote(ctx context.Context, root, head, repoURL, remote string, fromRemote bool) error {
+	source := "given with --repo"
+	if fromRemote {
+		source = fmt.Sprintf("the URL of remote %q", remote)
+	}
+	push := "Push the commit to the repository at that URL or, if that is a trove (troves refuse pushes), " +
+		"to the upstream repository the trove serves or mirrors"
+	if fromRemote {
+		if pushURL, err := git(ctx, root, "remote", "get-url", "--push", remote); err == nil && pushURL != repoURL {
+			push = fmt.Sprintf("Push the commit upstream (git push %s HEAD pushes to %s)", remote, pushURL)
+		}
+	}
+	return fmt.Errorf("HEAD (%s) is not on %s (%s), where the controller fetches the definitions from.\n"+
+		"%s; then build again once %s has it.\n"+
+		"To build from another repository that has the commit, name it with --remote NAME (a remote of this checkout) or --repo URL.",
+		head[:12], repoURL, source, push, repoURL)
 }
 
 // commitOnRemote reports whether commit is reachable from some ref of the

@@ -55,7 +55,7 @@ func replay(t *testing.T, logs storedLogs, events ...*pb.BuildEvent) (log, stder
 	t.Helper()
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
-	w := newReplayWatcher(&Env{Dir: dir, Stdout: &out, Stderr: &errOut}, false, logs.fetch)
+	w := newReplayWatcher(&Env{Dir: dir, Stdout: &out, Stderr: &errOut}, false, time.Time{}, logs.fetch)
 	for _, ev := range events {
 		w.handle(ev)
 	}
@@ -113,14 +113,19 @@ func TestBuildKeepsTheOutputItSawWithoutFetching(t *testing.T) {
 	}
 }
 
-func TestAttachTimesTheBuildFromItsAcceptance(t *testing.T) {
-	var out bytes.Buffer
-	w := newReplayWatcher(&Env{Dir: t.TempDir(), Stdout: &out, Stderr: &out}, false, storedLogs{}.fetch)
-	accepted := &pb.BuildEvent{Time: timestamppb.New(time.Now().Add(-90 * time.Second)), Event: &pb.BuildEvent_Accepted{Accepted: &pb.BuildAccepted{BuildId: "b1"}}}
-	w.handle(accepted)
-	done, code := w.handle(&pb.BuildEvent{Event: &pb.BuildEvent_BuildFinished{BuildFinished: &pb.BuildFinished{}}})
-	w.close()
-	if !done || code != ExitOK || !strings.Contains(out.String(), "build succeeded in 1m30") {
-		t.Errorf("done %v, exit %d, output %q; want success timed from the acceptance 90s ago", done, code, out.String())
+func TestAttachTimesTheBuildByTheControllersClock(t *testing.T) {
+	// A 44s build attached to long after it ended: its duration runs from
+	// its acceptance to its end as the controller recorded them, not until
+	// the replay reaches the end.
+	accepted := time.Now().Add(-5 * time.Minute)
+	for name, created := range map[string]time.Time{"from the accepted event": {}, "from the status": accepted} {
+		var out bytes.Buffer
+		w := newReplayWatcher(&Env{Dir: t.TempDir(), Stdout: &out, Stderr: &out}, false, created, storedLogs{}.fetch)
+		w.handle(&pb.BuildEvent{Time: timestamppb.New(accepted), Event: &pb.BuildEvent_Accepted{Accepted: &pb.BuildAccepted{BuildId: "b1"}}})
+		done, code := w.handle(&pb.BuildEvent{Time: timestamppb.New(accepted.Add(44 * time.Second)), Event: &pb.BuildEvent_BuildFinished{BuildFinished: &pb.BuildFinished{}}})
+		w.close()
+		if !done || code != ExitOK || !strings.Contains(out.String(), "build succeeded in 44s:") {
+			t.Errorf("%s: done %v, exit %d, output %q; want success in 44s", name, done, code, out.String())
+		}
 	}
 }

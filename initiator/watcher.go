@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -16,20 +19,42 @@ import (
 // failureTailLines is how much of a failed step's log is shown at the end.
 const failureTailLines = 20
 
+// maxShownSteps is how many running steps the progress display lists, one
+// line each, before it only counts the rest.
+const maxShownSteps = 4
+
+// maxLineBytes bounds what is kept of the line a step is writing: the
+// display shows one terminal line of it.
+const maxLineBytes = 1024
+
 // watcher follows a build's events: it writes each step's output to
 // build-step-<name>.log and tells the user what is happening, redrawing a
-// progress line on a terminal and printing plain lines otherwise.
+// progress display on a terminal and printing plain lines otherwise.
 type watcher struct {
-	env     *Env
-	tty     bool
-	start   time.Time
+	env *Env
+	tty bool
+	// now is the clock of progress redraws made by events; redraws made
+	// by ticks use the tick's time. Tests stop it and send their own ticks.
+	now func() time.Time
+	// columns is the terminal's width, read at each redraw so a resized
+	// terminal is followed.
+	columns func() int
+	// start is where the live progress clock counts from: when build
+	// submitted the build, or for attach when the controller accepted it.
+	start time.Time
+	// created is when the controller accepted the build, by its clock
+	// (the BuildAccepted event's time, or for attach the build's status).
+	// With the time of the event that ends the build it gives the build's
+	// own duration, however long after the build ended attach replays it.
+	created time.Time
 	logs    map[string]*os.File
-	seen    map[string]bool // steps whose log was started in this run
-	running map[string]string
+	seen    map[string]bool        // steps whose log was started in this run
+	running map[string]string      // step -> worker, for steps running now
+	outputs map[string]*outputTail // what running steps last printed
 	total   int
 	unbuilt int
 	done    int
-	status  string // the progress line currently drawn
+	drawn   int // lines of the progress display now on the terminal
 
 	// Set by attach, which may join a build long under way.
 	//
@@ -42,20 +67,26 @@ type watcher struct {
 	fetchLog func(log *pb.Digest, to io.Writer) error
 	// attemptAt is where each step's current attempt begins in its log.
 	attemptAt map[string]int64
-	// buildClock times the build from its BuildAccepted event rather than
-	// from when the watcher started.
-	buildClock bool
 }
 
 func newWatcher(env *Env, tty bool) *watcher {
-	return &watcher{env: env, tty: tty, start: time.Now(), logs: map[string]*os.File{}, seen: map[string]bool{}, running: map[string]string{}}
+	w := &watcher{env: env, tty: tty, now: time.Now, start: time.Now(), logs: map[string]*os.File{}, seen: map[string]bool{},
+		running: map[string]string{}, outputs: map[string]*outputTail{}}
+	f, _ := env.Stdout.(*os.File)
+	w.columns = func() int { return terminalColumns(f) }
+	return w
 }
 
 // newReplayWatcher is the watcher attach uses: it completes each step's log
-// from the cache (fetchLog) and times the build from its acceptance.
-func newReplayWatcher(env *Env, tty bool, fetchLog func(log *pb.Digest, to io.Writer) error) *watcher {
+// from the cache (fetchLog) and times the build from created, when the
+// controller accepted it (zero when unknown), even when the replay starts
+// after the BuildAccepted event (attach --from).
+func newReplayWatcher(env *Env, tty bool, created time.Time, fetchLog func(log *pb.Digest, to io.Writer) error) *watcher {
 	w := newWatcher(env, tty)
-	w.fetchLog, w.attemptAt, w.buildClock = fetchLog, map[string]int64{}, true
+	w.fetchLog, w.attemptAt = fetchLog, map[string]int64{}
+	if !created.IsZero() {
+		w.start, w.created = created, created
+	}
 	return w
 }
 
@@ -74,40 +105,155 @@ func logName(step string) string {
 	return "build-step-" + safe + ".log"
 }
 
-// say prints a line above the progress line.
+// say prints a line above the progress display.
 func (w *watcher) say(format string, args ...any) {
-	if w.tty && w.status != "" {
-		fmt.Fprint(w.env.Stdout, "\r\033[K")
-	}
+	w.erase()
 	fmt.Fprintf(w.env.Stdout, format+"\n", args...)
 	w.redraw()
 }
 
-func (w *watcher) redraw() {
+// erase removes the progress display, leaving the cursor where it began.
+func (w *watcher) erase() {
+	if w.drawn == 0 {
+		return
+	}
+	up := ""
+	if w.drawn > 1 {
+		up = fmt.Sprintf("\033[%dA", w.drawn-1)
+	}
+	fmt.Fprint(w.env.Stdout, "\r"+up+"\033[J")
+	w.drawn = 0
+}
+
+// redraw draws the progress display again after an event.
+func (w *watcher) redraw() { w.tick(w.now()) }
+
+// tick draws the progress display as of now. followEvents calls it every
+// second on a terminal, so the clock and the steps' output move while no
+// event arrives (a long, quiet step does not look hung).
+func (w *watcher) tick(now time.Time) {
 	if !w.tty {
 		return
 	}
-	names := make([]string, 0, len(w.running))
-	for step, worker := range w.running {
-		names = append(names, step+"@"+worker)
+	lines := w.progress(now)
+	w.erase()
+	fmt.Fprint(w.env.Stdout, strings.Join(lines, "\n"))
+	w.drawn = len(lines)
+}
+
+// progress is the progress display: a line with the counts and the clock,
+// then a line for each running step with the worker running it and the
+// latest line of its output, each cut to the terminal's width (one column
+// spare, so that no line wraps and erase knows how many lines to remove).
+func (w *watcher) progress(now time.Time) []string {
+	lines := []string{fmt.Sprintf("[%d/%d built] %s, %d running", w.done, w.unbuilt, elapsed(now.Sub(w.start)), len(w.running))}
+	steps := slices.Sorted(maps.Keys(w.running))
+	for i, step := range steps {
+		if i == maxShownSteps {
+			lines = append(lines, fmt.Sprintf("  (+%d more)", len(steps)-i))
+			break
+		}
+		line := "  " + step + "@" + w.running[step]
+		if out := w.outputs[step].line(); out != "" {
+			line += ": " + out
+		}
+		lines = append(lines, line)
 	}
-	slices.Sort(names)
-	more := ""
-	if len(names) > 4 {
-		more = fmt.Sprintf(" (+%d more)", len(names)-4)
-		names = names[:4]
+	width := w.columns() - 1
+	for i, l := range lines {
+		lines[i] = cut(l, width)
 	}
-	w.status = fmt.Sprintf("[%d/%d built] %s running: %s%s", w.done, w.unbuilt, elapsed(time.Since(w.start)), strings.Join(names, ", "), more)
-	fmt.Fprint(w.env.Stdout, "\r\033[K"+w.status)
+	return lines
+}
+
+// cut shortens s to at most n characters, marking the cut with an
+// ellipsis.
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
 }
 
 func (w *watcher) close() {
-	if w.tty && w.status != "" {
-		fmt.Fprint(w.env.Stdout, "\r\033[K")
-	}
+	w.erase()
 	for _, f := range w.logs {
 		f.Close()
 	}
+}
+
+// outputTail keeps the end of a running step's output for the progress
+// display: the last non-blank complete line, and the line being written.
+type outputTail struct {
+	last    string
+	partial []byte
+	cr      bool // a carriage return ended the output so far
+}
+
+// write takes the next bytes of the step's output. A carriage return
+// followed by more text starts the line over, as it does on a terminal
+// (progress meters redraw themselves that way).
+func (t *outputTail) write(p []byte) {
+	for _, c := range p {
+		switch c {
+		case '\n':
+			if s := printable(t.partial); s != "" {
+				t.last = s
+			}
+			t.partial, t.cr = t.partial[:0], false
+		case '\r':
+			t.cr = true
+		default:
+			if t.cr {
+				t.partial, t.cr = t.partial[:0], false
+			}
+			if len(t.partial) < maxLineBytes {
+				t.partial = append(t.partial, c)
+			}
+		}
+	}
+}
+
+// line is the step's latest line of output: the one being written, or
+// when it is still blank the last complete one; "" before any output.
+func (t *outputTail) line() string {
+	if t == nil {
+		return ""
+	}
+	if s := printable(t.partial); s != "" {
+		return s
+	}
+	return t.last
+}
+
+// printable makes a line of a step's output safe to show inside the
+// progress display: escape sequences (colours, cursor movement) and other
+// control characters would garble it, so they are dropped, and tabs become
+// spaces.
+func printable(b []byte) string {
+	var sb strings.Builder
+	for s := string(b); s != ""; {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		switch {
+		case r == '\033':
+			if rest, ok := strings.CutPrefix(s, "["); ok {
+				// A CSI sequence ends with a byte in @ to ~.
+				if end := strings.IndexFunc(rest, func(r rune) bool { return r >= '@' && r <= '~' }); end >= 0 {
+					s = rest[end+1:]
+				} else {
+					s = ""
+				}
+			}
+		case r == '\t':
+			sb.WriteByte(' ')
+		case unicode.IsControl(r):
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	return strings.TrimSpace(sb.String())
 }
 
 // logFile opens a step's log: truncated the first time the step starts in
@@ -142,8 +288,8 @@ func (w *watcher) closeLog(step string) {
 func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	switch e := ev.GetEvent().(type) {
 	case *pb.BuildEvent_Accepted:
-		if w.buildClock && ev.Time != nil {
-			w.start = ev.Time.AsTime()
+		if w.created.IsZero() && ev.Time != nil {
+			w.created = ev.Time.AsTime()
 		}
 		w.say("build %s accepted", e.Accepted.BuildId)
 	case *pb.BuildEvent_GraphResolved:
@@ -152,6 +298,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	case *pb.BuildEvent_StepStarted:
 		step := e.StepStarted.Step.StepName
 		w.running[step] = e.StepStarted.Worker
+		w.outputs[step] = &outputTail{}
 		if f := w.logFile(step); f != nil {
 			if e.StepStarted.Attempt > 1 {
 				fmt.Fprintf(f, "\n=== attempt %d on %s ===\n", e.StepStarted.Attempt, e.StepStarted.Worker)
@@ -167,9 +314,13 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		if f := w.logFile(e.StepOutput.StepName); f != nil {
 			f.Write(e.StepOutput.Data)
 		}
+		if t := w.outputs[e.StepOutput.StepName]; t != nil {
+			t.write(e.StepOutput.Data)
+		}
 	case *pb.BuildEvent_StepFinished:
 		step := e.StepFinished.Step.StepName
 		delete(w.running, step)
+		delete(w.outputs, step)
 		w.completeLog(step, e.StepFinished.Log)
 		w.closeLog(step)
 		if e.StepFinished.Worker != "" {
@@ -180,6 +331,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		f := e.StepFailed
 		step := f.Step.StepName
 		delete(w.running, step)
+		delete(w.outputs, step)
 		w.completeLog(step, f.Log)
 		w.closeLog(step)
 		if f.WillRetry {
@@ -188,7 +340,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 			w.say("FAILED   %s on %s: %s", step, f.Worker, f.Reason)
 		}
 	case *pb.BuildEvent_BuildFinished:
-		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(time.Since(w.start)), w.done, w.total-w.unbuilt)
+		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(w.took(ev)), w.done, w.total-w.unbuilt)
 		for _, a := range e.BuildFinished.Artifacts {
 			w.say("  %s %s %s", strings.TrimPrefix(a.Kind.String(), "STEP_KIND_"), a.StepName, a.CacheKey)
 		}
@@ -205,6 +357,17 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		return true, ExitFailure
 	}
 	return false, 0
+}
+
+// took is how long the build ran, given the event that ended it: from the
+// controller's acceptance to that event, both by the controller's clock,
+// so a build replayed long after it ended shows its own duration. Events
+// without times fall back to the time since start.
+func (w *watcher) took(end *pb.BuildEvent) time.Duration {
+	if w.created.IsZero() || end.GetTime() == nil {
+		return time.Since(w.start)
+	}
+	return end.GetTime().AsTime().Sub(w.created)
 }
 
 // showTail prints the last lines of a step's log to stderr.

@@ -30,7 +30,9 @@ import (
 
 const about = `worker: runs build steps for a distbuild controller.
 
-Usage: worker --work-dir DIR [flags]
+Usage:
+  worker --work-dir DIR [flags]   run steps for the controller
+  worker key --work-dir DIR       print the worker's public key
 
 The worker dials the controller (it needs no inbound port), registers its
 slots, architecture and tags, and runs the steps it is given: it fetches
@@ -57,6 +59,12 @@ them. The artifacts a worker stages are kept in WORK_DIR/blobs, so the
 next step needing them does not download them again, up to
 --blob-cache-size; beyond it the least recently used go.
 
+"worker key" prints the worker's ed25519 public key, creating its signing
+key (WORK_DIR/worker.key, or --key-file) on first use. The worker signs the
+manifest of every artifact it uploads with that key; register the key with
+the worker, 'controller worker add NAME --public-key KEY', so that a trove
+run with --require-auth accepts the worker's artifacts.
+
 Flags:
 `
 
@@ -67,7 +75,8 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "key" {
 		os.Exit(printKey(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	os.Exit(run(os.Args[1:], os.Stderr))
+	host, _ := os.Hostname()
+	os.Exit(run(os.Args[1:], os.Stderr, host, archOf[runtime.GOARCH]))
 }
 
 // keyFile is where a worker's signing key lives unless --key-file says.
@@ -110,16 +119,42 @@ func printKey(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(args []string, stderr io.Writer) int {
+// missingFlags says which settings the worker cannot run without are
+// missing: --work-dir has no default; --name and --arch have one unless
+// the host name or this machine's architecture cannot be known, or the
+// flag was given empty.
+func missingFlags(fs *pflag.FlagSet, workDir, name, arch string) []string {
+	var missing []string
+	if workDir == "" {
+		missing = append(missing, "--work-dir DIR is required: the directory for build directories, git mirrors and cached artifacts")
+	}
+	for _, f := range []struct{ flag, value, noDefault string }{
+		{"name", name, "the host name could not be read to default to"},
+		{"arch", arch, runtime.GOARCH + " machines have no default architecture name"},
+	} {
+		switch {
+		case f.value != "":
+		case fs.Changed(f.flag):
+			missing = append(missing, "--"+f.flag+" cannot be empty")
+		default:
+			missing = append(missing, "--"+f.flag+" is required: "+f.noDefault)
+		}
+	}
+	return missing
+}
+
+// run runs the worker with the arguments after the program name. host and
+// arch are the defaults of --name and --arch: this machine's host name and
+// architecture, "" when they cannot be known.
+func run(args []string, stderr io.Writer, host, arch string) int {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
-	host, _ := os.Hostname()
 	controllerAddr := fs.String("controller", "127.0.0.1:7878", "gRPC address of the controller")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	name := fs.String("name", host, "the worker's unique name")
 	slots := fs.Int("slots", 1, "how many steps to run at once")
-	arch := fs.String("arch", archOf[runtime.GOARCH], "architecture the worker builds for")
+	archFlag := fs.String("arch", arch, "architecture the worker builds for, as the definitions name it")
 	tags := fs.StringArray("tag", nil, "key=value property steps can be matched against (repeatable)")
 	workDir := fs.String("work-dir", "", "directory for build directories, git mirrors and cached artifacts (required)")
 	mode := fs.String("sandbox", "bwrap", "how build commands are isolated: bwrap or none")
@@ -147,8 +182,12 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "worker: %v (see worker --help)\n", err)
 		return 2
 	}
-	if *workDir == "" || fs.NArg() != 0 || *name == "" || *arch == "" {
-		fmt.Fprintln(stderr, "worker: --work-dir, --name and --arch are required and no arguments are taken")
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "worker: unexpected argument %q: the worker takes only flags (see worker --help)\n", fs.Arg(0))
+		return 2
+	}
+	if missing := missingFlags(fs, *workDir, *name, *archFlag); len(missing) > 0 {
+		fmt.Fprintf(stderr, "worker: %s (see worker --help)\n", strings.Join(missing, "; "))
 		return 2
 	}
 	if *stall < 0 || *transferStall < 0 {
@@ -220,7 +259,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer conn.Close()
 	w, err := worker.New(worker.Config{
-		Name: *name, Slots: *slots, Arch: *arch, Tags: tagMap, SigningKey: key,
+		Name: *name, Slots: *slots, Arch: *archFlag, Tags: tagMap, SigningKey: key,
 		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
@@ -232,7 +271,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	log.Info("starting", "controller", *controllerAddr, "cache", *cacheAddr, "slots", *slots, "arch", *arch, "sandbox", *mode)
+	log.Info("starting", "controller", *controllerAddr, "cache", *cacheAddr, "slots", *slots, "arch", *archFlag, "sandbox", *mode)
 	if err := w.Run(ctx); err != nil {
 		log.Error("stopped with an error", "error", err)
 		return 1
