@@ -137,8 +137,10 @@ func TestCancelPrintsTheResultingState(t *testing.T) {
 
 func TestLogsExplainsWhyThereIsNoLog(t *testing.T) {
 	addr := serve(t, fakeBuild("b1", pb.BuildState_BUILD_STATE_RUNNING,
-		fakeStep("zlib", pb.StepState_STEP_STATE_RUNNING), fakeStep("core", pb.StepState_STEP_STATE_WAITING), fakeStep("late", pb.StepState_STEP_STATE_SKIPPED)))
+		fakeStep("zlib", pb.StepState_STEP_STATE_RUNNING), fakeStep("core", pb.StepState_STEP_STATE_WAITING), fakeStep("late", pb.StepState_STEP_STATE_SKIPPED),
+		fakeStep("stopped", pb.StepState_STEP_STATE_CANCELLED)))
 	for stepName, want := range map[string]string{
+		"stopped": "step stopped of build b1 was cancelled with its build and its worker stored no log of it",
 		"nosuch": `build b1 has no step "nosuch" (initiator status b1 lists its steps)`,
 		"zlib":   "step zlib of build b1 has no log yet: it is running; follow its output with: initiator attach b1",
 		"core":   "step core of build b1 has no log yet: it is waiting; follow its output with: initiator attach b1",

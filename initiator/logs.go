@@ -58,7 +58,11 @@ func runLogs(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "logs", err)
 	}
-	if s := st.GetState(); s != pb.StepState_STEP_STATE_FINISHED && s != pb.StepState_STEP_STATE_FAILED {
+	switch s := st.GetState(); s {
+	case pb.StepState_STEP_STATE_FINISHED, pb.StepState_STEP_STATE_FAILED:
+	case pb.StepState_STEP_STATE_CANCELLED:
+		fmt.Fprintf(env.Stderr, "initiator logs: step %s was cancelled with its build; this is what it printed until then\n", name)
+	default:
 		fmt.Fprintf(env.Stderr, "initiator logs: step %s is %s (attempt %d); this is the log of its last failed attempt\n", name, stepState(s), st.GetAttempts())
 	}
 	if err := writeLog(ctx, cache, log, env.Stdout); err != nil {
@@ -79,6 +83,8 @@ func stepLog(ctx context.Context, cache *artifactcache.Client, buildID string, s
 	switch st.GetState() {
 	case pb.StepState_STEP_STATE_WAITING, pb.StepState_STEP_STATE_READY, pb.StepState_STEP_STATE_RUNNING:
 		return nil, fmt.Errorf("step %s of build %s has no log yet: it is %s; follow its output with: initiator attach %s", name, buildID, stepState(st.GetState()), buildID)
+	case pb.StepState_STEP_STATE_CANCELLED:
+		return nil, fmt.Errorf("step %s of build %s was cancelled with its build and its worker stored no log of it (the worker may not have reported since; try again in a moment)", name, buildID)
 	case pb.StepState_STEP_STATE_SKIPPED:
 		return nil, fmt.Errorf("step %s of build %s never ran, so it has no log: it was skipped because a step it needs failed or the build ended first", name, buildID)
 	case pb.StepState_STEP_STATE_FAILED:
