@@ -795,3 +795,54 @@ func TestAControllerKilledWhileAStepRunsAdoptsIt(t *testing.T) {
 		t.Errorf("the controller's log does not say it adopted demo-sum's job")
 	}
 }
+
+// TestAStalledWorkersLateResultNeverWins stops a worker with SIGSTOP in
+// the middle of a step, past its lease: the step moves to another worker.
+// Continued while the retry still runs, the stalled worker finishes its
+// abandoned attempt and stores it first; the retry's result replaces it,
+// so the cached artifact is the one the build credits.
+func TestAStalledWorkersLateResultNeverWins(t *testing.T) {
+	f := startCrashFarm(t, []string{"worker-1"}, "--worker-lease", "2s")
+	const stalled, retry = "3.5", "6.5"
+	f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n",
+		"kind: chunk\npre-build-commands:\n- case \"$PWD\" in */worker-1/*) sleep "+stalled+" ;; */worker-2/*) sleep "+retry+" ;; esac\n")
+	graph := f.graph(demoSystem)
+	w1 := f.workers["worker-1"]
+	build := f.startInitiator("build", demoSystem)
+	build.waitForLine(t, "started  demo-sum on worker-1")
+	waitFor(t, "demo-sum's sleep to run on worker-1", func() bool { return sandboxOf(stalled, w1.cmd.Process.Pid) != nil })
+	w2 := f.startWorker("worker-2")
+	waitFor(t, "worker-2 to connect", func() bool {
+		return strings.Contains(f.log("controller"), "worker connected: worker=worker-2 ")
+	})
+	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	build.waitForLine(t, "started  demo-sum on worker-2")
+	waitFor(t, "worker-1's abandoned command to end", func() bool { return sandboxOf(stalled, w1.cmd.Process.Pid) == nil })
+	if sandboxOf(retry, w2.cmd.Process.Pid) == nil {
+		t.Fatal("the retry on worker-2 is no longer running; the test cannot show the late result arriving first")
+	}
+	if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "worker-1 to store its abandoned attempt first", func() bool {
+		return regexp.MustCompile(`stored manifest: .*step=demo-sum .*worker=worker-1`).MatchString(f.log("trove"))
+	})
+	r := build.wait(t, 60*time.Second)
+	if r.code != 0 || !strings.Contains(r.stdout, "\nbuild succeeded in ") {
+		t.Fatalf("build: exit %d, want success on worker-2\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if lines := stepLines(r.stdout, "demo-sum"); !strings.HasPrefix(lines[len(lines)-1], "finished demo-sum on worker-2 ") {
+		t.Fatalf("demo-sum's story: %q; want it finished on worker-2", lines)
+	}
+	resp, err := http.Get("http://" + f.http + "/artifacts/" + graph["demo-sum"].CacheKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct{ Worker string }
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.Worker != "worker-2" {
+		t.Errorf("the cached demo-sum was made by %q (%v); want worker-2's, the attempt the build credits", m.Worker, err)
+	}
+}
