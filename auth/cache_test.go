@@ -123,4 +123,30 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err := manifestsig.Verify(got, pub); err != nil {
 		t.Errorf("the stored manifest's signature no longer verifies: %v", err)
 	}
+
+	// Once the registry holds the controller's key, a manifest needs the
+	// controller's grant of that step to the uploading worker.
+	ctlPub, ctlKey, _ := ed25519.GenerateKey(nil)
+	if changed, err := auth.RecordControllerKey(path, ctlPub); err != nil || !changed {
+		t.Fatalf("recording the controller's key: changed=%v %v", changed, err)
+	}
+	granted := func(k, worker string, seq uint64, signer ed25519.PrivateKey) *pb.Manifest {
+		m := newManifest(k)
+		m.Grant = &pb.AttemptGrant{JobId: "job-" + k, CacheKey: m.CacheKey, Worker: worker, Sequence: seq}
+		manifestsig.SignGrant(m.Grant, signer)
+		manifestsig.Sign(m, "w1", key)
+		return m
+	}
+	for name, m := range map[string]*pb.Manifest{
+		"without a grant":             func() *pb.Manifest { m := newManifest("6"); manifestsig.Sign(m, "w1", key); return m }(),
+		"granted to another worker":   granted("7", "w2", 1, ctlKey),
+		"grant not by the controller": granted("8", "w1", 1, otherKey),
+	} {
+		if err := worker1.PutManifest(ctx, m); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s: %v, want PermissionDenied", name, err)
+		}
+	}
+	if err := worker1.PutManifest(ctx, granted("9", "w1", 1, ctlKey)); err != nil {
+		t.Fatalf("a manifest under a valid grant: %v", err)
+	}
 }
