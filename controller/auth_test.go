@@ -19,22 +19,8 @@ import (
 
 func TestAuthenticationLetsInOnlyRegisteredWorkersAndUsers(t *testing.T) {
 	f := startFarm(t, 10*time.Second)
-	path := filepath.Join(t.TempDir(), "registry.json")
-	r, _ := auth.Load(path)
-	userToken, _ := r.Add(auth.KindUser, "alice", nil)
-	workerToken, _ := r.Add(auth.KindWorker, "w1", nil)
-	if err := r.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.opts = []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, hclog.NewNullLogger())),
-		grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, hclog.NewNullLogger())),
-	}
-	f.restartController()
+	tokens, _, _ := f.requireAuth(map[string]auth.Kind{"alice": auth.KindUser, "w1": auth.KindWorker})
+	userToken, workerToken := tokens["alice"], tokens["w1"]
 	dial := func(token string) *grpc.ClientConn {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 		if token != "" {
@@ -80,4 +66,31 @@ func TestAuthenticationLetsInOnlyRegisteredWorkersAndUsers(t *testing.T) {
 	if err := register(dial(workerToken), "w1"); err != nil {
 		t.Errorf("w1 registering with its own token: %v", err)
 	}
+}
+
+// requireAuth restarts the farm's controller behind authentication, with a
+// registry of the given principals; it returns their tokens by name, the
+// registry and its file.
+func (f *farm) requireAuth(principals map[string]auth.Kind) (map[string]string, *auth.Registry, string) {
+	f.t.Helper()
+	path := filepath.Join(f.t.TempDir(), "registry.json")
+	r, _ := auth.Load(path)
+	tokens := map[string]string{}
+	for name, kind := range principals {
+		tokens[name], _ = r.Add(kind, name, nil)
+	}
+	if err := r.Save(path); err != nil {
+		f.t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	a.RevocationPoll = 20 * time.Millisecond
+	f.opts = []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, hclog.NewNullLogger())),
+		grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, hclog.NewNullLogger())),
+	}
+	f.restartController()
+	return tokens, r, path
 }

@@ -2,13 +2,11 @@ package controller_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -16,7 +14,6 @@ import (
 
 	"distbuild/artifactcache/digest"
 	"distbuild/auth"
-	"distbuild/controller"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -203,24 +200,8 @@ func TestCancelledStepsEndCancelledWithTheirLog(t *testing.T) {
 
 func TestRevokingAWorkerEndsItsStreamAndRequeuesItsJobs(t *testing.T) {
 	f := startFarm(t, 10*time.Second)
-	path := filepath.Join(t.TempDir(), "registry.json")
-	r, _ := auth.Load(path)
-	userToken, _ := r.Add(auth.KindUser, "alice", nil)
-	w1Token, _ := r.Add(auth.KindWorker, "w1", nil)
-	w2Token, _ := r.Add(auth.KindWorker, "w2", nil)
-	if err := r.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.NewAuthenticator(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.RevocationPoll = 20 * time.Millisecond
-	f.opts = []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, hclog.NewNullLogger())),
-		grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, hclog.NewNullLogger())),
-	}
-	f.restartController()
+	tokens, r, path := f.requireAuth(map[string]auth.Kind{"alice": auth.KindUser, "w1": auth.KindWorker, "w2": auth.KindWorker})
+	userToken, w1Token, w2Token := tokens["alice"], tokens["w1"], tokens["w2"]
 	dial := func(token string) *grpc.ClientConn {
 		conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(auth.Token(token)))
 		if err != nil {

@@ -456,6 +456,19 @@ func TestAWorkerKilledMidStepLosesItToAnotherWorker(t *testing.T) {
 	}
 }
 
+// waitForSleep waits until a worker's sandbox runs step's "sleep arg".
+func (f *crashFarm) waitForSleep(t *testing.T, step, arg string) {
+	t.Helper()
+	waitFor(t, step+" to run", func() bool {
+		for _, w := range f.workers {
+			if sandboxOf(arg, w.cmd.Process.Pid) != nil {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // TestAControllerKilledMidBuildResumesIt kills the controller with
 // SIGKILL in the middle of a detached build and starts it again on the
 // same address and state directory once a step that was running has
@@ -468,14 +481,7 @@ func TestAControllerKilledMidBuildResumesIt(t *testing.T) {
 	f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep "+slow+"\n")
 	graph := f.graph(demoSystem)
 	id := f.detach(demoSystem)
-	waitFor(t, "demo-sum to run", func() bool {
-		for _, w := range f.workers {
-			if sandboxOf(slow, w.cmd.Process.Pid) != nil {
-				return true
-			}
-		}
-		return false
-	})
+	f.waitForSleep(t, "demo-sum", slow)
 	finishedBefore := f.jobsDone()
 	f.controllerProc.kill9(t)
 	if len(finishedBefore) == 0 || finishedBefore["demo-sum"] != 0 {
@@ -767,14 +773,7 @@ func TestAControllerKilledWhileAStepRunsAdoptsIt(t *testing.T) {
 	f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n", "kind: chunk\npre-build-commands:\n- sleep "+slow+"\n")
 	graph := f.graph(demoSystem)
 	id := f.detach(demoSystem)
-	waitFor(t, "demo-sum to run", func() bool {
-		for _, w := range f.workers {
-			if sandboxOf(slow, w.cmd.Process.Pid) != nil {
-				return true
-			}
-		}
-		return false
-	})
+	f.waitForSleep(t, "demo-sum", slow)
 	f.controllerProc.kill9(t)
 	f.restartController()
 	if done := f.jobsDone(); done["demo-sum"] != 0 {
