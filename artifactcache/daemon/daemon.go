@@ -57,6 +57,9 @@ type Config struct {
 	// AddrFile, if set, receives the actual listen addresses as JSON once
 	// the daemon listens (see WriteAddrFile).
 	AddrFile string
+	// UploadIdleTimeout ends uploads through which no content arrives for
+	// this long; 0 means service.DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
 	// Verifier checks manifests before they are stored; nil accepts all.
 	Verifier service.ManifestVerifier
 	// ServerOptions are added to the gRPC server's, e.g. authentication
@@ -65,7 +68,8 @@ type Config struct {
 	// TLS, when set, secures both listeners (and with ClientCAs, requires
 	// client certificates); nil serves plaintext.
 	TLS *tls.Config
-	// Clock drives scrubs and access times; nil is the system clock.
+	// Clock drives scrubs, access times and upload idle limits; nil is
+	// the system clock.
 	Clock clock.Clock
 	// Logger receives what happens; nil discards it.
 	Logger hclog.Logger
@@ -143,7 +147,12 @@ func (d *Daemon) listen() error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
 	}
 	d.grpc = grpc.NewServer(opts...)
-	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, d.cfg.Verifier, d.log.Named("grpc")))
+	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, service.Options{
+		Verifier:          d.cfg.Verifier,
+		Logger:            d.log.Named("grpc"),
+		UploadIdleTimeout: d.cfg.UploadIdleTimeout,
+		Clock:             d.cfg.Clock,
+	}))
 	if d.cfg.HTTPListen == "" {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"distbuild/artifactcache/daemon"
+	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
 	"distbuild/bytesize"
@@ -87,6 +88,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 24*time.Hour, "how often to re-hash every blob (0 turns periodic scrubs off)")
 	fs.DurationVar(&cfg.AccessFlushInterval, "access-flush-interval", store.DefaultAccessFlushInterval, "how often last-access times are written to the index")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
+	fs.DurationVar(&cfg.UploadIdleTimeout, "upload-idle-timeout", service.DefaultUploadIdleTimeout, "end an upload through which no content arrives for this long, releasing the room it held")
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the actual listen addresses here as JSON once listening")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	var serverTLS tlsflags.Server
@@ -98,6 +100,10 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if cfg.Dir == "" {
 		fmt.Fprintln(stderr, "trove serve: --dir is required")
+		return 2
+	}
+	if cfg.UploadIdleTimeout <= 0 {
+		fmt.Fprintln(stderr, "trove serve: --upload-idle-timeout must be positive")
 		return 2
 	}
 	cfg.MaxSizeBytes = int64(maxSize)
