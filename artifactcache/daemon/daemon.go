@@ -1,8 +1,9 @@
 // Package daemon assembles the trove: the artifact cache's gRPC service,
-// its read-only HTTP API and the git server, over one store, with periodic
-// scrubbing and an orderly shutdown. It holds what cmd/trove would
-// otherwise have to, so the binary stays a thin layer of flags and the
-// whole daemon can be started in-process by tests.
+// its admin service (on-demand scrubs), its read-only HTTP API and the git
+// server, over one store, with periodic scrubbing and an orderly shutdown.
+// It holds what cmd/trove would otherwise have to, so the binary stays a
+// thin layer of flags and the whole daemon can be started in-process by
+// tests.
 package daemon
 
 import (
@@ -118,12 +119,12 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st}
+	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
 	if err := d.listen(); err != nil {
 		d.closeListeners()
 		st.Close()
 		return nil, err
 	}
-	d.scrubber = &scrubber{store: st, clock: cfg.Clock, interval: cfg.ScrubInterval, log: cfg.Logger.Named("scrub")}
 	if cfg.AddrFile != "" {
 		if err := WriteAddrFile(cfg.AddrFile, d.addrs); err != nil {
 			d.closeListeners()
@@ -153,6 +154,7 @@ func (d *Daemon) listen() error {
 		UploadIdleTimeout: d.cfg.UploadIdleTimeout,
 		Clock:             d.cfg.Clock,
 	}))
+	distbuildv1.RegisterCacheAdminServiceServer(d.grpc, &adminService{scrubber: d.scrubber, log: d.log.Named("admin")})
 	if d.cfg.HTTPListen == "" {
 		return nil
 	}
