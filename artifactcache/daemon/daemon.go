@@ -1,8 +1,9 @@
 // Package daemon assembles the trove: the artifact cache's gRPC service,
-// its read-only HTTP API and the git server, over one store, with periodic
-// scrubbing and an orderly shutdown. It holds what cmd/trove would
-// otherwise have to, so the binary stays a thin layer of flags and the
-// whole daemon can be started in-process by tests.
+// its admin service (on-demand scrubs), its read-only HTTP API and the git
+// server, over one store, with periodic scrubbing and an orderly shutdown.
+// It holds what cmd/trove would otherwise have to, so the binary stays a
+// thin layer of flags and the whole daemon can be started in-process by
+// tests.
 package daemon
 
 import (
@@ -57,6 +58,9 @@ type Config struct {
 	// AddrFile, if set, receives the actual listen addresses as JSON once
 	// the daemon listens (see WriteAddrFile).
 	AddrFile string
+	// UploadIdleTimeout ends uploads through which no content arrives for
+	// this long; 0 means service.DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
 	// Verifier checks manifests before they are stored; nil accepts all.
 	Verifier service.ManifestVerifier
 	// ServerOptions are added to the gRPC server's, e.g. authentication
@@ -65,7 +69,8 @@ type Config struct {
 	// TLS, when set, secures both listeners (and with ClientCAs, requires
 	// client certificates); nil serves plaintext.
 	TLS *tls.Config
-	// Clock drives scrubs and access times; nil is the system clock.
+	// Clock drives scrubs, access times and upload idle limits; nil is
+	// the system clock.
 	Clock clock.Clock
 	// Logger receives what happens; nil discards it.
 	Logger hclog.Logger
@@ -114,12 +119,12 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st}
+	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
 	if err := d.listen(); err != nil {
 		d.closeListeners()
 		st.Close()
 		return nil, err
 	}
-	d.scrubber = &scrubber{store: st, clock: cfg.Clock, interval: cfg.ScrubInterval, log: cfg.Logger.Named("scrub")}
 	if cfg.AddrFile != "" {
 		if err := WriteAddrFile(cfg.AddrFile, d.addrs); err != nil {
 			d.closeListeners()
@@ -143,7 +148,13 @@ func (d *Daemon) listen() error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
 	}
 	d.grpc = grpc.NewServer(opts...)
-	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, d.cfg.Verifier, d.log.Named("grpc")))
+	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, service.Options{
+		Verifier:          d.cfg.Verifier,
+		Logger:            d.log.Named("grpc"),
+		UploadIdleTimeout: d.cfg.UploadIdleTimeout,
+		Clock:             d.cfg.Clock,
+	}))
+	distbuildv1.RegisterCacheAdminServiceServer(d.grpc, &adminService{scrubber: d.scrubber, log: d.log.Named("admin")})
 	if d.cfg.HTTPListen == "" {
 		return nil
 	}

@@ -15,9 +15,12 @@ import (
 	"distbuild/artifactcache/clock"
 	"distbuild/artifactcache/daemon"
 	"distbuild/artifactcache/digest"
+	"distbuild/artifactcache/store"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -184,4 +187,55 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+func TestScrubNowScrubsTheLiveStore(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20})
+	ctx := context.Background()
+	good, err := r.client.UploadBytes(ctx, []byte("good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := r.client.UploadBytes(ctx, []byte("bad!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &distbuildv1.Manifest{CacheKey: strings.Repeat("7", 64), StepName: "s", Files: []*distbuildv1.ManifestFile{{Name: "f", Digest: bad.Proto()}}}
+	if err := r.client.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(blobFile(dir, bad), []byte("b@d!"), 0o644)
+
+	// The running trove holds the store, so an offline scrub must say
+	// to go through the trove.
+	var out bytes.Buffer
+	if _, err := daemon.Scrub(ctx, dir, nil, &out); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "trove scrub --trove") {
+		t.Errorf("offline scrub of a live store: %v; want ErrLocked saying to use trove scrub --trove", err)
+	}
+
+	conn, err := grpc.NewClient(r.d.Addrs().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	out.Reset()
+	report, err := daemon.ScrubLive(ctx, conn, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := digest.ParseCacheKey(m.CacheKey)
+	if report.Checked != 2 || len(report.Corrupt) != 1 || report.Corrupt[0] != bad || len(report.DroppedManifests) != 1 || report.DroppedManifests[0] != key {
+		t.Errorf("report %+v, want 2 checked, %s corrupt and manifest %s dropped", report, bad, key)
+	}
+	if !strings.Contains(out.String(), "checked 2 blobs") || !strings.Contains(out.String(), bad.String()) || strings.Contains(out.String(), good.String()) {
+		t.Errorf("report text should count 2 blobs and name only the corrupt one:\n%s", out.String())
+	}
+	// The trove serves on without the corrupt blob.
+	if missing, _, err := r.client.FindMissing(ctx, []digest.Digest{good, bad}, []digest.CacheKey{key}); err != nil || len(missing) != 1 || missing[0] != bad {
+		t.Errorf("after the scrub missing %v (%v), want only %s", missing, err, bad)
+	}
+	if q, _ := os.ReadDir(filepath.Join(dir, "quarantine")); len(q) != 1 {
+		t.Errorf("quarantine holds %d files, want 1", len(q))
+	}
 }

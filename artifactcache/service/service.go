@@ -6,7 +6,9 @@ package service
 
 import (
 	"context"
+	"time"
 
+	"distbuild/artifactcache/clock"
 	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/store"
@@ -28,19 +30,25 @@ type ManifestVerifier interface {
 // Service implements distbuildv1.ArtifactCacheServiceServer on a store.
 type Service struct {
 	distbuildv1.UnimplementedArtifactCacheServiceServer
-	store    *store.Store
-	verifier ManifestVerifier
-	log      hclog.Logger
+	store       *store.Store
+	verifier    ManifestVerifier
+	log         hclog.Logger
+	clock       clock.Clock
+	idleTimeout time.Duration
 }
 
-// New serves st. verifier may be nil to accept every well-formed manifest
-// whose blobs are present (until the farm signs manifests); logger may be
-// nil to discard logs.
-func New(st *store.Store, verifier ManifestVerifier, logger hclog.Logger) *Service {
-	if logger == nil {
-		logger = hclog.NewNullLogger()
+// New serves st as opts say.
+func New(st *store.Store, opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Service{store: st, verifier: verifier, log: logger}
+	if opts.Clock == nil {
+		opts.Clock = clock.System
+	}
+	if opts.UploadIdleTimeout <= 0 {
+		opts.UploadIdleTimeout = DefaultUploadIdleTimeout
+	}
+	return &Service{store: st, verifier: opts.Verifier, log: opts.Logger, clock: opts.Clock, idleTimeout: opts.UploadIdleTimeout}
 }
 
 // FindMissing answers for a whole batch of blobs and manifests at once. A

@@ -31,18 +31,26 @@ type fixture struct {
 // serve runs the service on a loopback TCP port with a real store.
 func serve(t *testing.T, maxSize int64, verifier ManifestVerifier) *fixture {
 	t.Helper()
+	return serveWith(t, maxSize, Options{Verifier: verifier})
+}
+
+// serveWith is serve with the service's options given; the logger is the
+// test's.
+func serveWith(t *testing.T, maxSize int64, opts Options) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	logger := hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Debug})
 	st, err := store.Open(store.Options{Dir: dir, MaxSizeBytes: maxSize, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.Logger = logger
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(ServerOptions()...)
-	distbuildv1.RegisterArtifactCacheServiceServer(srv, New(st, verifier, logger))
+	distbuildv1.RegisterArtifactCacheServiceServer(srv, New(st, opts))
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

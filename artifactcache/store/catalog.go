@@ -18,9 +18,9 @@ type catalog struct {
 	// pins counts open readers and scrubs per blob; eviction skips a
 	// pinned blob so nobody's file disappears under them.
 	pins map[digest.Hash]int
-	// used is the size of all stored blobs; reserved is the declared size
-	// of uploads in progress, so concurrent uploads cannot overshoot the
-	// limit together.
+	// used is the size of all stored blobs; reserved is the content
+	// uploads in progress have received so far, so concurrent uploads
+	// cannot overshoot the limit together.
 	used, reserved int64
 	// Access times changed since the last flush to the index. Batching
 	// them keeps reads from turning into write transactions.

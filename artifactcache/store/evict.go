@@ -10,34 +10,55 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// evictQueueMax is how many victims, least recently used first, one
+// listing keeps for the evictions that follow it.
+const evictQueueMax = 1024
+
 // makeRoomLocked evicts least recently used artifacts until extra more
-// bytes fit under the size limit, counting uploads in progress. Eviction
-// happens before an upload starts, so the store never exceeds its limit on
-// disk, and an upload that cannot fit is refused before a byte is sent.
+// bytes fit under the size limit, counting uploads in progress. Uploads
+// call it for each piece of content before writing it, so the store never
+// exceeds its limit on disk and never evicts for bytes nobody has sent.
+//
+// Listing victims means sorting the whole catalog, too slow to do for each
+// mebibyte of an upload into a full cache, so one listing is kept in
+// s.evictQueue and consumed by later calls; each victim is checked again
+// (still there, unused and unpinned since it was listed) when its turn
+// comes, and the catalog is listed afresh once the queue runs dry.
 func (s *Store) makeRoomLocked(extra int64) error {
 	if s.maxSize <= 0 {
 		return nil
 	}
-	for s.cat.used+s.cat.reserved+extra > s.maxSize {
+	listed := false // whether the queue was just listed afresh
+	for {
 		need := s.cat.used + s.cat.reserved + extra - s.maxSize
+		if need <= 0 {
+			return nil
+		}
 		var chosen []victim
 		var freed int64
-		for _, v := range s.cat.victims() {
-			chosen = append(chosen, v)
-			if freed += v.bytes; freed >= need {
-				break
+		for freed < need && len(s.evictQueue) > 0 {
+			v := s.evictQueue[0]
+			s.evictQueue = s.evictQueue[1:]
+			if s.cat.stillEvictable(v) {
+				chosen = append(chosen, v)
+				freed += v.bytes
 			}
 		}
 		if len(chosen) == 0 {
-			return status.Errorf(codes.ResourceExhausted,
-				"cache full: %d bytes stored and %d being uploaded of %d; the rest is in use by readers, so %d more bytes do not fit",
-				s.cat.used, s.cat.reserved, s.maxSize, extra)
+			if listed {
+				return status.Errorf(codes.ResourceExhausted,
+					"cache full: %d bytes stored and %d being uploaded of %d; the rest is in use by readers, so %d more bytes do not fit; retry later or raise the trove's --max-size",
+					s.cat.used, s.cat.reserved, s.maxSize, extra)
+			}
+			s.evictQueue = s.cat.victims(evictQueueMax)
+			listed = true
+			continue
 		}
 		if err := s.evictLocked(chosen); err != nil {
 			return status.Errorf(codes.Internal, "evict: %v", err)
 		}
+		listed = false
 	}
-	return nil
 }
 
 // evictLocked removes whole units from the index and then deletes their

@@ -14,21 +14,23 @@ import (
 // build can use.
 type victim struct {
 	manifest    *digest.CacheKey // nil for a lone blob
+	entry       *manifestEntry   // the manifest as listed, nil for a lone blob
 	blobs       []digest.Hash    // blobs freed by evicting this unit
 	bytes       int64
 	lastAccess  int64
 	tieBreakKey []byte
 }
 
-// victims lists what could be evicted now, least recently used first. An
+// victims lists what could be evicted now, least recently used first, at
+// most limit of them. An
 // artifact counts as used when its manifest or any of its blobs was. Units
 // with a pinned blob are left out: someone is reading or scrubbing it.
 // Blobs shared with other manifests stay; once their last manifest goes
 // they become lone blobs and are candidates in their own right.
-func (c *catalog) victims() []victim {
+func (c *catalog) victims(limit int) []victim {
 	var vs []victim
 	for k, m := range c.manifests {
-		v := victim{manifest: &k, lastAccess: m.lastAccess, tieBreakKey: append([]byte{1}, k[:]...)}
+		v := victim{manifest: &k, entry: m, lastAccess: m.lastAccess, tieBreakKey: append([]byte{1}, k[:]...)}
 		pinned := false
 		for _, h := range m.blobs {
 			e := c.blobs[h]
@@ -51,5 +53,33 @@ func (c *catalog) victims() []victim {
 	slices.SortFunc(vs, func(a, b victim) int {
 		return cmp.Or(cmp.Compare(a.lastAccess, b.lastAccess), bytes.Compare(a.tieBreakKey, b.tieBreakKey))
 	})
-	return vs
+	return slices.Clip(vs[:min(len(vs), limit)])
+}
+
+// stillEvictable reports whether a victim listed earlier may still be
+// evicted as listed: its manifest and blobs are still stored, none was
+// used since the listing, none is pinned, and its blobs are still named by
+// its manifest alone (lone blobs by none). A victim that fails is skipped;
+// if it becomes evictable again, a later listing finds it.
+func (c *catalog) stillEvictable(v victim) bool {
+	users := 0
+	if v.manifest != nil {
+		m, ok := c.manifests[*v.manifest]
+		if !ok || m != v.entry || m.lastAccess > v.lastAccess {
+			return false
+		}
+		for _, h := range m.blobs {
+			if e, ok := c.blobs[h]; ok && e.lastAccess > v.lastAccess {
+				return false
+			}
+		}
+		users = 1
+	}
+	for _, h := range v.blobs {
+		e, ok := c.blobs[h]
+		if !ok || e.users != users || c.pins[h] > 0 || e.lastAccess > v.lastAccess {
+			return false
+		}
+	}
+	return true
 }

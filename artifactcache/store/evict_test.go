@@ -94,8 +94,12 @@ func TestEvictionLeavesPinnedBlobsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.NewBlobWriter(digest.OfBytes(blob100('y')))
-	wantCode(t, err, codes.ResourceExhausted)
+	wy, err := s.NewBlobWriter(digest.OfBytes(blob100('y')))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, wy.WriteAsync(blob100('y'), nil), codes.ResourceExhausted)
+	wy.Abort()
 
 	// Once closed, the blob can be evicted again.
 	b.Close()
@@ -106,29 +110,93 @@ func TestEvictionLeavesPinnedBlobsAlone(t *testing.T) {
 	}
 }
 
-func TestEvictionCountsUploadsInProgress(t *testing.T) {
+func TestUploadsReserveRoomOnlyForWhatHasArrived(t *testing.T) {
 	clk := clock.NewFake(epoch)
-	s := testStore(t, t.TempDir(), 200, clk)
+	s := testStore(t, t.TempDir(), 300, clk)
 	old := put(t, s, blob100('o'))
 	clk.Advance(time.Minute)
-	// An upload of 100 bytes in progress reserves room; a second one
-	// must evict the stored blob rather than overshoot the limit.
-	w1, err := s.NewBlobWriter(digest.OfBytes(blob100('1')))
+	newer := put(t, s, blob100('n'))
+	clk.Advance(time.Minute)
+
+	// An upload declaring the whole cache evicts nothing when it starts,
+	// nor for its first bytes, which fit in the free room.
+	whole, _ := digest.New(digest.Hash{7}, 300)
+	w1, err := s.NewBlobWriter(whole)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w1.Abort()
-	if has(s, old) == false {
-		t.Fatalf("first upload should have fit without evicting")
+	if err := w1.WriteAsync(bytes.Repeat([]byte{'w'}, 100), nil); err != nil {
+		t.Fatal(err)
 	}
+	if !has(s, old) || !has(s, newer) {
+		t.Fatalf("an upload evicted blobs for room its content did not need yet")
+	}
+	if st := s.Stats(); st.ReservedBytes != 100 {
+		t.Errorf("reserved %d bytes after 100 arrived, want 100", st.ReservedBytes)
+	}
+	// Its next bytes evict just enough: the least recently used blob.
+	if err := w1.WriteAsync(bytes.Repeat([]byte{'w'}, 50), nil); err != nil {
+		t.Fatal(err)
+	}
+	if has(s, old) || !has(s, newer) {
+		t.Errorf("150 bytes arrived: want only the oldest blob evicted (old present: %v, newer present: %v)", has(s, old), has(s, newer))
+	}
+
+	// A second upload counts the first one's reservation, so it must
+	// evict the other stored blob rather than overshoot the limit.
 	w2, err := s.NewBlobWriter(digest.OfBytes(blob100('2')))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w2.Abort()
-	if has(s, old) {
+	if err := w2.WriteAsync(blob100('2'), nil); err != nil {
+		t.Fatal(err)
+	}
+	if has(s, newer) {
 		t.Errorf("second upload should have evicted the stored blob")
 	}
-	_, err = s.NewBlobWriter(digest.OfBytes(blob100('3')))
-	wantCode(t, err, codes.ResourceExhausted)
+	// With nothing left to evict, a third upload's content is refused.
+	w3, err := s.NewBlobWriter(digest.OfBytes(blob100('3')))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, w3.WriteAsync(blob100('3'), nil), codes.ResourceExhausted)
+	w3.Abort()
+	if st := s.Stats(); st.ReservedBytes != 250 || st.UsedBytes != 0 {
+		t.Errorf("stats %+v, want 250 bytes reserved by the first two uploads and none used", st)
+	}
+	// An abandoned upload gives its room back.
+	w1.Abort()
+	if st := s.Stats(); st.ReservedBytes != 100 {
+		t.Errorf("reserved %d bytes after the first upload was abandoned, want 100", st.ReservedBytes)
+	}
+}
+
+func TestEvictionSkipsWhatWasUsedAfterItWasListed(t *testing.T) {
+	clk := clock.NewFake(epoch)
+	s := testStore(t, t.TempDir(), 300, clk)
+	a := put(t, s, blob100('a'))
+	clk.Advance(time.Minute)
+	b := put(t, s, blob100('b'))
+	clk.Advance(time.Minute)
+	c := put(t, s, blob100('c'))
+	clk.Advance(time.Minute)
+
+	// The first eviction lists a, b and c, oldest first, and takes a.
+	put(t, s, blob100('1'))
+	if has(s, a) || !has(s, b) || !has(s, c) {
+		t.Fatalf("want only the oldest blob evicted")
+	}
+	// b is read after the listing, so c is now the least recently used;
+	// the next eviction must take c, not b as listed.
+	clk.Advance(time.Minute)
+	if _, err := readAll(s, b); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	put(t, s, blob100('2'))
+	if !has(s, b) || has(s, c) {
+		t.Errorf("after b was read, want c evicted and b kept (b present: %v, c present: %v)", has(s, b), has(s, c))
+	}
 }

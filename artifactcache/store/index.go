@@ -29,14 +29,16 @@ var allBuckets = []string{bucketBlobs, bucketBlobAccess, bucketBlobChecksums, bu
 // transaction, so each change is all-or-nothing across crashes.
 type index struct{ db *bolt.DB }
 
-// errIndexLocked tells the operator why a second trove on the same directory
-// does not start, instead of letting it hang on bbolt's file lock.
-var errIndexLocked = errors.New("index is locked: is another trove using this directory?")
+// ErrLocked is why a store cannot be opened: another process (a running
+// trove, or a scrub) has it open. Open fails with it at once instead of
+// hanging on bbolt's file lock, and callers recognise it with errors.Is to
+// tell the operator what to do instead.
+var ErrLocked = errors.New("index is locked: is another trove using this directory?")
 
 func openIndex(path string) (*index, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("%s: %w", path, errIndexLocked)
+		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, err

@@ -66,8 +66,11 @@ type Store struct {
 	log     hclog.Logger
 	maxSize int64
 
-	mu  sync.Mutex // guards cat, and orders index and file changes with it
+	mu  sync.Mutex // guards cat and evictQueue, and orders index and file changes with them
 	cat *catalog
+	// evictQueue holds victims listed by an earlier eviction, least
+	// recently used first, for the next ones (see makeRoomLocked).
+	evictQueue []victim
 
 	stopFlush chan struct{}
 	flushDone chan struct{}
@@ -152,6 +155,9 @@ type Stats struct {
 	Blobs, Manifests int
 	// UsedBytes is the size of all stored blobs.
 	UsedBytes int64
+	// ReservedBytes is the room held by uploads in progress: the content
+	// they have received so far.
+	ReservedBytes int64
 	// MaxBytes is the configured limit; zero or negative means none.
 	MaxBytes int64
 }
@@ -160,7 +166,7 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Blobs: len(s.cat.blobs), Manifests: len(s.cat.manifests), UsedBytes: s.cat.used, MaxBytes: s.maxSize}
+	return Stats{Blobs: len(s.cat.blobs), Manifests: len(s.cat.manifests), UsedBytes: s.cat.used, ReservedBytes: s.cat.reserved, MaxBytes: s.maxSize}
 }
 
 func (s *Store) now() int64 { return s.clock.Now().UnixNano() }

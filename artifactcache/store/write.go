@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"distbuild/artifactcache/digest"
+	"distbuild/artifactcache/internal/grpcerr"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,6 +29,17 @@ const pipelineDepth = 4
 // nothing behind: Abort (or a failed Commit) deletes the temporary file and
 // returns the reserved space.
 //
+// Room is reserved (and, if need be, made by eviction) as content arrives,
+// never for the declared size up front: each piece reserves exactly its
+// own length before it is written. Reserving the declared size at the
+// start let one client that declared a blob as big as the cache and then
+// sent nothing evict every artifact and refuse all other uploads for as
+// long as its stream stayed open. Growing with what has arrived bounds
+// what an upload can take by what its client has actually sent, which a
+// per-stream or per-client cap could not do without also refusing honest
+// large uploads; an upload that stops sending is ended by its server's idle
+// limit (see service.Options.UploadIdleTimeout), which gives its room back.
+//
 // Hashing and writing run as two stages on goroutines of their own, each
 // taking pieces of content from a queue, so that on two cores the hash,
 // the slowest part of an upload, runs back to back instead of waiting for
@@ -39,6 +51,7 @@ type BlobWriter struct {
 	h        *digest.Hasher
 	sums     checksummer
 	written  int64 // content accepted so far
+	reserved int64 // room held in the store's reservations, at most written
 	finished bool
 
 	hashQ, fileQ chan *piece
@@ -63,26 +76,16 @@ func (pc *piece) done() {
 	}
 }
 
-// NewBlobWriter starts an upload of the blob with digest d, first making
-// room for its declared size (evicting if need be). A blob larger than the
-// whole cache, or one that cannot fit because the rest is in use, is
-// refused with ResourceExhausted before any content is sent.
+// NewBlobWriter starts an upload of the blob with digest d. A blob larger
+// than the whole cache is refused with ResourceExhausted before any
+// content is sent; room for the rest is reserved piece by piece as
+// WriteAsync receives it, so starting an upload evicts nothing.
 func (s *Store) NewBlobWriter(d digest.Digest) (*BlobWriter, error) {
 	if s.maxSize > 0 && d.Size() > s.maxSize {
-		return nil, status.Errorf(codes.ResourceExhausted, "blob %s is larger than the whole cache (%d bytes)", d, s.maxSize)
-	}
-	s.mu.Lock()
-	err := s.makeRoomLocked(d.Size())
-	if err == nil {
-		s.cat.reserved += d.Size()
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return nil, err
+		return nil, status.Errorf(codes.ResourceExhausted, "blob %s is larger than the whole cache (%d bytes); raise the trove's --max-size to store it", d, s.maxSize)
 	}
 	f, err := os.CreateTemp(s.dirs.tmpDir(), "upload-*")
 	if err != nil {
-		s.release(d.Size())
 		return nil, ioStatus(err, "create temporary file for %s", d)
 	}
 	w := &BlobWriter{
@@ -139,9 +142,11 @@ func (w *BlobWriter) writeFile(p []byte, off int64) error {
 
 // WriteAsync adds the next content bytes without waiting for them to be
 // hashed and written; release (if not nil) runs once both are done, and
-// until then p must not change. Content beyond the declared size is
-// refused at once rather than at Commit, so a lying client cannot fill
-// the disk, and so is anything after a failed write.
+// until then p must not change. It first reserves room for p, evicting
+// least recently used artifacts if need be, and refuses p with
+// ResourceExhausted when the rest of the cache is in use. Content beyond
+// the declared size is refused at once rather than at Commit, so a lying
+// client cannot fill the disk, and so is anything after a failed write.
 func (w *BlobWriter) WriteAsync(p []byte, release func()) error {
 	switch {
 	case w.finished:
@@ -155,6 +160,11 @@ func (w *BlobWriter) WriteAsync(p []byte, release func()) error {
 		w.failed = status.Errorf(codes.InvalidArgument, "upload of %s: more than the declared %d bytes", w.d, w.d.Size())
 		return w.failed
 	}
+	if err := w.s.reserve(int64(len(p))); err != nil {
+		w.failed = grpcerr.Wrapf(err, "upload of %s after %d bytes", w.d, w.written)
+		return w.failed
+	}
+	w.reserved += int64(len(p))
 	w.written += int64(len(p))
 	pc := &piece{p: p, release: release}
 	pc.pending.Store(2)
@@ -204,7 +214,7 @@ func (w *BlobWriter) Commit() error {
 		return ioStatus(err, "close upload of %s", w.d)
 	}
 	w.finished = true
-	return w.s.commit(w.d, w.sums.checksums(), w.f.Name())
+	return w.s.commit(w.d, w.reserved, w.sums.checksums(), w.f.Name())
 }
 
 // Abort discards the upload. It is safe to call after Commit, so callers
@@ -222,7 +232,20 @@ func (w *BlobWriter) abort() {
 	w.finished = true
 	w.f.Close()
 	os.Remove(w.f.Name())
-	w.s.release(w.d.Size())
+	w.s.release(w.reserved)
+	w.reserved = 0
+}
+
+// reserve makes room for n more bytes of an upload in progress and holds
+// it, so that concurrent uploads cannot overshoot the limit together.
+func (s *Store) reserve(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.makeRoomLocked(n); err != nil {
+		return err
+	}
+	s.cat.reserved += n
+	return nil
 }
 
 func (s *Store) release(reserved int64) {
@@ -232,12 +255,13 @@ func (s *Store) release(reserved int64) {
 }
 
 // commit moves a verified, synced temporary file into place and records
-// it. The file is renamed (and its directory synced) before the index
-// names it; a crash in between leaves an unindexed file that Open adopts.
-func (s *Store) commit(d digest.Digest, sums blockChecksums, tmp string) error {
+// it, turning the upload's reservation into used space. The file is
+// renamed (and its directory synced) before the index names it; a crash in
+// between leaves an unindexed file that Open adopts.
+func (s *Store) commit(d digest.Digest, reserved int64, sums blockChecksums, tmp string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cat.reserved -= d.Size()
+	s.cat.reserved -= reserved
 	now := s.now()
 	if _, ok := s.cat.blobs[d.Hash()]; ok {
 		os.Remove(tmp)

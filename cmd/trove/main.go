@@ -1,5 +1,19 @@
-// Command trove runs the build farm's shared artifact cache and git server,
-// or checks a cache directory offline. See `trove --help`.
+// Command trove runs the build farm's shared artifact cache and git server
+// (trove serve), or checks a cache's blobs (trove scrub), offline or
+// through a running trove. See `trove --help`.
+//
+// trove serve serves the ArtifactCacheService (and CacheAdminService) over
+// gRPC on --listen, and a read-only HTTP API on --http-listen:
+//
+//	GET /blobs/sha256/<hash>      a blob's content (Range and ETag supported)
+//	GET /artifacts/<cache-key>    a manifest as JSON
+//	/git/<repo>.git               the bare repositories in --git-dir, for
+//	                              git clone/fetch (pushes are refused)
+//
+// It logs "listening grpc=ADDR http=ADDR" once it accepts connections.
+// SIGTERM or SIGINT stops it gracefully: no new requests, in-flight ones
+// finish (up to --shutdown-timeout), access times are flushed and the
+// index closed.
 package main
 
 import (
@@ -12,7 +26,9 @@ import (
 	"syscall"
 	"time"
 
+	"distbuild/artifactcache"
 	"distbuild/artifactcache/daemon"
+	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
 	"distbuild/bytesize"
@@ -23,81 +39,83 @@ import (
 	"google.golang.org/grpc"
 )
 
-const usage = `trove: the build farm's shared artifact cache and git server.
+const overview = `trove: the build farm's shared artifact cache and git server.
 
 Usage:
-  trove serve --dir DIR [flags]   serve the cache (and git repositories)
-  trove scrub --dir DIR           check a cache directory offline and report
-  trove help                      show this help
+  trove serve --dir DIR [flags]          serve the artifact cache and git repositories
+  trove scrub --dir DIR | --trove ADDR   re-hash every blob, quarantining corrupt ones
+  trove help                             show this overview
 
-"trove serve" serves the ArtifactCacheService over gRPC on --listen, and a
-read-only HTTP API on --http-listen:
-  GET /blobs/sha256/<hash>      a blob's content (Range and ETag supported)
-  GET /artifacts/<cache-key>    a manifest as JSON
-  /git/<repo>.git               the bare repositories in --git-dir, for
-                                git clone/fetch (pushes are refused)
-It logs "listening grpc=ADDR http=ADDR" once it accepts connections. With
-port 0 the system picks free ports; --addr-file then tells which, as JSON
-{"grpc":"127.0.0.1:NNNN","http":"127.0.0.1:MMMM"} written atomically once
-listening, and removed again on a clean exit. With --require-auth and the
-controller's --registry file, only registered workers may upload (and each
-manifest must carry a valid signature by the uploading worker's registered
-key), and only registered workers and users may read over gRPC; the HTTP API
-stays read-only and open. --tls-cert and --tls-key serve both listeners
-over TLS; --tls-client-ca also requires client certificates. SIGTERM or SIGINT stops it
-gracefully: no new requests, in-flight ones finish (up to
---shutdown-timeout), access times are flushed and the index closed.
-
-"trove scrub" re-hashes every blob in a directory no trove is serving,
-moves corrupt ones to DIR/quarantine and drops the manifests using them
-(their steps will be rebuilt). Exit status: 0 all blobs intact, 1 the
-scrub could not run, 3 corrupt blobs were found and quarantined.
+Run "trove serve --help" or "trove scrub --help" for a command's flags.
 `
+
+// Each command's help: its usage line and one sentence; its flags follow.
+const (
+	serveHelp = `Usage: trove serve --dir DIR [flags]
+
+Serves the artifact cache over gRPC on --listen, and a read-only HTTP API
+(/blobs/sha256/HASH, /artifacts/CACHE-KEY) and the git repositories of
+--git-dir (/git/REPO.git) on --http-listen, until SIGTERM or SIGINT.
+`
+	scrubHelp = `Usage: trove scrub --dir DIR | --trove ADDR [flags]
+
+Re-hashes every blob, moving corrupt ones to DIR/quarantine and dropping
+the manifests using them (their steps will be rebuilt): --dir checks a
+directory no trove is serving, --trove has a running trove scrub its store.
+Exit status: 0 all blobs intact, 1 the scrub could not run, 3 corrupt blobs
+were found and quarantined.
+`
+)
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, overview)
 		return 2
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
 	case "scrub":
 		return scrub(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, overview)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "trove: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprintf(stderr, "trove: unknown command %q\n\n%s", args[0], overview)
 		return 2
 	}
 }
 
-func serve(args []string, stderr io.Writer) int {
+func serve(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trove serve", pflag.ContinueOnError)
 	cfg := daemon.Config{}
 	maxSize := bytesize.Size(50 << 30)
 	fs.StringVar(&cfg.Dir, "dir", "", "store directory (created if missing; required)")
 	fs.StringVar(&cfg.GRPCListen, "listen", "127.0.0.1:7070", "gRPC listen address (port 0 picks a free port)")
-	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `read-only HTTP and git listen address ("" turns HTTP off)`)
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `read-only HTTP API and git listen address ("" turns HTTP off)`)
 	fs.StringVar(&cfg.GitDir, "git-dir", "", "directory of bare git repositories to serve under /git/ (default none)")
 	fs.Var(&maxSize, "max-size", "size limit of the cache; least recently used artifacts are evicted to stay under it (e.g. 512MiB, 50GiB)")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 24*time.Hour, "how often to re-hash every blob (0 turns periodic scrubs off)")
 	fs.DurationVar(&cfg.AccessFlushInterval, "access-flush-interval", store.DefaultAccessFlushInterval, "how often last-access times are written to the index")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
-	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the actual listen addresses here as JSON once listening")
+	fs.DurationVar(&cfg.UploadIdleTimeout, "upload-idle-timeout", service.DefaultUploadIdleTimeout, "end an upload through which no content arrives for this long, releasing the room it held")
+	fs.StringVar(&cfg.AddrFile, "addr-file", "", `once listening, write the actual addresses here as JSON {"grpc":ADDR,"http":ADDR} (atomically; removed on a clean exit), e.g. to learn the ports chosen for port 0`)
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	var serverTLS tlsflags.Server
 	serverTLS.Register(fs)
-	requireAuth := fs.Bool("require-auth", false, "gRPC: only registered workers may upload (with manifests signed by their registered keys), only registered workers and users may read")
+	requireAuth := fs.Bool("require-auth", false, "gRPC: only registered workers may upload (with manifests signed by their registered keys), only registered workers and users may read, only registered users may scrub on demand; the HTTP API stays read-only and open")
 	registry := fs.String("registry", "", "the registry of workers and users written by 'controller worker add' (required with --require-auth)")
-	if code, done := parse(fs, args, stderr, "serve"); done {
+	if code, done := parse(fs, args, stdout, stderr, "serve", serveHelp); done {
 		return code
 	}
 	if cfg.Dir == "" {
 		fmt.Fprintln(stderr, "trove serve: --dir is required")
+		return 2
+	}
+	if cfg.UploadIdleTimeout <= 0 {
+		fmt.Fprintln(stderr, "trove serve: --upload-idle-timeout must be positive")
 		return 2
 	}
 	cfg.MaxSizeBytes = int64(maxSize)
@@ -123,8 +141,8 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		cfg.Verifier = auth.ManifestVerifier{Auth: a}
 		cfg.ServerOptions = []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, logger.Named("auth"))),
-			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, logger.Named("auth"))),
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(daemon.AuthPolicy, logger.Named("auth"))),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(daemon.AuthPolicy, logger.Named("auth"))),
 		}
 		logger.Info("authentication required", "registry", *registry)
 	}
@@ -147,23 +165,37 @@ func serve(args []string, stderr io.Writer) int {
 
 func scrub(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trove scrub", pflag.ContinueOnError)
-	dir := fs.String("dir", "", "store directory to check (required; no trove may be serving it)")
+	dir := fs.String("dir", "", "store directory to check offline (no trove may be serving it)")
+	addr := fs.String("trove", "", "gRPC address of a running trove whose store to scrub (under --require-auth, with a user's --token-file)")
+	tokenFile := fs.String("token-file", "", "with --trove: file holding a user's token (from 'controller user add')")
+	var clientTLS tlsflags.Client
+	clientTLS.Register(fs, "", "the trove")
 	logLevel := fs.String("log-level", "warn", "log level: trace, debug, info, warn or error")
-	if code, done := parse(fs, args, stderr, "scrub"); done {
+	if code, done := parse(fs, args, stdout, stderr, "scrub", scrubHelp); done {
 		return code
 	}
-	if *dir == "" {
-		fmt.Fprintln(stderr, "trove scrub: --dir is required")
-		return 2
-	}
-	logger, err := newLogger(*logLevel, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "trove scrub: %v\n", err)
+	if (*dir == "") == (*addr == "") {
+		fmt.Fprintln(stderr, "trove scrub: give either --dir DIR (a store no trove is serving) or --trove ADDR (a running trove)")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	report, err := daemon.Scrub(ctx, *dir, logger, stdout)
+	var report store.ScrubReport
+	var err error
+	if *addr != "" {
+		report, err = scrubLive(ctx, *addr, *tokenFile, clientTLS, stdout)
+	} else {
+		if *tokenFile != "" || clientTLS != (tlsflags.Client{}) {
+			fmt.Fprintln(stderr, "trove scrub: --token-file and the TLS flags go with --trove, not --dir")
+			return 2
+		}
+		logger, lerr := newLogger(*logLevel, stderr)
+		if lerr != nil {
+			fmt.Fprintf(stderr, "trove scrub: %v\n", lerr)
+			return 2
+		}
+		report, err = daemon.Scrub(ctx, *dir, logger, stdout)
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "trove scrub: %v\n", err)
@@ -175,21 +207,46 @@ func scrub(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// parse parses flags, printing help or errors; done means exit with code.
-func parse(fs *pflag.FlagSet, args []string, stderr io.Writer, name string) (code int, done bool) {
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\nFlags of trove %s:\n%s", usage, name, fs.FlagUsages())
+// scrubLive has the trove at addr scrub its store, connecting as the
+// trove's other clients do.
+func scrubLive(ctx context.Context, addr, tokenFile string, clientTLS tlsflags.Client, stdout io.Writer) (store.ScrubReport, error) {
+	creds, err := clientTLS.DialOption()
+	if err != nil {
+		return store.ScrubReport{}, err
 	}
+	opts := append(artifactcache.DialOptions(), creds)
+	if tokenFile != "" {
+		token, err := auth.ReadTokenFile(tokenFile)
+		if err != nil {
+			return store.ScrubReport{}, fmt.Errorf("--token-file: %w", err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(token))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return store.ScrubReport{}, fmt.Errorf("--trove %s: %w", addr, err)
+	}
+	defer conn.Close()
+	return daemon.ScrubLive(ctx, conn, stdout)
+}
+
+// parse parses a command's flags. --help prints the command's help and
+// flags to stdout; a mistake is one line on stderr pointing at --help.
+// done means exit with code.
+func parse(fs *pflag.FlagSet, args []string, stdout, stderr io.Writer, name, help string) (code int, done bool) {
+	fs.SetOutput(stderr)
+	fs.SortFlags = false // in the order registered: the essential ones first
+	fs.Usage = func() {}
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
+		fmt.Fprintf(stdout, "%s\nFlags:\n%s", help, fs.FlagUsages())
 		return 0, true
 	case err != nil:
 		fmt.Fprintf(stderr, "trove %s: %v (see trove %s --help)\n", name, err, name)
 		return 2, true
 	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "trove %s: unexpected arguments %q\n", name, fs.Args())
+		fmt.Fprintf(stderr, "trove %s: unexpected arguments %q (see trove %s --help)\n", name, fs.Args(), name)
 		return 2, true
 	}
 	return 0, false

@@ -21,8 +21,10 @@ import (
 
 	"distbuild/artifactcache"
 	"distbuild/artifactcache/digest"
+	"distbuild/auth"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -329,19 +331,141 @@ func TestCommandLine(t *testing.T) {
 		code int
 		says string
 	}{
-		{[]string{"--help"}, 0, "trove serve --dir DIR"},
-		{[]string{"serve", "--help"}, 0, "--max-size"},
 		{[]string{}, 2, "Usage"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"serve"}, 2, "--dir is required"},
 		{[]string{"serve", "--dir", t.TempDir(), "--bogus"}, 2, "unknown flag"},
 		{[]string{"serve", "--dir", t.TempDir(), "--max-size", "lots"}, 2, "not a size"},
 		{[]string{"serve", "--dir", t.TempDir(), "--log-level", "loud"}, 2, "unknown log level"},
-		{[]string{"scrub"}, 2, "--dir is required"},
+		{[]string{"serve", "--dir", t.TempDir(), "--upload-idle-timeout", "0s"}, 2, "--upload-idle-timeout must be positive"},
+		{[]string{"scrub"}, 2, "give either --dir DIR"},
+		{[]string{"scrub", "--dir", t.TempDir(), "--trove", "127.0.0.1:1"}, 2, "give either --dir DIR"},
+		{[]string{"scrub", "--dir", t.TempDir(), "--token-file", "t"}, 2, "go with --trove"},
 	} {
 		code, out := runTrove(t, tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.says) {
 			t.Errorf("trove %s: exit %d, output %q; want exit %d saying %q", strings.Join(tc.args, " "), code, out, tc.code, tc.says)
 		}
 	}
+}
+
+func TestHelpListsEachCommandsFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		says       []string
+		doesNotSay []string
+	}{
+		{
+			[]string{"--help"},
+			[]string{"trove serve --dir DIR", "trove scrub --dir DIR | --trove ADDR", "trove serve --help", "trove scrub --help"},
+			[]string{"--max-size"},
+		},
+		{
+			[]string{"serve", "--help"},
+			[]string{"Usage: trove serve --dir DIR [flags]", "--dir", "--listen", "--http-listen", "--git-dir", "--max-size",
+				"--scrub-interval", "--access-flush-interval", "--shutdown-timeout", "--upload-idle-timeout", "--addr-file",
+				"--log-level", "--tls-cert", "--tls-key", "--tls-client-ca", "--require-auth", "--registry"},
+			[]string{"trove scrub", "trove help"},
+		},
+		{
+			[]string{"scrub", "--help"},
+			[]string{"Usage: trove scrub --dir DIR | --trove ADDR", "Exit status", "--dir", "--trove", "--token-file",
+				"--tls-ca", "--tls-cert", "--tls-key", "--log-level"},
+			[]string{"trove serve", "--max-size"},
+		},
+	} {
+		code, out := runTrove(t, tc.args...)
+		if code != 0 {
+			t.Errorf("trove %s: exit %d, want 0", strings.Join(tc.args, " "), code)
+		}
+		for _, want := range tc.says {
+			if !strings.Contains(out, want) {
+				t.Errorf("trove %s does not say %q:\n%s", strings.Join(tc.args, " "), want, out)
+			}
+		}
+		for _, unwanted := range tc.doesNotSay {
+			if strings.Contains(out, unwanted) {
+				t.Errorf("trove %s says %q, which belongs elsewhere:\n%s", strings.Join(tc.args, " "), unwanted, out)
+			}
+		}
+	}
+}
+
+// registry writes a registry with one worker and one user and files
+// holding their tokens.
+func registry(t *testing.T) (path, workerToken, userToken string) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "registry.json")
+	r, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[auth.Kind]string{}
+	for kind, name := range map[auth.Kind]string{auth.KindWorker: "w1", auth.KindUser: "alice"} {
+		token, err := r.Add(kind, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[kind] = filepath.Join(dir, name+".token")
+		if err := os.WriteFile(files[kind], []byte(string(token)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	return path, files[auth.KindWorker], files[auth.KindUser]
+}
+
+func TestScrubOfARunningTroveGoesThroughIt(t *testing.T) {
+	dir := t.TempDir()
+	reg, workerTokenFile, userTokenFile := registry(t)
+	p := start(t, dir, "--require-auth", "--registry", reg)
+	workerToken, err := auth.ReadTokenFile(workerTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := artifactcache.Dial(p.addrs.GRPC, grpc.WithPerRPCCredentials(workerToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	good, err := c.UploadBytes(context.Background(), []byte("stays intact"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := c.UploadBytes(context.Background(), []byte("will be damaged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := bad.Hash().String()
+	os.WriteFile(filepath.Join(dir, "blobs", h[:2], h), []byte("was damaged !!!"), 0o644)
+
+	// The running trove holds the directory: the error says what to do.
+	if code, out := runTrove(t, "scrub", "--dir", dir); code != 1 || !strings.Contains(out, "trove scrub --trove ADDR") {
+		t.Errorf("offline scrub of a served store: exit %d, want 1 pointing at trove scrub --trove\n%s", code, out)
+	}
+	// Only a registered user may have the trove scrub.
+	if code, out := runTrove(t, "scrub", "--trove", p.addrs.GRPC); code != 1 || !strings.Contains(out, "Unauthenticated") {
+		t.Errorf("scrub without a token: exit %d, want 1 and Unauthenticated\n%s", code, out)
+	}
+	if code, out := runTrove(t, "scrub", "--trove", p.addrs.GRPC, "--token-file", workerTokenFile); code != 1 || !strings.Contains(out, "PermissionDenied") {
+		t.Errorf("scrub with a worker's token: exit %d, want 1 and PermissionDenied\n%s", code, out)
+	}
+	if missing, _, err := c.FindMissing(context.Background(), []digest.Digest{bad}, nil); err != nil || len(missing) != 0 {
+		t.Fatalf("a refused scrub ran: missing %v, %v", missing, err)
+	}
+
+	code, out := runTrove(t, "scrub", "--trove", p.addrs.GRPC, "--token-file", userTokenFile)
+	if code != 3 || !strings.Contains(out, "checked 2 blobs") || !strings.Contains(out, "corrupt blob, quarantined: "+bad.String()) || strings.Contains(out, good.String()) {
+		t.Fatalf("scrub by a user: exit %d, want 3 naming only %s as corrupt\n%s", code, bad, out)
+	}
+	if missing, _, err := c.FindMissing(context.Background(), []digest.Digest{good, bad}, nil); err != nil || len(missing) != 1 || missing[0] != bad {
+		t.Errorf("after the scrub missing %v (%v), want only %s", missing, err, bad)
+	}
+	if code, out := runTrove(t, "scrub", "--trove", p.addrs.GRPC, "--token-file", userTokenFile); code != 0 || !strings.Contains(out, "checked 1 blobs") {
+		t.Errorf("second scrub: exit %d, want 0 with one intact blob\n%s", code, out)
+	}
+	p.stop(t)
 }
