@@ -8,16 +8,16 @@
 // their digest, whatever the server or the network did.
 //
 // The server side lives in the sub-packages: store (the disk), service
-// (gRPC), httpapi (read-only HTTP), gitbackend (git repositories over HTTP)
-// and daemon (all of them wired into one process).
+// (gRPC) and httpapi (read-only HTTP); package trove wires them, with the
+// git server, into the trove daemon.
 package artifactcache
 
 import (
 	"context"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/internal/wire"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc"

@@ -14,9 +14,9 @@ import (
 	"testing"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -40,7 +40,7 @@ func startCacheIn(t testing.TB, dir string, maxSize int64) *artifactcache.Client
 	if tt, ok := t.(*testing.T); ok {
 		logger = hclog.New(&hclog.LoggerOptions{Output: tt.Output(), Level: hclog.Info})
 	}
-	d, err := daemon.Start(daemon.Config{Dir: dir, MaxSizeBytes: maxSize, GRPCListen: "127.0.0.1:0", Logger: logger})
+	d, err := trove.Start(trove.Config{Dir: dir, MaxSizeBytes: maxSize, GRPCListen: "127.0.0.1:0", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/internal/wire"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"

@@ -3,8 +3,8 @@ package artifactcache
 import (
 	"context"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 )
 

@@ -3,7 +3,7 @@ package artifactcache
 import (
 	"testing"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"google.golang.org/protobuf/proto"
 )

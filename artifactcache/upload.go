@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/internal/wire"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -13,11 +13,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
 	"distbuild/auth"
+	"distbuild/digest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 )
 
 // TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker runs a real
@@ -41,7 +41,7 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.Start(daemon.Config{
+	d, err := trove.Start(trove.Config{
 		Dir: filepath.Join(dir, "cache"), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: hclog.NewNullLogger(),
 		Verifier: auth.ManifestVerifier{Auth: a},
 		ServerOptions: []grpc.ServerOption{

@@ -14,7 +14,7 @@ import (
 	"sort"
 	"time"
 
-	"distbuild/atomicfile"
+	"distbuild/internal/atomicfile"
 )
 
 // Kind says what a credential belongs to.

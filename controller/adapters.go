@@ -5,7 +5,7 @@ import (
 	"io/fs"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	"distbuild/gitmirror"
 	pb "distbuild/proto/distbuild/v1"
 )

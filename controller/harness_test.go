@@ -21,11 +21,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 )
 
 // farm is a controller with a real artifact cache and real git mirrors,
@@ -57,7 +57,7 @@ func startFarm(t testing.TB, lease time.Duration) *farm {
 
 func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *farm {
 	t.Helper()
-	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: testLogger(t).Named("trove")})
+	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: testLogger(t).Named("trove")})
 	if err != nil {
 		t.Fatal(err)
 	}

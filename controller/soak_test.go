@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/digest"
 	"distbuild/definitions"
 	"distbuild/definitions/definitionstest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
 

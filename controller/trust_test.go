@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"distbuild/artifactcache/digest"
 	"distbuild/auth"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
 

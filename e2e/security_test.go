@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"distbuild/tlsflags/tlstest"
+	"distbuild/internal/tlsflags/tlstest"
 )
 
 // TestSecureFarm runs the farm as a careful operator would: TLS on every

@@ -8,7 +8,7 @@ import (
 
 	"distbuild/artifactcache"
 	"distbuild/auth"
-	"distbuild/tlsflags"
+	"distbuild/internal/tlsflags"
 )
 
 // Credentials come from the environment rather than flags, so that every

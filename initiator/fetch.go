@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/tarball"
 )

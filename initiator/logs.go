@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
 

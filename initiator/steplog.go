@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
 

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"distbuild/artifactcache/digest"
 	"distbuild/auth"
+	"distbuild/digest"
 	"distbuild/manifestsig"
 )
 

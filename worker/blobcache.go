@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"github.com/hashicorp/go-hclog"
 )

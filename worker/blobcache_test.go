@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"github.com/hashicorp/go-hclog"
 )

@@ -12,9 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 	"distbuild/worker/sandbox"
 )
 
@@ -41,7 +41,7 @@ func newRestartableCache(t *testing.T) *restartableCache {
 
 func (c *restartableCache) start() {
 	c.t.Helper()
-	d, err := daemon.Start(daemon.Config{Dir: c.dir, MaxSizeBytes: 1 << 30, GRPCListen: c.addr,
+	d, err := trove.Start(trove.Config{Dir: c.dir, MaxSizeBytes: 1 << 30, GRPCListen: c.addr,
 		ShutdownTimeout: time.Second, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		c.t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"syscall"
 
-	"distbuild/bytesize"
 	"distbuild/definitions"
+	"distbuild/internal/bytesize"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )

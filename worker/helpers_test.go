@@ -21,9 +21,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 	"distbuild/worker/sandbox"
 )
 
@@ -42,7 +42,7 @@ const hangBound = 30 * time.Second
 // address.
 func startCache(t *testing.T) string {
 	t.Helper()
-	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0",
+	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0",
 		ShutdownTimeout: time.Second, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"distbuild/bytesize"
+	"distbuild/internal/bytesize"
 )
 
 // cappedLog is a step's stored log. Up to its limit it keeps everything;

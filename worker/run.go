@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
 

@@ -6,7 +6,7 @@ import (
 	"os"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/tarball"
 )

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 )

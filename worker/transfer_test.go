@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )

@@ -19,8 +19,8 @@ import (
 	"net/http"
 	"time"
 
-	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/store"
+	"distbuild/digest"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"

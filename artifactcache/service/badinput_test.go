@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"

@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/store"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc"

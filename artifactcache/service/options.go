@@ -3,8 +3,8 @@ package service
 import (
 	"time"
 
-	"distbuild/artifactcache/clock"
 	"distbuild/artifactcache/internal/wire"
+	"distbuild/clock"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"

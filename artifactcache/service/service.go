@@ -8,10 +8,10 @@ import (
 	"context"
 	"time"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/store"
+	"distbuild/clock"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"

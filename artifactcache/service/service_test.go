@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/store"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"

@@ -1,6 +1,6 @@
 package store
 
-import "distbuild/artifactcache/clock"
+import "distbuild/clock"
 
 // FlushAccessTimes writes the access times gathered in memory to the index
 // in one transaction. It runs periodically and on Close; reads themselves

@@ -9,7 +9,7 @@ import (
 	"os"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

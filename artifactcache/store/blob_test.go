@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"distbuild/artifactcache/clock"
+	"distbuild/clock"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // catalog is the in-memory picture of the store: which blobs and manifests

@@ -8,7 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/status"
 )

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"

@@ -1,7 +1,7 @@
 package store
 
 import (
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // dropLocked forgets blobs and manifests, index first and then memory.

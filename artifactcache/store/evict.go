@@ -4,7 +4,7 @@ import (
 	"os"
 	"time"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

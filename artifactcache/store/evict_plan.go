@@ -5,7 +5,7 @@ import (
 	"cmp"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // victim is the unit of eviction: a whole artifact (its manifest and the

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/codes"
 )

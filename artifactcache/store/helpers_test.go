@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"

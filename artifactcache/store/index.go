@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	bolt "go.etcd.io/bbolt"
 )

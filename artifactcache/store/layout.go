@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // The store directory holds everything the cache owns. Temporary files live

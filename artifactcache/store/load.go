@@ -1,7 +1,7 @@
 package store
 
 import (
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/protobuf/proto"

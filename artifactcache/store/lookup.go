@@ -1,6 +1,6 @@
 package store
 
-import "distbuild/artifactcache/digest"
+import "distbuild/digest"
 
 // FindMissing returns the blobs and manifests the store does not hold, in
 // request order. Those it holds count as used: a client asking is about to

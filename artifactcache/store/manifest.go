@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"

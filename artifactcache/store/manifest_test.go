@@ -3,8 +3,8 @@ package store
 import (
 	"testing"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"

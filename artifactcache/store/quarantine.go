@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // quarantineOpened quarantines a blob found corrupt through an open file,

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 )
 
 // reconcile makes the directory and the index agree after whatever

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 
 	"google.golang.org/protobuf/proto"
 )

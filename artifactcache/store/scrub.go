@@ -5,7 +5,7 @@ import (
 	"context"
 	"slices"
 
-	"distbuild/artifactcache/digest"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -32,7 +32,7 @@ import (
 	"sync"
 	"time"
 
-	"distbuild/artifactcache/clock"
+	"distbuild/clock"
 
 	"github.com/hashicorp/go-hclog"
 )

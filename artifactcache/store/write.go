@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
+	"distbuild/digest"
+	"distbuild/internal/grpcerr"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/digest"
+	"distbuild/clock"
+	"distbuild/digest"
 
 	"google.golang.org/grpc/codes"
 )

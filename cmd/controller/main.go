@@ -19,14 +19,14 @@ import (
 	"google.golang.org/grpc"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
 	"distbuild/auth"
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
+	"distbuild/internal/addrfile"
+	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/scheduler"
-	"distbuild/tlsflags"
 )
 
 const about = `controller: the distbuild farm's coordinator.
@@ -226,7 +226,7 @@ func run(args []string, stderr io.Writer) int {
 	c.Register(srv)
 	addr := lis.Addr().String()
 	if *addrFile != "" {
-		if err := daemon.WriteAddrFile(*addrFile, daemon.Addrs{GRPC: addr}); err != nil {
+		if err := addrfile.Write(*addrFile, addrfile.Addrs{GRPC: addr}); err != nil {
 			log.Error("cannot write the address file", "error", err)
 			return 1
 		}

@@ -27,12 +27,12 @@ import (
 	"time"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
 	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
-	"distbuild/bytesize"
-	"distbuild/tlsflags"
+	"distbuild/internal/bytesize"
+	"distbuild/internal/tlsflags"
+	"distbuild/trove"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
@@ -90,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trove serve", pflag.ContinueOnError)
-	cfg := daemon.Config{}
+	cfg := trove.Config{}
 	maxSize := bytesize.Size(50 << 30)
 	fs.StringVar(&cfg.Dir, "dir", "", "store directory (created if missing; required)")
 	fs.StringVar(&cfg.GRPCListen, "listen", "127.0.0.1:7070", "gRPC listen address (port 0 picks a free port)")
@@ -141,8 +141,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		cfg.Verifier = auth.ManifestVerifier{Auth: a}
 		cfg.ServerOptions = []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(daemon.AuthPolicy, logger.Named("auth"))),
-			grpc.ChainStreamInterceptor(a.StreamInterceptor(daemon.AuthPolicy, logger.Named("auth"))),
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(trove.AuthPolicy, logger.Named("auth"))),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(trove.AuthPolicy, logger.Named("auth"))),
 		}
 		logger.Info("authentication required", "registry", *registry)
 	}
@@ -151,7 +151,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	// the daemon without a clean shutdown.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	d, err := daemon.Start(cfg)
+	d, err := trove.Start(cfg)
 	if err != nil {
 		cfg.Logger.Error("cannot start", "error", err)
 		return 1
@@ -194,7 +194,7 @@ func scrub(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "trove scrub: %v\n", lerr)
 			return 2
 		}
-		report, err = daemon.Scrub(ctx, *dir, logger, stdout)
+		report, err = trove.Scrub(ctx, *dir, logger, stdout)
 	}
 	switch {
 	case err != nil:
@@ -227,7 +227,7 @@ func scrubLive(ctx context.Context, addr, tokenFile string, clientTLS tlsflags.C
 		return store.ScrubReport{}, fmt.Errorf("--trove %s: %w", addr, err)
 	}
 	defer conn.Close()
-	return daemon.ScrubLive(ctx, conn, stdout)
+	return trove.ScrubLive(ctx, conn, stdout)
 }
 
 // parse parses a command's flags. --help prints the command's help and

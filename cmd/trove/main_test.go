@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/digest"
 	"distbuild/auth"
+	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc"

@@ -21,9 +21,9 @@ import (
 
 	"distbuild/artifactcache"
 	"distbuild/auth"
-	"distbuild/bytesize"
+	"distbuild/internal/bytesize"
+	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
-	"distbuild/tlsflags"
 	"distbuild/worker"
 	"distbuild/worker/sandbox"
 )

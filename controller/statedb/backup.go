@@ -13,7 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"distbuild/atomicfile"
+	"distbuild/internal/atomicfile"
 )
 
 // KeepBackups is how many rolling backups are kept: enough to step back

@@ -13,7 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"distbuild/atomicfile"
+	"distbuild/internal/atomicfile"
 )
 
 // RepairReport says what Repair did: what was wrong, where the damaged

@@ -22,7 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"distbuild/atomicfile"
+	"distbuild/internal/atomicfile"
 )
 
 // lockTimeout bounds the wait for a database another process holds: a

@@ -1,4 +1,4 @@
-package gitbackend
+package gitserver
 
 import (
 	"net/http"

@@ -1,10 +1,10 @@
-// Package daemon assembles the trove: the artifact cache's gRPC service,
+// Package trove assembles the trove daemon: the artifact cache's gRPC service,
 // its admin service (on-demand scrubs), its read-only HTTP API and the git
 // server, over one store, with periodic scrubbing and an orderly shutdown.
 // It holds what cmd/trove would otherwise have to, so the binary stays a
 // thin layer of flags and the whole daemon can be started in-process by
 // tests.
-package daemon
+package trove
 
 import (
 	"context"
@@ -16,12 +16,13 @@ import (
 	"os"
 	"time"
 
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/gitbackend"
 	"distbuild/artifactcache/httpapi"
 	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
+	"distbuild/clock"
+	"distbuild/internal/addrfile"
 	distbuildv1 "distbuild/proto/distbuild/v1"
+	"distbuild/trove/gitserver"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -56,7 +57,7 @@ type Config struct {
 	// once shutdown begins, before they are cut off.
 	ShutdownTimeout time.Duration
 	// AddrFile, if set, receives the actual listen addresses as JSON once
-	// the daemon listens (see WriteAddrFile).
+	// the daemon listens (see addrfile.Write).
 	AddrFile string
 	// UploadIdleTimeout ends uploads through which no content arrives for
 	// this long; 0 means service.DefaultUploadIdleTimeout.
@@ -76,12 +77,6 @@ type Config struct {
 	Logger hclog.Logger
 }
 
-// Addrs are the addresses the daemon actually listens on.
-type Addrs struct {
-	GRPC string `json:"grpc"`
-	HTTP string `json:"http,omitempty"`
-}
-
 // Daemon is a started trove: its store is open and its listeners bound.
 type Daemon struct {
 	cfg      Config
@@ -91,7 +86,7 @@ type Daemon struct {
 	grpcLis  net.Listener
 	http     *http.Server
 	httpLis  net.Listener
-	addrs    Addrs
+	addrs    addrfile.Addrs
 	scrubber *scrubber
 }
 
@@ -126,7 +121,7 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.AddrFile != "" {
-		if err := WriteAddrFile(cfg.AddrFile, d.addrs); err != nil {
+		if err := addrfile.Write(cfg.AddrFile, d.addrs); err != nil {
 			d.closeListeners()
 			st.Close()
 			return nil, err
@@ -163,7 +158,7 @@ func (d *Daemon) listen() error {
 	mux.Handle("/blobs/", api)
 	mux.Handle("/artifacts/", api)
 	if d.cfg.GitDir != "" {
-		git, err := gitbackend.New(d.cfg.GitDir, GitPrefix, d.log.Named("git"))
+		git, err := gitserver.New(d.cfg.GitDir, GitPrefix, d.log.Named("git"))
 		if err != nil {
 			return err
 		}
@@ -193,7 +188,7 @@ func (d *Daemon) closeListeners() {
 }
 
 // Addrs returns the bound addresses.
-func (d *Daemon) Addrs() Addrs { return d.addrs }
+func (d *Daemon) Addrs() addrfile.Addrs { return d.addrs }
 
 // Serve serves until ctx ends or a listener fails, then shuts down in
 // order: stop accepting, let in-flight requests finish (for at most

@@ -1,11 +1,11 @@
-package daemon
+package trove
 
 import (
 	"context"
 	"strings"
 
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/auth"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"

@@ -1,4 +1,4 @@
-package daemon_test
+package trove_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/daemon"
-	"distbuild/tlsflags"
-	"distbuild/tlsflags/tlstest"
+	"distbuild/internal/tlsflags"
+	"distbuild/internal/tlsflags/tlstest"
+	"distbuild/trove"
 )
 
 func TestBothListenersServeTLS(t *testing.T) {
@@ -23,7 +23,7 @@ func TestBothListenersServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.Start(daemon.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 20, GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: cfg, Logger: hclog.NewNullLogger()})
+	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 20, GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: cfg, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

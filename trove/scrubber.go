@@ -1,11 +1,11 @@
-package daemon
+package trove
 
 import (
 	"context"
 	"time"
 
-	"distbuild/artifactcache/clock"
 	"distbuild/artifactcache/store"
+	"distbuild/clock"
 
 	"github.com/hashicorp/go-hclog"
 )

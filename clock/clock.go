@@ -1,11 +1,12 @@
-// Package clock lets the cache's time-driven behaviour (least-recently-used
-// eviction, periodic scrubs, access-time flushes) be driven by a fake clock
-// in tests, so those tests are instant and deterministic instead of sleeping.
+// Package clock lets time-driven behaviour (the cache's least-recently-used
+// eviction, periodic scrubs, access-time flushes and upload idle limits) be
+// driven by a fake clock in tests, so those tests are instant and
+// deterministic instead of sleeping.
 package clock
 
 import "time"
 
-// Clock is the source of time for everything in the cache that depends on it.
+// Clock is the source of time for everything that depends on it.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

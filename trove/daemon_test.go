@@ -1,4 +1,4 @@
-package daemon_test
+package trove_test
 
 import (
 	"bytes"
@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"distbuild/artifactcache"
-	"distbuild/artifactcache/clock"
-	"distbuild/artifactcache/daemon"
-	"distbuild/artifactcache/digest"
 	"distbuild/artifactcache/store"
+	"distbuild/clock"
+	"distbuild/digest"
+	"distbuild/internal/addrfile"
 	distbuildv1 "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -25,18 +26,18 @@ import (
 )
 
 type running struct {
-	d      *daemon.Daemon
+	d      *trove.Daemon
 	client *artifactcache.Client
 	stop   func() error
 }
 
 // run starts a daemon in-process and returns a client for it; stop shuts
 // it down and returns Serve's result.
-func run(t *testing.T, cfg daemon.Config) *running {
+func run(t *testing.T, cfg trove.Config) *running {
 	t.Helper()
 	cfg.GRPCListen = "127.0.0.1:0"
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: t.Output(), Level: hclog.Debug})
-	d, err := daemon.Start(cfg)
+	d, err := trove.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +72,9 @@ func TestRestartKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	addrFile := filepath.Join(t.TempDir(), "addr.json")
 	ctx := context.Background()
-	r := run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20, HTTPListen: "127.0.0.1:0", AddrFile: addrFile})
+	r := run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20, HTTPListen: "127.0.0.1:0", AddrFile: addrFile})
 
-	var addrs daemon.Addrs
+	var addrs addrfile.Addrs
 	raw, err := os.ReadFile(addrFile)
 	if err != nil || json.Unmarshal(raw, &addrs) != nil || addrs != r.d.Addrs() {
 		t.Fatalf("address file %q (%v) does not hold %+v", raw, err, r.d.Addrs())
@@ -93,7 +94,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Errorf("address file survived shutdown: %v", err)
 	}
 
-	r = run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20})
+	r = run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20})
 	key, _ := digest.ParseCacheKey(m.CacheKey)
 	got, err := r.client.GetManifest(ctx, key)
 	if err != nil || !proto.Equal(got, m) {
@@ -108,7 +109,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 func TestPeriodicScrubFindsCorruption(t *testing.T) {
 	dir := t.TempDir()
 	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	r := run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20, ScrubInterval: time.Hour, Clock: clk})
+	r := run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20, ScrubInterval: time.Hour, Clock: clk})
 	ctx := context.Background()
 	d, err := r.client.UploadBytes(ctx, []byte("rots on disk"))
 	if err != nil {
@@ -142,7 +143,7 @@ func TestPeriodicScrubFindsCorruption(t *testing.T) {
 
 func TestOfflineScrubReports(t *testing.T) {
 	dir := t.TempDir()
-	r := run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20})
+	r := run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20})
 	good, _ := r.client.UploadBytes(context.Background(), []byte("good"))
 	bad, _ := r.client.UploadBytes(context.Background(), []byte("bad!"))
 	if err := r.stop(); err != nil {
@@ -151,7 +152,7 @@ func TestOfflineScrubReports(t *testing.T) {
 	os.WriteFile(blobFile(dir, bad), []byte("b@d!"), 0o644)
 
 	var out bytes.Buffer
-	report, err := daemon.Scrub(context.Background(), dir, nil, &out)
+	report, err := trove.Scrub(context.Background(), dir, nil, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,21 +163,21 @@ func TestOfflineScrubReports(t *testing.T) {
 		t.Errorf("report text should name only the corrupt blob:\n%s", out.String())
 	}
 	out.Reset()
-	if report, err := daemon.Scrub(context.Background(), dir, nil, &out); err != nil || len(report.Corrupt) != 0 || report.Checked != 1 {
+	if report, err := trove.Scrub(context.Background(), dir, nil, &out); err != nil || len(report.Corrupt) != 0 || report.Checked != 1 {
 		t.Errorf("second scrub: %+v, %v; want one intact blob", report, err)
 	}
 }
 
 func TestStartRefusesBadConfigurations(t *testing.T) {
 	dir := t.TempDir()
-	run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20})
-	for name, cfg := range map[string]daemon.Config{
+	run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20})
+	for name, cfg := range map[string]trove.Config{
 		"directory in use":      {Dir: dir, MaxSizeBytes: 1 << 20, GRPCListen: "127.0.0.1:0"},
 		"git without HTTP":      {Dir: t.TempDir(), GRPCListen: "127.0.0.1:0", GitDir: t.TempDir()},
 		"unusable gRPC address": {Dir: t.TempDir(), GRPCListen: "127.0.0.1:-1"},
 		"unusable HTTP address": {Dir: t.TempDir(), GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:-1"},
 	} {
-		if d, err := daemon.Start(cfg); err == nil {
+		if d, err := trove.Start(cfg); err == nil {
 			d.Serve(canceled())
 			t.Errorf("%s: Start succeeded", name)
 		}
@@ -191,7 +192,7 @@ func canceled() context.Context {
 
 func TestScrubNowScrubsTheLiveStore(t *testing.T) {
 	dir := t.TempDir()
-	r := run(t, daemon.Config{Dir: dir, MaxSizeBytes: 1 << 20})
+	r := run(t, trove.Config{Dir: dir, MaxSizeBytes: 1 << 20})
 	ctx := context.Background()
 	good, err := r.client.UploadBytes(ctx, []byte("good"))
 	if err != nil {
@@ -210,7 +211,7 @@ func TestScrubNowScrubsTheLiveStore(t *testing.T) {
 	// The running trove holds the store, so an offline scrub must say
 	// to go through the trove.
 	var out bytes.Buffer
-	if _, err := daemon.Scrub(ctx, dir, nil, &out); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "trove scrub --trove") {
+	if _, err := trove.Scrub(ctx, dir, nil, &out); !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "trove scrub --trove") {
 		t.Errorf("offline scrub of a live store: %v; want ErrLocked saying to use trove scrub --trove", err)
 	}
 
@@ -220,7 +221,7 @@ func TestScrubNowScrubsTheLiveStore(t *testing.T) {
 	}
 	defer conn.Close()
 	out.Reset()
-	report, err := daemon.ScrubLive(ctx, conn, &out)
+	report, err := trove.ScrubLive(ctx, conn, &out)
 	if err != nil {
 		t.Fatal(err)
 	}

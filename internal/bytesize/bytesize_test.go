@@ -3,7 +3,7 @@ package bytesize_test
 import (
 	"testing"
 
-	"distbuild/bytesize"
+	"distbuild/internal/bytesize"
 )
 
 func TestSizesReadAndPrintAsOperatorsWriteThem(t *testing.T) {

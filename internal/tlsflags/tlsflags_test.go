@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"distbuild/tlsflags"
-	"distbuild/tlsflags/tlstest"
+	"distbuild/internal/tlsflags"
+	"distbuild/internal/tlsflags/tlstest"
 )
 
 func serve(t *testing.T, s tlsflags.Server) string {

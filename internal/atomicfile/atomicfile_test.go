@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"distbuild/atomicfile"
+	"distbuild/internal/atomicfile"
 )
 
 func TestWriteReplacesWholeFilesAndLeavesNoTemporaries(t *testing.T) {

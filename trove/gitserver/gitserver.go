@@ -1,9 +1,9 @@
-// Package gitbackend serves a directory of bare git repositories read-only
+// Package gitserver serves a directory of bare git repositories read-only
 // over git's smart HTTP protocol, so a build farm needs no git server other
 // than its trove. It runs the system's own `git http-backend` as a CGI
 // program rather than reimplementing the protocol, and refuses pushes
 // itself rather than trusting git's configuration to.
-package gitbackend
+package gitserver
 
 import (
 	"bytes"

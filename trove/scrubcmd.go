@@ -1,4 +1,4 @@
-package daemon
+package trove
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 
-	"distbuild/artifactcache/digest"
-	"distbuild/artifactcache/internal/grpcerr"
 	"distbuild/artifactcache/store"
-	"distbuild/bytesize"
+	"distbuild/digest"
+	"distbuild/internal/bytesize"
+	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"

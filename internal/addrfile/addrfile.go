@@ -1,0 +1,29 @@
+// Package addrfile tells scripts and tests where a daemon listens: a
+// daemon started on port 0 writes its chosen addresses to a small JSON file
+// once it accepts connections.
+package addrfile
+
+import (
+	"encoding/json"
+
+	"distbuild/internal/atomicfile"
+)
+
+// Write writes the listen addresses as JSON, e.g.
+// {"grpc":"127.0.0.1:40123","http":"127.0.0.1:40124"}, atomically (a
+// temporary file renamed into place), so a script or test that waits for
+// the file to appear never reads half of it. This is how a caller that
+// asked for port 0 learns the port.
+func Write(path string, addrs Addrs) error {
+	data, err := json.Marshal(addrs)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
+}
+
+// Addrs are a daemon's listen addresses, as written to its address file.
+type Addrs struct {
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http,omitempty"`
+}
