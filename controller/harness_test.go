@@ -202,6 +202,7 @@ func (f *farm) serve() {
 // clients can tell: every connection drops at once.
 func (f *farm) stopController() {
 	f.conn.Close()
+	f.ctl.Stop()
 	f.srv.Stop()
 	f.ctl.Close()
 }
