@@ -111,6 +111,8 @@ type Controller struct {
 	resumeUntil time.Time
 	// lastGrant is the sequence of the latest attempt grant.
 	lastGrant uint64
+	// stopping is set by Stop.
+	stopping bool
 }
 
 // New makes a controller. With a state file, it reloads the builds it
@@ -163,6 +165,16 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Stop tells the controller it is shutting down, before its gRPC server
+// stops: the workers' streams that end from then on are not recorded as
+// lost workers, so their running steps stay running in the state database
+// and the next controller waits for those workers to report them.
+func (c *Controller) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
 }
 
 // Close stops writing state; call it after the gRPC server has stopped.

@@ -184,7 +184,13 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
 func (c *Controller) disconnect(s *session, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sessions[s.name] == s {
+	switch {
+	case c.stopping:
+		// Not lost: the controller is going away, not the worker.
+		if c.sessions[s.name] == s {
+			delete(c.sessions, s.name)
+		}
+	case c.sessions[s.name] == s:
 		c.dropSession(s, reason)
 		c.dispatch()
 	}

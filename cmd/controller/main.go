@@ -246,6 +246,7 @@ func run(args []string, stderr io.Writer) int {
 			log.Error("stopping: the state database cannot be written", "error", err)
 			status = 1
 		}
+		c.Stop()
 		srv.Stop()
 	}()
 	if err := srv.Serve(lis); err != nil {
