@@ -320,9 +320,22 @@ func (c *Controller) save(b *build) {
 	c.journal.enqueue(journalEntry{summary: b.summary()})
 }
 
-// Register adds the controller's services to a gRPC server.
+// Register adds all the controller's services to one gRPC server, for a
+// controller that serves initiators and workers on one listener.
 func (c *Controller) Register(s *grpc.Server) {
+	c.RegisterInitiatorServices(s)
+	c.RegisterWorkerServices(s)
+}
+
+// RegisterInitiatorServices adds the services initiators use (builds,
+// their events and status), for a listener that faces developers.
+func (c *Controller) RegisterInitiatorServices(s *grpc.Server) {
 	pb.RegisterBuildServiceServer(s, &buildService{c: c})
+}
+
+// RegisterWorkerServices adds the service workers dial, for a listener
+// that faces the build machines.
+func (c *Controller) RegisterWorkerServices(s *grpc.Server) {
 	pb.RegisterWorkerServiceServer(s, &workerService{c: c})
 }
 

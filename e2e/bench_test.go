@@ -103,9 +103,9 @@ func BenchmarkMakespanRealFarm(b *testing.B) {
 
 	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
 	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
-	f.controller = f.daemon("controller", "--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--listen", "127.0.0.1:0")["grpc"]
+	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache)
 	for _, w := range []string{"w1", "w2"} {
-		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.controller, "--cache", f.cache,
+		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
 			"--work-dir", filepath.Join(dir, w), "--sandbox", "none")
 	}
 	var farmTime, makeTime time.Duration
@@ -171,19 +171,22 @@ func BenchmarkControllerMemory(b *testing.B) {
 	commit := gitRun(b, defs, "rev-parse", "HEAD")
 	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
 	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
-	f.controller = f.daemon("controller", "--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--listen", "127.0.0.1:0",
-		"--trove-git", "file:///nonexistent")["grpc"]
+	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--trove-git", "file:///nonexistent")
 	pid := f.pids["controller"]
-	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
+	dial := func(addr string) *grpc.ClientConn {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	defer conn.Close()
+	conn, workerConn := dial(f.controller), dial(f.workerAddr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	held := make(chan int, 100)
 	for i := range 100 {
-		stream, err := pb.NewWorkerServiceClient(conn).Work(ctx)
+		stream, err := pb.NewWorkerServiceClient(workerConn).Work(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -98,8 +98,8 @@ func startCrashFarm(t *testing.T, workers []string, controllerFlags ...string) *
 
 	f.controllerArgs = slices.Concat([]string{"--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache,
 		"--trove-git", "http://" + f.http + "/git"}, controllerFlags)
-	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", "127.0.0.1:0"})...)
-	f.controller = addrs["grpc"]
+	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0"})...)
+	f.controller, f.workerAddr = addrs["grpc"], addrs["worker"]
 	for _, w := range workers {
 		f.startWorker(w)
 	}
@@ -111,7 +111,7 @@ func (f *crashFarm) cacheDir() string { return filepath.Join(f.dir, "cache") }
 // startWorker starts a worker like startFarm does.
 func (f *crashFarm) startWorker(name string) *proc {
 	f.t.Helper()
-	p := f.spawn(name, "worker", "--name", name, "--slots", "2", "--controller", f.controller, "--cache", f.cache,
+	p := f.spawn(name, "worker", "--name", name, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
 		"--work-dir", filepath.Join(f.dir, name), "--sandbox", "bwrap")
 	f.workers[name] = p
 	return p
@@ -123,9 +123,9 @@ func (f *crashFarm) startWorker(name string) *proc {
 func (f *crashFarm) restartController() {
 	f.t.Helper()
 	var addrs map[string]string
-	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", f.controller})...)
-	if addrs["grpc"] != f.controller {
-		f.t.Fatalf("the restarted controller listens on %s, want %s", addrs["grpc"], f.controller)
+	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", f.controller, "--worker-listen", f.workerAddr})...)
+	if addrs["grpc"] != f.controller || addrs["worker"] != f.workerAddr {
+		f.t.Fatalf("the restarted controller listens on %v, want %s and %s", addrs, f.controller, f.workerAddr)
 	}
 }
 

@@ -42,7 +42,8 @@ type farm struct {
 	dir        string
 	cache      string // trove gRPC address
 	http       string // trove HTTP address
-	controller string
+	controller string // the controller's address for initiators
+	workerAddr string // the controller's address for workers
 	defs       string // the definitions checkout
 	bare       string // the definitions repository the trove serves
 	logs       map[string]*bytes.Buffer
@@ -71,10 +72,9 @@ func startFarm(t *testing.T, workers ...string) *farm {
 		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
 	f.cache, f.http = addrs["grpc"], addrs["http"]
 	f.git(f.defs, "remote", "set-url", "origin", "http://"+f.http+"/git/baserock/definitions.git")
-	f.controller = f.daemon("controller", "--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache,
-		"--trove-git", "http://"+f.http+"/git", "--listen", "127.0.0.1:0")["grpc"]
+	f.startController("--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache, "--trove-git", "http://"+f.http+"/git")
 	for _, w := range workers {
-		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.controller, "--cache", f.cache,
+		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
 			"--work-dir", filepath.Join(f.dir, w), "--sandbox", "bwrap")
 	}
 	return f
@@ -129,6 +129,14 @@ func (f *farm) log(name string) string {
 	f.logMu.Lock()
 	defer f.logMu.Unlock()
 	return f.logs[name].String()
+}
+
+// startController starts the controller with its listeners for initiators
+// and for workers on free ports.
+func (f *farm) startController(args ...string) {
+	f.t.Helper()
+	addrs := f.daemon("controller", append(args, "--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0")...)
+	f.controller, f.workerAddr = addrs["grpc"], addrs["worker"]
 }
 
 // daemon starts a daemon with --addr-file and returns the addresses it

@@ -51,10 +51,10 @@ func TestSecureFarm(t *testing.T) {
 		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--require-auth", "--registry", registry}, serverTLS...)...)
 	f.cache, f.http = addrs["grpc"], addrs["http"]
 	f.git(f.defs, "remote", "set-url", "origin", "https://"+f.http+"/git/baserock/definitions.git")
-	f.controller = f.daemon("controller", append([]string{"--state-dir", ctrlDir, "--cache", f.cache, "--trove-git", "https://" + f.http + "/git",
-		"--listen", "127.0.0.1:0", "--require-auth", "--tls-client-ca", ca, "--cache-tls-ca", ca, "--cache-token-file", aliceToken}, serverTLS...)...)["grpc"]
+	f.startController(append([]string{"--state-dir", ctrlDir, "--cache", f.cache, "--trove-git", "https://" + f.http + "/git",
+		"--require-auth", "--tls-client-ca", ca, "--cache-tls-ca", ca, "--cache-token-file", aliceToken}, serverTLS...)...)
 	workerArgs := func(name string) []string {
-		return []string{"--name", name, "--slots", "2", "--controller", f.controller, "--cache", f.cache, "--work-dir", filepath.Join(f.dir, name),
+		return []string{"--name", name, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache, "--work-dir", filepath.Join(f.dir, name),
 			"--sandbox", "bwrap", "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, "--cache-tls-ca", ca}
 	}
 	f.start("worker-1", "worker", append(workerArgs("worker-1"), "--token-file", workerToken)...)

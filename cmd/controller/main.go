@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,8 +34,11 @@ const about = `controller: the distbuild farm's coordinator.
 
 Usage: controller [flags]
 
-Initiators submit builds to it and workers dial in to it, both over gRPC on
---listen. For each build it fetches the definitions repository at the
+Initiators submit builds to it over gRPC on --listen (default port 7878),
+and workers dial in to it on --worker-listen (default port 7877): two
+listeners, so that developers' and build machines' networks can be exposed
+and firewalled apart; give both the same address (with a fixed port) to
+serve them on one port. For each build it fetches the definitions repository at the
 requested commit (keeping mirrors under --state-dir), resolves the graph and
 cache keys, asks the artifact cache at --cache what is already built, and
 schedules the rest onto connected workers. Repository aliases such as
@@ -47,8 +51,9 @@ With --require-auth only registered workers and users get in (tokens from
 --tls-client-ca requires client certificates); --cache-tls-ca makes its
 connection to the cache use TLS.
 
-It logs "listening grpc=ADDR" once it accepts connections; with port 0,
---addr-file tells which port was chosen, as JSON {"grpc":"HOST:PORT"}.
+It logs "listening grpc=ADDR workers=ADDR" once it accepts connections;
+with port 0, --addr-file tells which ports were chosen, as JSON
+{"grpc":"HOST:PORT","worker":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
 
 It refuses to start on a damaged state database, or on a missing or empty
@@ -81,7 +86,8 @@ func run(args []string, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
-	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators and workers (port 0 picks one)")
+	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators (port 0 picks one)")
+	workerListen := fs.String("worker-listen", "127.0.0.1:7877", "gRPC listen address for workers (port 0 picks one); the same address and fixed port as --listen serves both on one port")
 	stateDir := fs.String("state-dir", "", "directory for the controller's state: builds and their events (state.db) and git mirrors of definitions (required)")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	troveGit := fs.String("trove-git", "http://127.0.0.1:7080/git", "base URL of the trove's git repositories, for the default repo aliases")
@@ -217,22 +223,37 @@ func run(args []string, stderr io.Writer) int {
 			grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, log.Named("auth"))))
 		log.Info("authentication required", "registry", path)
 	}
+	// Initiators and workers get a listener each, so each audience can be
+	// exposed (and firewalled) on its own; one address serves both.
+	initiators := grpc.NewServer(opts...)
+	workers := initiators
+	if *workerListen == *listen && !strings.HasSuffix(*listen, ":0") {
+		c.Register(initiators)
+	} else {
+		workers = grpc.NewServer(opts...)
+		c.RegisterInitiatorServices(initiators)
+		c.RegisterWorkerServices(workers)
+	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Error("cannot listen", "address", *listen, "error", err)
 		return 1
 	}
-	srv := grpc.NewServer(opts...)
-	c.Register(srv)
-	addr := lis.Addr().String()
+	workerLis := lis
+	if workers != initiators {
+		if workerLis, err = net.Listen("tcp", *workerListen); err != nil {
+			log.Error("cannot listen for workers", "address", *workerListen, "error", err)
+			return 1
+		}
+	}
+	addrs := addrfile.Addrs{GRPC: lis.Addr().String(), Worker: workerLis.Addr().String()}
 	if *addrFile != "" {
-		if err := addrfile.Write(*addrFile, addrfile.Addrs{GRPC: addr}); err != nil {
+		if err := addrfile.Write(*addrFile, addrs); err != nil {
 			log.Error("cannot write the address file", "error", err)
 			return 1
 		}
 		defer os.Remove(*addrFile)
 	}
-	log.Info("listening", "grpc", addr, "cache", *cacheAddr, "policy", pol.Name())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -247,10 +268,19 @@ func run(args []string, stderr io.Writer) int {
 			status = 1
 		}
 		c.Stop()
-		srv.Stop()
+		workers.Stop()
+		initiators.Stop()
 	}()
-	if err := srv.Serve(lis); err != nil {
+	served := make(chan error, 2)
+	go func() { served <- initiators.Serve(lis) }()
+	if workers != initiators {
+		go func() { served <- workers.Serve(workerLis) }()
+	}
+	log.Info("listening", "grpc", addrs.GRPC, "workers", addrs.Worker, "cache", *cacheAddr, "policy", pol.Name())
+	if err := <-served; err != nil {
 		log.Error("serving failed", "error", err)
+		workers.Stop()
+		initiators.Stop()
 		return 1
 	}
 	return status

@@ -150,7 +150,7 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
-	controllerAddr := fs.String("controller", "127.0.0.1:7878", "gRPC address of the controller")
+	controllerAddr := fs.String("controller", "127.0.0.1:7877", "gRPC address of the controller's listener for workers (its --worker-listen)")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	name := fs.String("name", host, "the worker's unique name")
 	slots := fs.Int("slots", 1, "how many steps to run at once")

@@ -24,6 +24,11 @@ func Write(path string, addrs Addrs) error {
 
 // Addrs are a daemon's listen addresses, as written to its address file.
 type Addrs struct {
+	// GRPC is the main gRPC listener: the cache's, or the controller's for
+	// initiators.
 	GRPC string `json:"grpc"`
+	// Worker is the controller's listener for workers.
+	Worker string `json:"worker,omitempty"`
+	// HTTP is the trove's HTTP listener.
 	HTTP string `json:"http,omitempty"`
 }
