@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
+	"distbuild/internal/gittest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
 )
@@ -143,24 +143,12 @@ strata:
 `,
 }
 
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@localhost", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@localhost")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // commitDefinitions writes files into the definitions repository and
 // commits them, returning the commit.
 func (f *farm) commitDefinitions(files map[string]string) string {
 	f.t.Helper()
 	if _, err := os.Stat(filepath.Join(f.defsRepo, ".git")); err != nil {
-		git(f.t, f.defsRepo, "init", "-q")
+		gittest.Run(f.t, f.defsRepo, "init", "-q")
 	}
 	for name, content := range files {
 		p := filepath.Join(f.defsRepo, name)
@@ -171,9 +159,9 @@ func (f *farm) commitDefinitions(files map[string]string) string {
 			f.t.Fatal(err)
 		}
 	}
-	git(f.t, f.defsRepo, "add", "-A")
-	git(f.t, f.defsRepo, "commit", "-q", "--allow-empty", "-m", "definitions")
-	return git(f.t, f.defsRepo, "rev-parse", "HEAD")
+	gittest.Run(f.t, f.defsRepo, "add", "-A")
+	gittest.Run(f.t, f.defsRepo, "commit", "-q", "--allow-empty", "-m", "definitions")
+	return gittest.Run(f.t, f.defsRepo, "rev-parse", "HEAD")
 }
 
 // serve starts a controller on a fresh loopback port and connects to it.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"distbuild/definitions"
+	"distbuild/internal/gittest"
 )
 
 // demoRemote is a URL like the one `make demo` gives make-trove.sh: where
@@ -76,15 +77,6 @@ func makeTrove(dir string, args ...string) (string, error) {
 }
 
 // git runs git in dir and returns its trimmed output.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("git -C %s %s: %v\n%s", dir, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // heads maps each repository under trove/git (e.g. "upstream/strbuf.git")
 // to the commit its master branch points at.
 func heads(t *testing.T, trove string) map[string]string {
@@ -96,7 +88,7 @@ func heads(t *testing.T, trove string) map[string]string {
 	h := map[string]string{}
 	for _, r := range repos {
 		rel, _ := filepath.Rel(filepath.Join(trove, "git"), r)
-		h[rel] = git(t, r, "rev-parse", "refs/heads/master")
+		h[rel] = gittest.Run(t, r, "rev-parse", "refs/heads/master")
 	}
 	return h
 }
@@ -177,13 +169,13 @@ func TestMakeTroveGivesTheSameCommitsEveryTime(t *testing.T) {
 		{other, filepath.Join(other, "git", "baserock", "definitions.git")},
 	} {
 		checkout := filepath.Join(c.trove, "definitions")
-		if head := git(t, checkout, "rev-parse", "HEAD"); head != defsHead {
+		if head := gittest.Run(t, checkout, "rev-parse", "HEAD"); head != defsHead {
 			t.Errorf("%s is at %s; want the definitions commit %s", checkout, head, defsHead)
 		}
-		if status := git(t, checkout, "status", "--porcelain"); status != "" {
+		if status := gittest.Run(t, checkout, "status", "--porcelain"); status != "" {
 			t.Errorf("%s has changes:\n%s", checkout, status)
 		}
-		if origin := git(t, checkout, "remote", "get-url", "origin"); origin != c.origin {
+		if origin := gittest.Run(t, checkout, "remote", "get-url", "origin"); origin != c.origin {
 			t.Errorf("%s: origin is %q; want %q", checkout, origin, c.origin)
 		}
 	}
@@ -233,10 +225,10 @@ func TestDefinitionsPinEveryChunkToItsSourceCommit(t *testing.T) {
 				continue
 			}
 			bare := filepath.Join(trove, "git", "upstream", name+".git")
-			if head := git(t, bare, "rev-parse", "--verify", c.Ref+"^{commit}"); head != c.Ref {
+			if head := gittest.Run(t, bare, "rev-parse", "--verify", c.Ref+"^{commit}"); head != c.Ref {
 				t.Errorf("%s: chunk %s: ref %s is not a commit of %s", system, s.Name, c.Ref, bare)
 			}
-			if head := git(t, bare, "rev-parse", "refs/heads/master"); head != c.Ref {
+			if head := gittest.Run(t, bare, "rev-parse", "refs/heads/master"); head != c.Ref {
 				t.Errorf("%s: chunk %s: ref %s, but %s's master is %s", system, s.Name, c.Ref, bare, head)
 			}
 		}

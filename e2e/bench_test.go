@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"distbuild/definitions/definitionstest"
+	"distbuild/internal/gittest"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -74,18 +75,6 @@ func writeSleepDefinitions(t testing.TB, dir, sourceRepo, commit, salt string, s
 	return defs
 }
 
-func gitRun(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=b", "GIT_AUTHOR_EMAIL=b@localhost", "GIT_COMMITTER_NAME=b", "GIT_COMMITTER_EMAIL=b@localhost")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // BenchmarkMakespanRealFarm runs the sleep DAG through the real farm (two
 // workers with two slots each) and, side by side, through make -j4 with the
 // same DAG as a Makefile, and reports both wall times and their ratio: the
@@ -95,10 +84,10 @@ func BenchmarkMakespanRealFarm(b *testing.B) {
 	source := filepath.Join(dir, "source")
 	os.MkdirAll(source, 0o755)
 	os.WriteFile(filepath.Join(source, "README"), []byte("nothing to build\n"), 0o644)
-	gitRun(b, source, "init", "-q")
-	gitRun(b, source, "add", "-A")
-	gitRun(b, source, "commit", "-q", "-m", "source")
-	commit := gitRun(b, source, "rev-parse", "HEAD")
+	gittest.Run(b, source, "init", "-q")
+	gittest.Run(b, source, "add", "-A")
+	gittest.Run(b, source, "commit", "-q", "-m", "source")
+	commit := gittest.Run(b, source, "rev-parse", "HEAD")
 	steps := sleepDAG()
 
 	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
@@ -113,11 +102,11 @@ func BenchmarkMakespanRealFarm(b *testing.B) {
 		b.StopTimer()
 		f.defs = writeSleepDefinitions(b, dir, source, commit, "run "+strconv.Itoa(i), steps)
 		if i == 0 {
-			gitRun(b, f.defs, "init", "-q")
-			gitRun(b, f.defs, "remote", "add", "origin", f.defs)
+			gittest.Run(b, f.defs, "init", "-q")
+			gittest.Run(b, f.defs, "remote", "add", "origin", f.defs)
 		}
-		gitRun(b, f.defs, "add", "-A")
-		gitRun(b, f.defs, "commit", "-q", "-m", "run")
+		gittest.Run(b, f.defs, "add", "-A")
+		gittest.Run(b, f.defs, "commit", "-q", "-m", "run")
 		b.StartTimer()
 		start := time.Now()
 		r := f.initiator("build", "systems/sleeps.morph")
@@ -165,10 +154,10 @@ func BenchmarkControllerMemory(b *testing.B) {
 	if err := definitionstest.WriteDir(defs, tree.FS); err != nil {
 		b.Fatal(err)
 	}
-	gitRun(b, defs, "init", "-q")
-	gitRun(b, defs, "add", "-A")
-	gitRun(b, defs, "commit", "-q", "-m", "definitions")
-	commit := gitRun(b, defs, "rev-parse", "HEAD")
+	gittest.Run(b, defs, "init", "-q")
+	gittest.Run(b, defs, "add", "-A")
+	gittest.Run(b, defs, "commit", "-q", "-m", "definitions")
+	commit := gittest.Run(b, defs, "rev-parse", "HEAD")
 	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
 	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
 	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache, "--trove-git", "file:///nonexistent")

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"distbuild/internal/gittest"
 )
 
 // binDir holds the binaries built once for all tests.
@@ -163,7 +165,7 @@ func (f *farm) daemon(name string, args ...string) map[string]string {
 
 func (f *farm) git(dir string, args ...string) string {
 	f.t.Helper()
-	return gitRun(f.t, dir, args...)
+	return gittest.Run(f.t, dir, args...)
 }
 
 // change edits a file of the definitions, commits and pushes it (to the

@@ -22,6 +22,7 @@ import (
 	"distbuild/artifactcache"
 	"distbuild/auth"
 	"distbuild/digest"
+	"distbuild/internal/gittest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc"
@@ -176,20 +177,6 @@ func contentDigest(t *testing.T, seed byte, size int64) digest.Digest {
 	return h.Digest()
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	home := t.TempDir()
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0",
-		"GIT_AUTHOR_NAME=T", "GIT_AUTHOR_EMAIL=t@example.invalid", "GIT_COMMITTER_NAME=T", "GIT_COMMITTER_EMAIL=t@example.invalid")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func httpGet(t *testing.T, url, rangeHeader string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -208,13 +195,13 @@ func httpGet(t *testing.T, url, rangeHeader string) (int, string) {
 func TestTroveServesRestartsAndKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	gitRoot := t.TempDir()
-	git(t, gitRoot, "init", "--quiet", "--bare", "--initial-branch=main", "definitions.git")
+	gittest.Run(t, gitRoot, "init", "--quiet", "--bare", "--initial-branch=main", "definitions.git")
 	work := t.TempDir()
-	git(t, work, "init", "--quiet", "--initial-branch=main")
+	gittest.Run(t, work, "init", "--quiet", "--initial-branch=main")
 	os.WriteFile(filepath.Join(work, "strata.morph"), []byte("name: core\n"), 0o644)
-	git(t, work, "add", ".")
-	git(t, work, "commit", "--quiet", "-m", "definitions")
-	git(t, work, "push", "--quiet", filepath.Join(gitRoot, "definitions.git"), "main")
+	gittest.Run(t, work, "add", ".")
+	gittest.Run(t, work, "commit", "--quiet", "-m", "definitions")
+	gittest.Run(t, work, "push", "--quiet", filepath.Join(gitRoot, "definitions.git"), "main")
 
 	p := start(t, dir, "--git-dir", gitRoot)
 	ctx := context.Background()
@@ -256,7 +243,7 @@ func TestTroveServesRestartsAndKeepsEverything(t *testing.T) {
 		t.Errorf("HTTP manifest: %d %q", code, body)
 	}
 	clones := t.TempDir()
-	git(t, clones, "clone", "--quiet", "http://"+p.addrs.HTTP+"/git/definitions.git", "defs")
+	gittest.Run(t, clones, "clone", "--quiet", "http://"+p.addrs.HTTP+"/git/definitions.git", "defs")
 	if got, _ := os.ReadFile(filepath.Join(clones, "defs", "strata.morph")); string(got) != "name: core\n" {
 		t.Errorf("cloned file holds %q", got)
 	}
