@@ -17,6 +17,7 @@ import (
 	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/trove/trovetest"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -40,25 +41,7 @@ func startCacheIn(t testing.TB, dir string, maxSize int64) *artifactcache.Client
 	if tt, ok := t.(*testing.T); ok {
 		logger = hclog.New(&hclog.LoggerOptions{Output: tt.Output(), Level: hclog.Info})
 	}
-	d, err := trove.Start(trove.Config{Dir: dir, MaxSizeBytes: maxSize, GRPCListen: "127.0.0.1:0", Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	c, err := artifactcache.Dial(d.Addrs().GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon stopped with %v", err)
-		}
-	})
-	return c
+	return trovetest.Client(t, trovetest.Start(t, trove.Config{Dir: dir, MaxSizeBytes: maxSize, Logger: logger}))
 }
 
 func cacheKey(t *testing.T, s string) digest.CacheKey {

@@ -18,6 +18,7 @@ import (
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/trove/trovetest"
 )
 
 // TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker runs a real
@@ -41,32 +42,20 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := trove.Start(trove.Config{
-		Dir: filepath.Join(dir, "cache"), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: hclog.NewNullLogger(),
+	d := trovetest.Start(t, trove.Config{
 		Verifier: auth.ManifestVerifier{Auth: a},
 		ServerOptions: []grpc.ServerOption{
 			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
 			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ctx := context.Background()
 	client := func(token string) *artifactcache.Client {
 		var opts []grpc.DialOption
 		if token != "" {
 			opts = append(opts, grpc.WithPerRPCCredentials(auth.Token(token)))
 		}
-		c, err := artifactcache.Dial(d.Addrs().GRPC, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return trovetest.Client(t, d, opts...)
 	}
 	worker1, worker2, user, anonymous := client(w1), client(w2), client(alice), client("")
 

@@ -26,6 +26,7 @@ import (
 	"distbuild/internal/gittest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/trove/trovetest"
 )
 
 // farm is a controller with a real artifact cache and real git mirrors,
@@ -57,17 +58,7 @@ func startFarm(t testing.TB, lease time.Duration) *farm {
 
 func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *farm {
 	t.Helper()
-	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0", Logger: testLogger(t).Named("trove")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx) }()
-	cache, err := artifactcache.Dial(d.Addrs().GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cache := trovetest.Client(t, trovetest.Start(t, trove.Config{Logger: testLogger(t).Named("trove")}))
 	mirrors, err := gitmirror.New(t.TempDir(), testLogger(t).Named("git"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +79,7 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 	}
 	f := &farm{t: t, cache: cache, cfg: cfg}
 	f.serve()
-	t.Cleanup(func() {
-		f.stopController()
-		cache.Close()
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("trove stopped with %v", err)
-		}
-	})
+	t.Cleanup(f.stopController)
 	f.defsRepo = t.TempDir()
 	f.commit = f.commitDefinitions(defs)
 	return f

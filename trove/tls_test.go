@@ -1,19 +1,16 @@
 package trove_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
 	"os"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-
-	"distbuild/artifactcache"
 	"distbuild/internal/tlsflags"
 	"distbuild/internal/tlsflags/tlstest"
 	"distbuild/trove"
+	"distbuild/trove/trovetest"
 )
 
 func TestBothListenersServeTLS(t *testing.T) {
@@ -23,25 +20,13 @@ func TestBothListenersServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 20, GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: cfg, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d := trovetest.Start(t, trove.Config{MaxSizeBytes: 1 << 20, HTTPListen: "127.0.0.1:0", TLS: cfg})
 
 	creds, err := tlsflags.Client{CA: ca}.DialOption()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := artifactcache.Dial(d.Addrs().GRPC, creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	blob, err := c.UploadBytes(ctx, []byte("over TLS"))
+	blob, err := trovetest.Client(t, d, creds).UploadBytes(t.Context(), []byte("over TLS"))
 	if err != nil {
 		t.Fatalf("gRPC over TLS: %v", err)
 	}
