@@ -186,3 +186,28 @@ func TestMissingSystemMorphNamesIt(t *testing.T) {
 		t.Errorf("got %v, want systems/nope.morph: ... file not found", err)
 	}
 }
+
+// TestEveryYAMLSyntaxErrorHasALine covers the errors the YAML library gives
+// without a line: those on a file's first line and an alias of an unknown
+// anchor, which it reports with no position at all.
+func TestEveryYAMLSyntaxErrorHasALine(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		line int
+	}{
+		{"a: b: c\n", 1},
+		{"x: \"\\q\"\n", 1},
+		{"\t- : {\n", 1},
+		{"%YAML 9.9\n---\na: 1\n", 1},
+		{"name: x\nkind: chunk\nbuild-commands: *missing\n", 3},
+		{"name: x\nkind: chunk\nb: &missingno [x]\nc: *missingno\nbuild-commands: [*missing]\n", 5},
+		{"name: x\nkind: chunk\nb: c: d\n", 3},
+		{"name: x\n\n\nb: 'x\n", 4},
+	} {
+		_, err := definitions.ParseChunk("strata/x/y.morph", []byte(tc.data))
+		var de *definitions.Error
+		if !errors.As(err, &de) || de.Line != tc.line || strings.Contains(de.Msg, "yaml: ") {
+			t.Errorf("%q: got %v, want a YAML syntax error on line %d", tc.data, err, tc.line)
+		}
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"path"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // System is a parsed system morph: which strata make up a root file system
