@@ -51,8 +51,8 @@ func TestGraphJSONListsEveryStepWithTheLibrarysKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Steps) != len(g.Steps) || doc.System != g.System.Name || doc.Arch != "x86_64" {
-		t.Fatalf("printed %d steps of %q/%q, want %d of %q/x86_64", len(doc.Steps), doc.System, doc.Arch, len(g.Steps), g.System.Name)
+	if len(doc.Steps) != len(g.Steps) || doc.System != g.Name || doc.Arch != "x86_64" {
+		t.Fatalf("printed %d steps of %q/%q, want %d of %q/x86_64", len(doc.Steps), doc.System, doc.Arch, len(g.Steps), g.Name)
 	}
 	for i, s := range doc.Steps {
 		want := g.Steps[i]
