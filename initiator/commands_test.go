@@ -141,10 +141,10 @@ func TestLogsExplainsWhyThereIsNoLog(t *testing.T) {
 		fakeStep("stopped", pb.StepState_STEP_STATE_CANCELLED)))
 	for stepName, want := range map[string]string{
 		"stopped": "step stopped of build b1 was cancelled with its build and its worker stored no log of it",
-		"nosuch": `build b1 has no step "nosuch" (initiator status b1 lists its steps)`,
-		"zlib":   "step zlib of build b1 has no log yet: it is running; follow its output with: initiator attach b1",
-		"core":   "step core of build b1 has no log yet: it is waiting; follow its output with: initiator attach b1",
-		"late":   "step late of build b1 never ran, so it has no log",
+		"nosuch":  `build b1 has no step "nosuch" (initiator status b1 lists its steps)`,
+		"zlib":    "step zlib of build b1 has no log yet: it is running; follow its output with: initiator attach b1",
+		"core":    "step core of build b1 has no log yet: it is waiting; follow its output with: initiator attach b1",
+		"late":    "step late of build b1 never ran, so it has no log",
 	} {
 		status, out, errOut := run("logs", "--controller", addr, "--cache", nowhere, "b1", stepName)
 		if status != initiator.ExitFailure || out != "" || !strings.HasPrefix(errOut, "initiator logs: "+want) {
