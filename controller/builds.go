@@ -230,6 +230,10 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	var catchUp []*pb.BuildEvent
 	b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
 	gr := &pb.GraphResolved{TotalSteps: int32(len(p.steps))}
+	for _, w := range p.graph.Warnings {
+		gr.Warnings = append(gr.Warnings, w.Error())
+		c.log.Warn("definitions warning", "build", b.id, "warning", w.Error())
+	}
 	specs := make([]scheduler.TaskSpec, len(p.steps))
 	for i, s := range p.steps {
 		deps := make([]string, len(s.Deps))
@@ -242,7 +246,11 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			gr.UnbuiltSteps++
 		}
 		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey}
-		gr.Steps = append(gr.Steps, &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: s.CacheKey, Cached: cached, DependsOn: names})
+		info := &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: s.CacheKey, Cached: cached, DependsOn: names}
+		if s.Chunk != nil {
+			info.Ref, info.Commit = s.Chunk.Ref, s.Chunk.Commit
+		}
+		gr.Steps = append(gr.Steps, info)
 		state := pb.StepState_STEP_STATE_WAITING
 		if cached {
 			state = pb.StepState_STEP_STATE_FINISHED

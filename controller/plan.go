@@ -95,10 +95,11 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 }
 
 // selectTargets finds the steps a partial build names; no names means the
-// whole system. An unknown name fails the request before anything runs.
+// whole system, or every system of a cluster. An unknown name fails the
+// request before anything runs.
 func selectTargets(g *definitions.Graph, components []string) ([]*definitions.Step, error) {
 	if len(components) == 0 {
-		return []*definitions.Step{g.System}, nil
+		return g.Systems, nil
 	}
 	var targets, unknown []string
 	for _, name := range components {
@@ -111,7 +112,7 @@ func selectTargets(g *definitions.Graph, components []string) ([]*definitions.St
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("unknown component(s) %s: not a chunk, stratum or system of %s", strings.Join(unknown, ", "), g.System.Name)
+		return nil, fmt.Errorf("unknown component(s) %s: not a chunk, stratum or system of %s", strings.Join(unknown, ", "), g.Name)
 	}
 	out := make([]*definitions.Step, len(targets))
 	for i, n := range targets {

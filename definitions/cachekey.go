@@ -86,7 +86,7 @@ func chunkKey(arch string, s *Step) string {
 	in := chunkKeyInput{
 		Format:            cacheKeyFormat,
 		Kind:              KindChunk.String(),
-		Name:              s.Name,
+		Name:              s.DefinedName,
 		Arch:              arch,
 		Commit:            c.Commit,
 		BuildMode:         c.BuildMode,
@@ -106,7 +106,7 @@ func chunkKey(arch string, s *Step) string {
 
 // stratumKey covers which chunk artifacts go into which stratum artifact.
 func stratumKey(arch string, s *Step) string {
-	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.Name, Arch: arch, Chunks: depKeys(s)}
+	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.DefinedName, Arch: arch, Chunks: depKeys(s)}
 	for _, a := range s.Stratum.Artifacts {
 		k := stratumArtifactKey{Name: a.Name, Members: make([]string, 0, len(a.Members))}
 		for _, m := range a.Members {
@@ -120,7 +120,7 @@ func stratumKey(arch string, s *Step) string {
 // systemKey covers the strata and which of their artifacts the system takes.
 // Configuration extensions are deployment-time only and stay out.
 func systemKey(arch string, s *Step) string {
-	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.Name, Arch: arch}
+	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.DefinedName, Arch: arch}
 	for _, st := range s.System.Strata {
 		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey, Artifacts: st.Artifacts})
 	}

@@ -31,15 +31,24 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
-// Graph is a resolved system: every step needed to build it, in an order in
-// which each step comes after all of its dependencies.
+// Graph is a resolved system or cluster: every step needed to build it, in
+// an order in which each step comes after all of its dependencies.
 type Graph struct {
-	// Arch is the system's architecture; every step is built for it.
+	// Name is the name of the system or cluster that was resolved.
+	Name string
+	// Cluster is true when a cluster morph was resolved.
+	Cluster bool
+	// Arch is the systems' architecture; every step is built for it.
 	Arch string
-	// System is the final step.
-	System *Step
+	// Systems are the final steps: the one system, or every system a
+	// cluster lists (subsystems included), each once, in cluster order.
+	Systems []*Step
 	// Steps holds every step in a valid build order.
 	Steps []*Step
+	// Warnings are what morph tolerated but is likely a mistake, such as
+	// a system-integration entry for an artifact the chunk never makes.
+	// They never stop a build; `initiator lint` reports them as errors.
+	Warnings []*Error
 
 	byName map[string]*Step
 }
@@ -47,9 +56,16 @@ type Graph struct {
 // Step is one unit of work in a build: a chunk to compile, a stratum to
 // record or a system to assemble. Its cache key names its output.
 type Step struct {
-	Name     string
-	Kind     Kind
-	CacheKey string
+	// Name is unique within the graph: it names the step's log file, its
+	// artifacts' labels and what --partial selects. It is DefinedName
+	// unless that clashes; see nameSteps for the rule.
+	Name string
+	// DefinedName is the chunk's, stratum's or system's name as the
+	// definitions write it; cache keys use it, so qualifying a name never
+	// changes what is built.
+	DefinedName string
+	Kind        Kind
+	CacheKey    string
 	// Deps are the steps this one directly needs: for a chunk, the chunks
 	// it names in build-depends and the strata its stratum build-depends
 	// on; for a stratum, its chunks; for a system, its strata.
@@ -133,9 +149,6 @@ type SystemStratumBuild struct {
 	Artifacts []string
 }
 
-// Step returns the step called name, or nil.
-func (g *Graph) Step(name string) *Step { return g.byName[name] }
-
 // Staging returns the chunk steps whose artifacts must be staged to build
 // step: everything it depends on, transitively, in build order.
 func (g *Graph) Staging(step *Step) []*Step {
@@ -210,21 +223,43 @@ func Open(fsys fs.FS) (*Definitions, error) {
 	return &Definitions{fsys: fsys, Version: v, Defaults: d}, nil
 }
 
-// Resolve loads the system morph at systemPath and everything it refers to,
-// and returns its build graph with every cache key computed.
-func (d *Definitions) Resolve(ctx context.Context, systemPath string, refs RefResolver) (*Graph, error) {
+// Resolve loads the system or cluster morph at morphPath and everything it
+// refers to, and returns its build graph with every cache key computed. A
+// cluster resolves to one graph holding every system it lists, subsystems
+// included, with the steps they share once.
+func (d *Definitions) Resolve(ctx context.Context, morphPath string, refs RefResolver) (*Graph, error) {
 	r := &resolver{
-		ctx:      ctx,
-		defs:     d,
-		refs:     refs,
-		strata:   map[string]*stratumNode{},
-		commits:  map[[2]string]string{},
-		names:    map[string]nameOwner{},
-		chunks:   map[string]*Chunk{},
-		graph:    &Graph{byName: map[string]*Step{}},
-		visiting: nil,
+		ctx:     ctx,
+		defs:    d,
+		refs:    refs,
+		strata:  map[string]*stratumNode{},
+		systems: map[string]*Step{},
+		commits: map[[2]string]string{},
+		chunks:  map[string]*Chunk{},
+		byKey:   map[string]*Step{},
+		warned:  map[Error]bool{},
+		graph:   &Graph{},
 	}
-	return r.resolve(systemPath)
+	m, kind, err := readMorph(d.fsys, morphPath, "", 0, "system", "cluster")
+	if err != nil {
+		return nil, err
+	}
+	if kind == "cluster" {
+		err = r.resolveCluster(m)
+	} else {
+		var sys *System
+		if sys, err = systemFromMapping(m); err == nil {
+			r.graph.Name = sys.Name
+			_, err = r.resolveSystem(sys)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := r.nameSteps(); err != nil {
+		return nil, err
+	}
+	return r.graph, nil
 }
 
 type stratumNode struct {
@@ -234,33 +269,65 @@ type stratumNode struct {
 	rules   []SplitRule
 }
 
-// nameOwner records where a step name was first defined, for messages.
-type nameOwner struct {
-	what string
-	file string
-	line int
-}
-
 type resolver struct {
 	ctx      context.Context
 	defs     *Definitions
 	refs     RefResolver
 	strata   map[string]*stratumNode // by file
+	systems  map[string]*Step        // by file
 	commits  map[[2]string]string
-	names    map[string]nameOwner
 	chunks   map[string]*Chunk // chunk morphs by file
+	byKey    map[string]*Step  // every step, by cache key
+	warned   map[Error]bool
 	graph    *Graph
 	visiting []string // stratum files on the DFS stack, for cycle messages
 }
 
-func (r *resolver) resolve(systemPath string) (*Graph, error) {
-	m, err := readMorph(r.defs.fsys, systemPath, "system", "", 0)
-	if err != nil {
-		return nil, err
+// warn records something morph tolerated, once however often it is met.
+func (r *resolver) warn(file string, line int, format string, args ...any) {
+	w := errorf(file, line, format, args...)
+	if !r.warned[*w] {
+		r.warned[*w] = true
+		r.graph.Warnings = append(r.graph.Warnings, w)
 	}
-	sys, err := systemFromMapping(m)
+}
+
+// resolveCluster resolves every system a cluster lists into the graph. The
+// systems must share an architecture: one build runs for one.
+func (r *resolver) resolveCluster(m *mapping) error {
+	cl, err := clusterFromMapping(m)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	r.graph.Name, r.graph.Cluster = cl.Name, true
+	var first *System
+	for _, cs := range cl.Systems {
+		sm, _, err := readMorph(r.defs.fsys, cs.Morph, cl.File, cs.Line, "system")
+		if err != nil {
+			return err
+		}
+		sys, err := systemFromMapping(sm)
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			first = sys
+		} else if sys.Arch != first.Arch {
+			return errorf(cl.File, cs.Line, "cluster %q: system %q is for %s but system %q is for %s; one build is for one architecture, so build these systems separately",
+				cl.Name, sys.Name, sys.Arch, first.Name, first.Arch)
+		}
+		if _, err := r.resolveSystem(sys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveSystem adds a system's strata and its own step to the graph, once
+// per system morph.
+func (r *resolver) resolveSystem(sys *System) (*Step, error) {
+	if step, ok := r.systems[sys.File]; ok {
+		return step, nil
 	}
 	r.graph.Arch = sys.Arch
 	build := &SystemBuild{}
@@ -274,52 +341,45 @@ func (r *resolver) resolve(systemPath string) (*Graph, error) {
 		if ss.Name != "" && ss.Name != st.Name {
 			return nil, errorf(sys.File, ss.Line, "system %q: strata entry is named %q but %s is stratum %q", sys.Name, ss.Name, ss.Morph, st.Name)
 		}
-		entry := SystemStratumBuild{Stratum: node.step, Artifacts: ss.Artifacts}
+		entry := SystemStratumBuild{Stratum: node.step, Artifacts: make([]string, 0, len(node.step.Stratum.Artifacts))}
 		if ss.Artifacts == nil {
-			entry.Artifacts = make([]string, 0, len(node.step.Stratum.Artifacts))
 			for _, a := range node.step.Stratum.Artifacts {
 				entry.Artifacts = append(entry.Artifacts, a.Name)
 			}
 		} else {
-			entry.Artifacts = make([]string, len(ss.Artifacts))
 			for i, a := range ss.Artifacts {
 				full := qualify(st.Name, a)
 				if !slices.ContainsFunc(node.step.Stratum.Artifacts, func(sa StratumArtifact) bool { return sa.Name == full }) {
-					return nil, errorf(sys.File, ss.Line, "system %q: stratum %q has no artifact %q", sys.Name, st.Name, full)
+					r.warn(sys.File, ss.artifactLines[i], "system %q: stratum %q has no artifact %q, so this filter entry selects nothing", sys.Name, st.Name, full)
+					continue
 				}
-				entry.Artifacts[i] = full
+				entry.Artifacts = append(entry.Artifacts, full)
 			}
 		}
 		build.Strata = append(build.Strata, entry)
 		deps = append(deps, node.step)
 	}
-	step := &Step{Name: sys.Name, Kind: KindSystem, Deps: deps, File: sys.File, Line: 1, System: build}
-	if err := r.claimName(sys.Name, "system", sys.File, 1); err != nil {
-		return nil, err
-	}
+	step := &Step{DefinedName: sys.Name, Kind: KindSystem, Deps: deps, File: sys.File, Line: 1, System: build}
 	step.CacheKey = systemKey(r.graph.Arch, step)
-	r.add(step)
-	r.graph.System = step
-	return r.graph, nil
-}
-
-// claimName makes step names unique across the graph: they name log files
-// and artifacts, so two steps sharing one would overwrite each other.
-func (r *resolver) claimName(name, what, file string, line int) error {
-	if prev, dup := r.names[name]; dup {
-		if what == "chunk" && prev.what == "chunk" {
-			return errorf(file, line, "duplicate chunk %q: already defined in %s:%d", name, prev.file, prev.line)
-		}
-		return errorf(file, line, "%s name %q is already used by the %s defined in %s:%d; step names must be unique within a system", what, name, prev.what, prev.file, prev.line)
+	step = r.add(step)
+	r.systems[sys.File] = step
+	if !slices.Contains(r.graph.Systems, step) {
+		r.graph.Systems = append(r.graph.Systems, step)
 	}
-	r.names[name] = nameOwner{what: what, file: file, line: line}
-	return nil
+	return step, nil
 }
 
-func (r *resolver) add(s *Step) {
+// add puts s into the graph and returns it, or returns the step already
+// there with the same cache key: two chunks of one name built from the same
+// source, commands and dependencies (in two strata) are one piece of work.
+func (r *resolver) add(s *Step) *Step {
+	if prev, ok := r.byKey[s.CacheKey]; ok {
+		return prev
+	}
 	s.index = len(r.graph.Steps)
 	r.graph.Steps = append(r.graph.Steps, s)
-	r.graph.byName[s.Name] = s
+	r.byKey[s.CacheKey] = s
+	return s
 }
 
 // visitStratum loads a stratum and, depth first, the strata it depends on,
@@ -336,7 +396,7 @@ func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, erro
 	if err := r.ctx.Err(); err != nil {
 		return nil, err
 	}
-	m, err := readMorph(r.defs.fsys, file, "stratum", from, line)
+	m, _, err := readMorph(r.defs.fsys, file, from, line, "stratum")
 	if err != nil {
 		return nil, err
 	}
@@ -356,21 +416,17 @@ func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, erro
 		depSteps = append(depSteps, dn.step)
 	}
 	r.visiting = r.visiting[:len(r.visiting)-1]
-	if err := r.claimName(st.Name, "stratum", file, 1); err != nil {
-		return nil, err
-	}
 	node.rules = qualifyRules(st.Name, append(slices.Clone(st.Products), r.defs.Defaults.StratumSplitRules...))
 	chunkSteps, err := r.addChunks(st, depSteps, node.rules)
 	if err != nil {
 		return nil, err
 	}
-	step := &Step{Name: st.Name, Kind: KindStratum, Deps: chunkSteps, File: file, Line: 1}
+	step := &Step{DefinedName: st.Name, Kind: KindStratum, Deps: chunkSteps, File: file, Line: 1}
 	if step.Stratum, err = r.splitStratum(st, chunkSteps, node.rules); err != nil {
 		return nil, err
 	}
 	step.CacheKey = stratumKey(r.graph.Arch, step)
-	r.add(step)
-	node.step = step
+	node.step = r.add(step)
 	node.done = true
 	return node, nil
 }
@@ -419,8 +475,7 @@ func (r *resolver) addChunks(st *Stratum, stratumDeps []*Step, stratumRules []Sp
 		if err != nil {
 			return err
 		}
-		steps[name] = step
-		r.add(step)
+		steps[name] = r.add(step)
 		return nil
 	}
 	ordered := make([]*Step, 0, len(st.Chunks))
@@ -435,9 +490,6 @@ func (r *resolver) addChunks(st *Stratum, stratumDeps []*Step, stratumRules []Sp
 
 func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratumRules []SplitRule) (*Step, error) {
 	what := fmt.Sprintf("stratum %q: chunk %q", st.Name, spec.Name)
-	if err := r.claimName(spec.Name, "chunk", st.File, spec.Line); err != nil {
-		return nil, err
-	}
 	chunk := &Chunk{Name: spec.Name, BuildSystem: spec.BuildSystem}
 	bsFile, bsLine := st.File, spec.buildSystemLine
 	if spec.Morph != "" {
@@ -489,7 +541,8 @@ func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratum
 		for art, steps := range chunk.SystemIntegration {
 			full := qualify(spec.Name, art)
 			if !slices.Contains(b.Artifacts, full) {
-				return nil, errorf(chunk.File, 0, "%s: system-integration names %q, which is not one of the chunk's split artifacts (%s)", what, full, strings.Join(b.Artifacts, ", "))
+				r.warn(chunk.File, chunk.systemIntegrationLines[art], "%s: system-integration names %q, which is not one of the chunk's split artifacts (%s), so its commands never run", what, full, strings.Join(b.Artifacts, ", "))
+				continue
 			}
 			b.SystemIntegration[full] = steps
 		}
@@ -507,7 +560,7 @@ func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratum
 		return nil, errorf(st.File, spec.Line, "%s: %v", what, err)
 	}
 	b.Commit = commit
-	step := &Step{Name: spec.Name, Kind: KindChunk, Deps: deps, File: st.File, Line: spec.Line, Chunk: b}
+	step := &Step{DefinedName: spec.Name, Kind: KindChunk, Deps: deps, File: st.File, Line: spec.Line, Chunk: b}
 	step.CacheKey = chunkKey(r.graph.Arch, step)
 	return step, nil
 }
@@ -516,7 +569,7 @@ func (r *resolver) chunkMorph(file, from string, line int) (*Chunk, error) {
 	if c, ok := r.chunks[file]; ok {
 		return c, nil
 	}
-	m, err := readMorph(r.defs.fsys, file, "chunk", from, line)
+	m, _, err := readMorph(r.defs.fsys, file, from, line, "chunk")
 	if err != nil {
 		return nil, err
 	}

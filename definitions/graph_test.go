@@ -27,8 +27,8 @@ func TestResolveOrdersEveryStepAfterItsDependencies(t *testing.T) {
 			}
 		}
 	}
-	if g.System.Name != "base-system" || g.Arch != "x86_64" {
-		t.Errorf("system = %q arch %q, want base-system x86_64", g.System.Name, g.Arch)
+	if g.Name != "base-system" || len(g.Systems) != 1 || g.Systems[0].Name != "base-system" || g.Arch != "x86_64" {
+		t.Errorf("system = %q arch %q, want base-system x86_64", g.Name, g.Arch)
 	}
 }
 
@@ -154,7 +154,7 @@ func TestSplitRulesProductsOverridesAndSystemFilter(t *testing.T) {
 	if !slices.Contains(members["core-devel"], "zlib-devel") || !slices.Contains(members["core-runtime"], "zlib-libs") {
 		t.Errorf("default stratum rules not applied: %v", members)
 	}
-	sys := g.System.System
+	sys := g.Systems[0].System
 	if got := sys.Strata[1].Artifacts; !slices.Equal(got, []string{"core-runtime"}) {
 		t.Errorf("system takes %v of core, want [core-runtime]", got)
 	}

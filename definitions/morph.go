@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // System is a parsed system morph: which strata make up a root file system
@@ -30,6 +32,8 @@ type SystemStratum struct {
 	// "core-runtime").
 	Artifacts []string
 	Line      int
+	// artifactLines locates each of Artifacts, for warnings.
+	artifactLines []int
 }
 
 // Stratum is a parsed stratum morph: a group of chunks built on top of the
@@ -96,6 +100,8 @@ type Chunk struct {
 	SystemIntegration map[string]map[string][]string
 
 	buildSystemLine int
+	// systemIntegrationLines locates each SystemIntegration key.
+	systemIntegrationLines map[string]int
 }
 
 // Device is a device node a chunk's artifact contains.
@@ -153,49 +159,53 @@ func chunkFieldSet() map[string]bool {
 	return s
 }
 
-// readMorph reads file from fsys and checks its kind. Callers name the file
-// that referred to it (from, line) so a missing file is reported where the
-// reference is written.
-func readMorph(fsys fs.FS, file, wantKind, from string, line int) (*mapping, error) {
+// readMorph reads file from fsys and checks that its kind is one of
+// wantKinds, which it returns. Callers name the file that referred to it
+// (from, line) so a missing file is reported where the reference is
+// written; from is empty for the morph a user named.
+func readMorph(fsys fs.FS, file, from string, line int, wantKinds ...string) (*mapping, string, error) {
 	if !fs.ValidPath(file) || path.Ext(file) != ".morph" {
-		return nil, errorf(from, line, "%q is not a valid morph path (want a relative path such as strata/core.morph)", file)
+		return nil, "", errorf(from, line, "%q is not a valid morph path (want a relative path such as strata/core.morph)", file)
 	}
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
 		if from == "" {
-			return nil, errorf(file, 0, "cannot read morph: %v", unwrapPathError(err))
+			return nil, "", errorf(file, 0, "cannot read morph: %v", unwrapPathError(err))
 		}
-		return nil, errorf(from, line, "%s morph %q: %v", wantKind, file, unwrapPathError(err))
+		return nil, "", errorf(from, line, "%s morph %q: %v", strings.Join(wantKinds, " or "), file, unwrapPathError(err))
 	}
-	return parseMorph(file, data, wantKind)
+	return parseMorph(file, data, wantKinds...)
 }
 
-// parseMorph parses data as a morph and checks that its kind is wantKind.
-func parseMorph(file string, data []byte, wantKind string) (*mapping, error) {
+// knownKinds are the kinds of morph the format defines.
+var knownKinds = []string{"chunk", "stratum", "system", "cluster"}
+
+// parseMorph parses data as a morph and checks that its kind is one of
+// wantKinds, which it returns.
+func parseMorph(file string, data []byte, wantKinds ...string) (*mapping, string, error) {
 	root, err := parseYAML(file, data)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m, err := readMapping(file, root, "morph")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	want := strings.Join(wantKinds, " or ")
 	kind, ok, err := m.str("kind", "morph")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !ok {
-		return nil, errorf(file, m.line, "morph has no kind (want %s)", wantKind)
+		return nil, "", errorf(file, m.line, "morph has no kind (want %s)", want)
 	}
-	switch kind {
-	case "chunk", "stratum", "system":
-	default:
-		return nil, errorf(file, m.lineOf("kind"), "unknown kind %q (want chunk, stratum or system)", kind)
+	if !slices.Contains(knownKinds, kind) {
+		return nil, "", errorf(file, m.lineOf("kind"), "unknown kind %q (want chunk, stratum, system or cluster)", kind)
 	}
-	if kind != wantKind {
-		return nil, errorf(file, m.lineOf("kind"), "kind is %s, but it is used as a %s", kind, wantKind)
+	if !slices.Contains(wantKinds, kind) {
+		return nil, "", errorf(file, m.lineOf("kind"), "kind is %s, but it is used as a %s", kind, want)
 	}
-	return m, nil
+	return m, kind, nil
 }
 
 func unwrapPathError(err error) error {
@@ -210,7 +220,7 @@ func unwrapPathError(err error) error {
 
 // ParseSystem parses a system morph's content; file names it in errors.
 func ParseSystem(file string, data []byte) (*System, error) {
-	m, err := parseMorph(file, data, "system")
+	m, _, err := parseMorph(file, data, "system")
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +280,10 @@ func systemFromMapping(m *mapping) (*System, error) {
 		if ss.Artifacts, _, err = sm.strList("artifacts", what+": strata entry"); err != nil {
 			return nil, err
 		}
+		arts, _, _ := sm.list("artifacts", what)
+		for _, a := range arts {
+			ss.artifactLines = append(ss.artifactLines, a.Line)
+		}
 		key := ss.Morph
 		if prev, dup := seen[key]; dup {
 			return nil, errorf(f, ss.Line, "%s: stratum %s is listed twice (also on line %d)", what, key, prev)
@@ -282,7 +296,7 @@ func systemFromMapping(m *mapping) (*System, error) {
 
 // ParseStratum parses a stratum morph's content; file names it in errors.
 func ParseStratum(file string, data []byte) (*Stratum, error) {
-	m, err := parseMorph(file, data, "stratum")
+	m, _, err := parseMorph(file, data, "stratum")
 	if err != nil {
 		return nil, err
 	}
@@ -469,7 +483,7 @@ func parseChunkSpec(f string, n *yaml.Node, stratum string) (ChunkSpec, error) {
 
 // ParseChunk parses a chunk morph's content; file names it in errors.
 func ParseChunk(file string, data []byte) (*Chunk, error) {
-	m, err := parseMorph(file, data, "chunk")
+	m, _, err := parseMorph(file, data, "chunk")
 	if err != nil {
 		return nil, err
 	}
@@ -531,6 +545,7 @@ func chunkFromMapping(m *mapping) (*Chunk, error) {
 		return nil, err
 	} else if ok {
 		c.SystemIntegration = map[string]map[string][]string{}
+		c.systemIntegrationLines = si.lines
 		for _, art := range si.keys {
 			steps, err := readMapping(f, si.values[art], fmt.Sprintf("%s: system-integration %q", what, art))
 			if err != nil {

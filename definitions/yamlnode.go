@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // This file reads YAML through yaml.Node rather than by unmarshalling into
@@ -13,7 +14,10 @@ import (
 // unknown and duplicate keys with a message in the user's terms, and resolves
 // anchors, aliases and merge keys (which DEFAULTS files use) in one place.
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
 // parseYAML parses one file into its top-level node. It recovers from panics
 // inside the YAML library so that no input, however odd, crashes the caller.
@@ -25,17 +29,34 @@ func parseYAML(file string, data []byte) (root *yaml.Node, err error) {
 	}()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			return nil, errorf(file, line, "YAML syntax error: %s", m[2])
-		}
-		return nil, errorf(file, 0, "YAML syntax error: %s", msg)
+		line, msg := locateYAMLError(err.Error(), data)
+		return nil, errorf(file, line, "YAML syntax error: %s", msg)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, errorf(file, 0, "file is empty")
 	}
 	return doc.Content[0], nil
+}
+
+// locateYAMLError finds the line a YAML library error is about. The library
+// says "line N" except on the first line (it omits line 0) and for an alias
+// of an unknown anchor, which it reports with no position; for that one the
+// line is that of the first "*name" in the file.
+func locateYAMLError(msg string, data []byte) (line int, text string) {
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		return line, m[2]
+	}
+	text = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+		alias := regexp.MustCompile(`\*` + regexp.QuoteMeta(m[1]) + `(?:[\s,\]}]|$)`)
+		for i, l := range strings.Split(string(data), "\n") {
+			if alias.MatchString(l) {
+				return i + 1, text
+			}
+		}
+	}
+	return 1, text
 }
 
 // deref follows aliases to the node they stand for. yaml.v3 refuses alias

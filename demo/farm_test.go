@@ -156,7 +156,7 @@ func (f *farm) buildChunk(ctx context.Context, g *definitions.Graph, s *definiti
 // copies files and symbolic links; directories are made as needed.
 func (f *farm) assemble(g *definitions.Graph, root string) error {
 	want := map[definitions.ChunkArtifact]bool{}
-	for _, ss := range g.System.System.Strata {
+	for _, ss := range g.Systems[0].System.Strata {
 		for _, sa := range ss.Stratum.Stratum.Artifacts {
 			for _, name := range ss.Artifacts {
 				if sa.Name == name {

@@ -20,16 +20,25 @@ func findDefinitions(dir, morphPath string) (root, rel string, err error) {
 	if _, err := os.Stat(abs); err != nil {
 		return "", "", fmt.Errorf("%s: %w", morphPath, unwrapStat(err))
 	}
-	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+	root, err = checkoutRoot(filepath.Dir(abs))
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not inside a definitions checkout (no VERSION file in any directory above it)", morphPath)
+	}
+	if rel, err = filepath.Rel(root, abs); err != nil {
+		return "", "", err
+	}
+	return root, filepath.ToSlash(rel), nil
+}
+
+// checkoutRoot finds the root of the definitions checkout dir is in: the
+// nearest directory at or above it holding a VERSION file.
+func checkoutRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "VERSION")); err == nil {
-			rel, err := filepath.Rel(d, abs)
-			if err != nil {
-				return "", "", err
-			}
-			return d, filepath.ToSlash(rel), nil
+			return d, nil
 		}
 		if parent := filepath.Dir(d); parent == d {
-			return "", "", fmt.Errorf("%s is not inside a definitions checkout (no VERSION file in any directory above it)", morphPath)
+			return "", fmt.Errorf("%s is not inside a definitions checkout (no VERSION file in any directory above it)", dir)
 		}
 	}
 }

@@ -32,6 +32,7 @@ type command struct {
 
 var commands = map[string]command{
 	"graph":  {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
+	"lint":   {summary: "check definitions strictly: every error and warning, with file and line (for CI)", run: runLint},
 	"build":  {summary: "build a system on the farm, following its progress", run: runBuild},
 	"fetch":  {summary: "download an artifact from the cache and unpack it", run: runFetch},
 	"attach": {summary: "re-join a build: replay its events and follow it", run: runAttach},

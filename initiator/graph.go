@@ -12,14 +12,17 @@ import (
 	"distbuild/definitions"
 )
 
-const graphAbout = `Resolves a system morph in the working tree into its build graph and prints
-every step in a valid build order (each after all of its dependencies) with
-its cache key and direct dependencies. It runs offline: chunk refs must be
-commit SHAs. Formats: text (a table), json (for scripts), dot (for Graphviz:
+const graphAbout = `Resolves a system or cluster morph in the working tree into its build graph
+and prints every step in a valid build order (each after all of its
+dependencies) with its cache key and direct dependencies; a cluster's graph
+holds every system it lists, subsystems included, with shared steps once.
+It runs offline: chunk refs must be commit SHAs (initiator build resolves
+branches and tags on the farm). Warnings about the definitions go to
+stderr. Formats: text (a table), json (for scripts), dot (for Graphviz:
 initiator graph --format=dot systems/x.morph | dot -Tsvg > graph.svg).`
 
 func runGraph(env *Env, args []string) int {
-	fs := newFlags(env, "graph", "[--format=text|json|dot] SYSTEM_MORPH", graphAbout)
+	fs := newFlags(env, "graph", "[--format=text|json|dot] SYSTEM_OR_CLUSTER_MORPH", graphAbout)
 	format := fs.String("format", "text", "output format: text, json or dot")
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
@@ -45,6 +48,7 @@ func runGraph(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "graph", err)
 	}
+	printWarnings(env, "graph", g.Warnings)
 	if err := render(env.Stdout, g); err != nil {
 		return fail(env, "graph", err)
 	}
@@ -66,7 +70,7 @@ func depNames(s *definitions.Step) []string {
 }
 
 func renderGraphText(w io.Writer, g *definitions.Graph) error {
-	fmt.Fprintf(w, "# system %s (%s): %d steps in build order\n", g.System.Name, g.Arch, len(g.Steps))
+	fmt.Fprintf(w, "# %s %s (%s): %d steps in build order\n", graphKind(g), g.Name, g.Arch, len(g.Steps))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tKIND\tCACHE KEY\tDEPENDS ON")
 	for _, s := range g.Steps {
@@ -79,17 +83,41 @@ func renderGraphText(w io.Writer, g *definitions.Graph) error {
 	return tw.Flush()
 }
 
+// graphKind says what was resolved, for the text format's heading.
+func graphKind(g *definitions.Graph) string {
+	if g.Cluster {
+		return "cluster"
+	}
+	return "system"
+}
+
+// printWarnings prints what morph tolerated, each once, to stderr, so
+// stdout stays the graph a script reads.
+func printWarnings(env *Env, cmd string, warnings []*definitions.Error) {
+	for _, w := range warnings {
+		fmt.Fprintf(env.Stderr, "initiator %s: warning: %s\n", cmd, w)
+	}
+}
+
 // GraphJSON is the --format=json document: stable field names for scripts.
 type GraphJSON struct {
-	System string          `json:"system"`
-	Arch   string          `json:"arch"`
-	Steps  []GraphStepJSON `json:"steps"`
+	// System is the system's name, or the cluster's.
+	System string `json:"system"`
+	// Cluster is true when a cluster was resolved.
+	Cluster bool `json:"cluster,omitempty"`
+	// Systems names the system steps: the system, or each system of the
+	// cluster.
+	Systems []string        `json:"systems"`
+	Arch    string          `json:"arch"`
+	Steps   []GraphStepJSON `json:"steps"`
 }
 
 // GraphStepJSON is one step of GraphJSON. Chunk-only fields are omitted for
-// strata and systems.
+// strata and systems. Name is unique in the graph; DefinedName is the name
+// the definitions give, which differs when Name had to be qualified.
 type GraphStepJSON struct {
 	Name        string   `json:"name"`
+	DefinedName string   `json:"defined_name"`
 	Kind        string   `json:"kind"`
 	CacheKey    string   `json:"cache_key"`
 	DependsOn   []string `json:"depends_on"`
@@ -102,9 +130,12 @@ type GraphStepJSON struct {
 }
 
 func renderGraphJSON(w io.Writer, g *definitions.Graph) error {
-	doc := GraphJSON{System: g.System.Name, Arch: g.Arch, Steps: make([]GraphStepJSON, 0, len(g.Steps))}
+	doc := GraphJSON{System: g.Name, Cluster: g.Cluster, Systems: make([]string, len(g.Systems)), Arch: g.Arch, Steps: make([]GraphStepJSON, 0, len(g.Steps))}
+	for i, s := range g.Systems {
+		doc.Systems[i] = s.Name
+	}
 	for _, s := range g.Steps {
-		js := GraphStepJSON{Name: s.Name, Kind: s.Kind.String(), CacheKey: s.CacheKey, DependsOn: depNames(s)}
+		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), CacheKey: s.CacheKey, DependsOn: depNames(s)}
 		if c := s.Chunk; c != nil {
 			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, c.BuildMode, c.BuildSystem
 		}
@@ -124,7 +155,7 @@ var dotShapes = map[definitions.Kind]string{
 // renderGraphDot draws an edge from each step to each step it depends on.
 func renderGraphDot(w io.Writer, g *definitions.Graph) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n", dotID(g.System.Name))
+	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n", dotID(g.Name))
 	for _, s := range g.Steps {
 		fmt.Fprintf(&b, "  %s [shape=%s, label=%s];\n", dotID(s.Name), dotShapes[s.Kind], dotID(s.Name+"\n"+s.CacheKey[:12]))
 	}

@@ -51,8 +51,8 @@ func TestGraphJSONListsEveryStepWithTheLibrarysKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Steps) != len(g.Steps) || doc.System != g.System.Name || doc.Arch != "x86_64" {
-		t.Fatalf("printed %d steps of %q/%q, want %d of %q/x86_64", len(doc.Steps), doc.System, doc.Arch, len(g.Steps), g.System.Name)
+	if len(doc.Steps) != len(g.Steps) || doc.System != g.Name || doc.Arch != "x86_64" {
+		t.Fatalf("printed %d steps of %q/%q, want %d of %q/x86_64", len(doc.Steps), doc.System, doc.Arch, len(g.Steps), g.Name)
 	}
 	for i, s := range doc.Steps {
 		want := g.Steps[i]
@@ -131,5 +131,78 @@ func TestGraphUsageErrors(t *testing.T) {
 		if status != tc.wantStatus || !strings.Contains(errOut, tc.wantErr) {
 			t.Errorf("initiator %v: exit %d stderr %q; want exit %d mentioning %q", tc.args, status, errOut, tc.wantStatus, tc.wantErr)
 		}
+	}
+}
+
+// corpusCheckout writes the definitions corpus into a temporary directory
+// and makes it the working directory; pinned replaces its one branch ref
+// with a commit, as graph needs offline.
+func corpusCheckout(t *testing.T, pinned bool) *definitionstest.Corpus {
+	t.Helper()
+	c := definitionstest.NewCorpus(8)
+	if pinned {
+		f := c.FS["strata/ruby.morph"]
+		f.Data = []byte(strings.Replace(string(f.Data), c.BranchRef, strings.Repeat("b", 40), 1))
+	}
+	dir := t.TempDir()
+	if err := definitionstest.WriteDir(dir, c.FS); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	return c
+}
+
+func TestGraphOfAClusterHoldsEverySystemWithUniqueNamesAndWarnsOnce(t *testing.T) {
+	c := corpusCheckout(t, true)
+	status, out, errOut := run("graph", "--format=json", c.Cluster)
+	if status != initiator.ExitOK {
+		t.Fatalf("exit %d: %s", status, errOut)
+	}
+	var doc initiator.GraphJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if doc.System != "release" || !doc.Cluster || strings.Join(doc.Systems, " ") != "devel-system-x86_64 initramfs-x86_64 ruby.system" {
+		t.Errorf("graph of %q (cluster %v) with systems %v, want the release cluster's three systems", doc.System, doc.Cluster, doc.Systems)
+	}
+	byName := map[string]initiator.GraphStepJSON{}
+	for _, s := range doc.Steps {
+		byName[s.Name] = s
+	}
+	for name, want := range map[string]string{
+		"groff@docs":   "chunk groff docs",
+		"groff":        "chunk groff foundation",
+		"ruby":         "chunk ruby ruby",
+		"ruby.stratum": "stratum ruby ",
+		"ruby.system":  "system ruby ",
+	} {
+		s := byName[name]
+		if got := s.Kind + " " + s.DefinedName + " " + s.Stratum; got != want {
+			t.Errorf("%s: kind, defined name and stratum %q, want %q", name, got, want)
+		}
+	}
+	if n := strings.Count(errOut, "initiator graph: warning: "); n != 2 || !strings.Contains(errOut, `"foundation-core-openssl"`) || !strings.Contains(errOut, `"ModemManager-misc"`) {
+		t.Errorf("stderr = %q, want the corpus's two warnings once each", errOut)
+	}
+}
+
+func TestGraphOfABranchRefSaysItNeedsAPinnedCommit(t *testing.T) {
+	c := corpusCheckout(t, false)
+	status, _, errOut := run("graph", c.RubySystem)
+	if status != initiator.ExitFailure || !strings.Contains(errOut, `strata/ruby.morph:14: stratum "ruby": chunk "bundler": ref "baserock/ruby/bundler-2" is not a commit SHA`) || !strings.Contains(errOut, "pin it") {
+		t.Errorf("exit %d, stderr %q; want the branch ref's file, line and that it needs a pinned commit", status, errOut)
+	}
+}
+
+func TestLintPrintsEveryProblemAndFailsOnAny(t *testing.T) {
+	corpusCheckout(t, false)
+	status, out, errOut := run("lint")
+	want := "strata/foundation/systemd.morph:16: warning: stratum \"foundation\": chunk \"systemd\": system-integration names \"ModemManager-misc\""
+	if status != initiator.ExitFailure || !strings.HasPrefix(out, want) || strings.Count(out, "\n") != 2 || !strings.Contains(errOut, "0 errors, 2 warnings") {
+		t.Errorf("lint: exit %d\nstdout %q\nstderr %q\nwant exit 1, the two warnings and a count", status, out, errOut)
+	}
+	t.Chdir("strata")
+	if status, out, errOut := run("lint", "ruby.morph", "docs.morph"); status != initiator.ExitOK || out != "" {
+		t.Errorf("lint of two strata named from a subdirectory: exit %d %q %q, want a clean pass", status, out, errOut)
 	}
 }

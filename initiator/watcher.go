@@ -295,6 +295,14 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 	case *pb.BuildEvent_GraphResolved:
 		w.total, w.unbuilt = int(e.GraphResolved.TotalSteps), int(e.GraphResolved.UnbuiltSteps)
 		w.say("%d steps, %d to build (%d already in the cache)", w.total, w.unbuilt, w.total-w.unbuilt)
+		for _, warning := range e.GraphResolved.Warnings {
+			w.say("warning: %s", warning)
+		}
+		for _, st := range e.GraphResolved.Steps {
+			if st.Ref != "" && st.Ref != st.Commit {
+				w.say("%s: ref %s is commit %s", st.Name, st.Ref, st.Commit)
+			}
+		}
 	case *pb.BuildEvent_StepStarted:
 		step := e.StepStarted.Step.StepName
 		w.running[step] = e.StepStarted.Worker

@@ -241,3 +241,24 @@ func TestLogNamesCannotLeaveTheDirectory(t *testing.T) {
 		}
 	}
 }
+
+func TestGraphResolvedPrintsWarningsAndResolvedBranchesOnce(t *testing.T) {
+	var out bytes.Buffer
+	w := newWatcher(&Env{Dir: t.TempDir(), Stdout: &out, Stderr: &out}, false)
+	commit := strings.Repeat("c", 40)
+	w.handle(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: &pb.GraphResolved{
+		TotalSteps: 2, UnbuiltSteps: 2,
+		Warnings: []string{`systems/x.morph:9: system "x": stratum "core" has no artifact "core-openssl", so this filter entry selects nothing`},
+		Steps: []*pb.StepInfo{
+			{Name: "zlib", Ref: "master", Commit: commit},
+			{Name: "groff@cross-bootstrap", Ref: commit, Commit: commit},
+		},
+	}}})
+	w.close()
+	want := "2 steps, 2 to build (0 already in the cache)\n" +
+		`warning: systems/x.morph:9: system "x": stratum "core" has no artifact "core-openssl", so this filter entry selects nothing` + "\n" +
+		"zlib: ref master is commit " + commit + "\n"
+	if out.String() != want {
+		t.Errorf("output:\n%q\nwant\n%q", out.String(), want)
+	}
+}

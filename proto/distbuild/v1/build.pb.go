@@ -886,7 +886,12 @@ type StepInfo struct {
 	// True when the artifact is already in the cache and nothing will run.
 	Cached bool `protobuf:"varint,4,opt,name=cached,proto3" json:"cached,omitempty"`
 	// Names of the steps this one directly depends on.
-	DependsOn     []string `protobuf:"bytes,5,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	DependsOn []string `protobuf:"bytes,5,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	// For a chunk, the ref its stratum gives (a commit, branch or tag).
+	Ref string `protobuf:"bytes,6,opt,name=ref,proto3" json:"ref,omitempty"`
+	// For a chunk, the source commit it is built from: the ref itself when
+	// it is a commit, otherwise what the ref named when the build started.
+	Commit        string `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -956,6 +961,20 @@ func (x *StepInfo) GetDependsOn() []string {
 	return nil
 }
 
+func (x *StepInfo) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *StepInfo) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
 // GraphResolved reports the build graph before anything runs.
 type GraphResolved struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -964,7 +983,10 @@ type GraphResolved struct {
 	// Number of those whose artifacts are not yet cached.
 	UnbuiltSteps int32 `protobuf:"varint,2,opt,name=unbuilt_steps,json=unbuiltSteps,proto3" json:"unbuilt_steps,omitempty"`
 	// Every step, in a valid build order.
-	Steps         []*StepInfo `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	Steps []*StepInfo `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	// What morph tolerated in the definitions but is likely a mistake, one
+	// "file:line: message" each; they do not stop the build.
+	Warnings      []string `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1016,6 +1038,13 @@ func (x *GraphResolved) GetUnbuiltSteps() int32 {
 func (x *GraphResolved) GetSteps() []*StepInfo {
 	if x != nil {
 		return x.Steps
+	}
+	return nil
+}
+
+func (x *GraphResolved) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
 	}
 	return nil
 }
@@ -2033,19 +2062,22 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x0fbuild_cancelled\x18\x12 \x01(\v2\x1c.distbuild.v1.BuildCancelledH\x00R\x0ebuildCancelledB\a\n" +
 	"\x05event\"*\n" +
 	"\rBuildAccepted\x12\x19\n" +
-	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\x9e\x01\n" +
+	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xc8\x01\n" +
 	"\bStepInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x1b\n" +
 	"\tcache_key\x18\x03 \x01(\tR\bcacheKey\x12\x16\n" +
 	"\x06cached\x18\x04 \x01(\bR\x06cached\x12\x1d\n" +
 	"\n" +
-	"depends_on\x18\x05 \x03(\tR\tdependsOn\"\x83\x01\n" +
+	"depends_on\x18\x05 \x03(\tR\tdependsOn\x12\x10\n" +
+	"\x03ref\x18\x06 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06commit\x18\a \x01(\tR\x06commit\"\x9f\x01\n" +
 	"\rGraphResolved\x12\x1f\n" +
 	"\vtotal_steps\x18\x01 \x01(\x05R\n" +
 	"totalSteps\x12#\n" +
 	"\runbuilt_steps\x18\x02 \x01(\x05R\funbuiltSteps\x12,\n" +
-	"\x05steps\x18\x03 \x03(\v2\x16.distbuild.v1.StepInfoR\x05steps\"n\n" +
+	"\x05steps\x18\x03 \x03(\v2\x16.distbuild.v1.StepInfoR\x05steps\x12\x1a\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\"n\n" +
 	"\vStepStarted\x12-\n" +
 	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\x12\x18\n" +
