@@ -2,25 +2,13 @@ package initiator_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"distbuild/initiator"
+	"distbuild/internal/gittest"
 )
-
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@localhost", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@localhost")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // pushedCheckout makes the generated checkout a git repository whose HEAD
 // is pushed to a bare "origin".
@@ -28,12 +16,12 @@ func pushedCheckout(t *testing.T) (dir, system string) {
 	t.Helper()
 	dir, tree := checkout(t)
 	bare := filepath.Join(t.TempDir(), "defs.git")
-	gitIn(t, dir, "init", "-q", "-b", "master")
-	gitIn(t, dir, "add", "-A")
-	gitIn(t, dir, "commit", "-q", "-m", "definitions")
-	gitIn(t, dir, "init", "-q", "--bare", bare)
-	gitIn(t, dir, "remote", "add", "origin", bare)
-	gitIn(t, dir, "push", "-q", "origin", "master")
+	gittest.Run(t, dir, "init", "-q", "-b", "master")
+	gittest.Run(t, dir, "add", "-A")
+	gittest.Run(t, dir, "commit", "-q", "-m", "definitions")
+	gittest.Run(t, dir, "init", "-q", "--bare", bare)
+	gittest.Run(t, dir, "remote", "add", "origin", bare)
+	gittest.Run(t, dir, "push", "-q", "origin", "master")
 	return dir, tree.FullSystem
 }
 
@@ -51,7 +39,7 @@ func TestBuildRefusesUncommittedChangesToDefinitions(t *testing.T) {
 		t.Errorf("exit %d: %s\nwant a refusal naming the changed morph and saying to commit and push", status, errOut)
 	}
 
-	gitIn(t, dir, "checkout", "--", ".")
+	gittest.Run(t, dir, "checkout", "--", ".")
 	os.WriteFile(filepath.Join(dir, "strata", "new.morph"), []byte("name: new\n"), 0o644)
 	if status, _, errOut := run("build", "--controller", nowhere, system); status != initiator.ExitFailure || !strings.Contains(errOut, "strata/new.morph") {
 		t.Errorf("an untracked morph: exit %d: %s", status, errOut)
@@ -66,8 +54,8 @@ func TestBuildRefusesUncommittedChangesToDefinitions(t *testing.T) {
 
 func TestBuildRefusesAHeadThatIsNotOnTheRemote(t *testing.T) {
 	dir, system := pushedCheckout(t)
-	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "not pushed")
-	fetchURL := gitIn(t, dir, "remote", "get-url", "origin")
+	gittest.Run(t, dir, "commit", "-q", "--allow-empty", "-m", "not pushed")
+	fetchURL := gittest.Run(t, dir, "remote", "get-url", "origin")
 	status, _, errOut := run("build", "--controller", nowhere, system)
 	// origin may be a trove, which refuses pushes: the refusal says where
 	// the commit must go instead of telling the user to push to origin.
@@ -82,7 +70,7 @@ func TestBuildRefusesAHeadThatIsNotOnTheRemote(t *testing.T) {
 
 	// With a push URL of its own (the upstream), pushing to origin is right.
 	upstream := filepath.Join(t.TempDir(), "upstream.git")
-	gitIn(t, dir, "remote", "set-url", "--push", "origin", upstream)
+	gittest.Run(t, dir, "remote", "set-url", "--push", "origin", upstream)
 	status, _, errOut = run("build", "--controller", nowhere, system)
 	if want := "git push origin HEAD pushes to " + upstream; status != initiator.ExitFailure || !strings.Contains(errOut, want) || !strings.Contains(errOut, "once "+fetchURL+" has it") {
 		t.Errorf("exit %d: %s\nwant a refusal saying %q and to build once %s has the commit", status, errOut, want, fetchURL)
@@ -96,7 +84,7 @@ func TestBuildRefusesAHeadThatIsNotOnTheRemote(t *testing.T) {
 
 func TestBuildRefusesAnUnreachableRemote(t *testing.T) {
 	dir, system := pushedCheckout(t)
-	gitIn(t, dir, "remote", "set-url", "origin", filepath.Join(t.TempDir(), "missing.git"))
+	gittest.Run(t, dir, "remote", "set-url", "origin", filepath.Join(t.TempDir(), "missing.git"))
 	if status, _, errOut := run("build", "--controller", nowhere, system); status != initiator.ExitFailure || !strings.Contains(errOut, "cannot list the refs of") {
 		t.Errorf("exit %d: %s\nwant a clear failure to reach the remote", status, errOut)
 	}
@@ -105,9 +93,9 @@ func TestBuildRefusesAnUnreachableRemote(t *testing.T) {
 func TestBuildSubmitsAPushedHeadOfAnAncestorOfTheRemote(t *testing.T) {
 	dir, system := pushedCheckout(t)
 	// HEAD behind the remote's branch is still fetchable by the controller.
-	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "later")
-	gitIn(t, dir, "push", "-q", "origin", "master")
-	gitIn(t, dir, "checkout", "-q", "HEAD~1")
+	gittest.Run(t, dir, "commit", "-q", "--allow-empty", "-m", "later")
+	gittest.Run(t, dir, "push", "-q", "origin", "master")
+	gittest.Run(t, dir, "checkout", "-q", "HEAD~1")
 	status, _, errOut := run("build", "--controller", nowhere, system)
 	// It gets as far as the controller, which is not there.
 	if status != initiator.ExitFailure || !strings.Contains(errOut, "controller") || strings.Contains(errOut, "is not on") {
