@@ -9,8 +9,8 @@ import (
 	"slices"
 
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/tarball"
 	"distbuild/worker/sandbox"
-	"distbuild/worker/tarball"
 )
 
 // stratumMember is one chunk artifact of a stratum artifact, in the

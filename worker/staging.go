@@ -8,7 +8,7 @@ import (
 
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
-	"distbuild/worker/tarball"
+	"distbuild/tarball"
 )
 
 // openBlob returns a blob from the local cache, opened, downloading (and
