@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"syscall"
 
-	"distbuild/definitions"
 	"distbuild/internal/bytesize"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/splitrule"
 	"distbuild/worker/sandbox"
 )
 
@@ -27,9 +27,9 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 	if !ok {
 		return nil, fmt.Errorf("unknown build mode %v", c.BuildMode)
 	}
-	rules := make([]definitions.SplitRule, 0, len(c.SplitRules))
+	rules := make([]splitrule.Rule, 0, len(c.SplitRules))
 	for _, r := range c.SplitRules {
-		rule, err := definitions.NewSplitRule(r.Artifact, r.Include)
+		rule, err := splitrule.New(r.Artifact, r.Include)
 		if err != nil {
 			return nil, fmt.Errorf("split rule %s: %w", r.Artifact, err)
 		}
@@ -81,7 +81,7 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 		return nil, err
 	}
 	files, err := w.packAndUpload(ctx, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
-		return definitions.MatchSplit(rules, p)
+		return splitrule.Match(rules, p)
 	}, out)
 	if err != nil {
 		return nil, err
