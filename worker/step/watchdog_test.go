@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func TestWatchedKeepsErrorsThatAreNotStalls(t *testing.T) {
 	}
 	// The caller's cancel is not a stall: its cause is reported elsewhere.
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(errCancelled)
+	cancel(errors.New("cancelled"))
 	err := watched(ctx, "x", "progress", time.Minute, func(ctx context.Context, _ func()) error { return ctx.Err() })
 	if !errors.Is(err, context.Canceled) || errors.As(err, new(*stallError)) {
 		t.Errorf("watched after the caller's cancel: %v; want context.Canceled", err)
