@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 
+	"distbuild/clock"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/step"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// Runner runs the jobs: a *step.Runner. The session only needs it to
 	// take a job and give back its outcome, so its tests can use a fake.
 	Runner Runner
+	// Clock times the reports and the reconnect backoff; nil means the
+	// system clock. Tests pass a fake, so they run in virtual time.
+	Clock  clock.Clock
 	Logger hclog.Logger
 }
 
@@ -60,32 +64,49 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
+	}
 	return &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
 }
+
+// A lost connection is tried again after minBackoff, doubling up to
+// maxBackoff while attempts keep failing, so a controller that is down is
+// not hammered by every worker at once, yet one back from a restart sees
+// its workers within seconds. A session that lasted a minute starts the
+// backoff afresh.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
 
 // Run serves the controller until ctx ends, reconnecting with backoff
 // whenever the connection drops. Running jobs carry on while disconnected.
 func (w *Worker) Run(ctx context.Context) error {
 	client := pb.NewWorkerServiceClient(w.cfg.Conn)
-	backoff := time.Second
+	clk := w.cfg.Clock
+	backoff := minBackoff
 	for {
-		start := time.Now()
+		start := clk.Now()
 		err := w.session(ctx, client)
 		if ctx.Err() != nil {
 			w.cancelAll()
 			return nil
 		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
+		if clk.Now().Sub(start) > time.Minute {
+			backoff = minBackoff
 		}
 		w.log.Warn("lost the controller; reconnecting", "error", err, "in", backoff)
+		wait := make(chan struct{})
+		timer := clk.AfterFunc(backoff, func() { close(wait) })
 		select {
-		case <-time.After(backoff):
+		case <-wait:
 		case <-ctx.Done():
+			timer.Stop()
 			w.cancelAll()
 			return nil
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -133,7 +154,7 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 		}
 		if d := resp.GetReportDeadline(); d != nil {
 			select {
-			case reportEvery <- time.Until(d.AsTime()) / 3:
+			case reportEvery <- d.AsTime().Sub(w.cfg.Clock.Now()) / 3:
 			default:
 			}
 		}
@@ -153,8 +174,8 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 // in order, and a snapshot whenever jobs change or a report is due.
 func (w *Worker) sender(ctx context.Context, stream pb.WorkerService_WorkClient, outbox chan *pb.WorkRequest, reportEvery chan time.Duration) error {
 	interval := 10 * time.Second
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+	ticker := w.cfg.Clock.NewTicker(interval)
+	defer func() { ticker.Stop() }()
 	for {
 		var msg *pb.WorkRequest
 		select {
@@ -163,12 +184,13 @@ func (w *Worker) sender(ctx context.Context, stream pb.WorkerService_WorkClient,
 		case msg = <-outbox:
 		case <-w.changed:
 			msg = w.snapshot()
-		case <-ticker.C:
+		case <-ticker.C():
 			msg = w.snapshot()
 		case d := <-reportEvery:
 			if d > 0 && d != interval {
 				interval = d
-				ticker.Reset(interval)
+				ticker.Stop()
+				ticker = w.cfg.Clock.NewTicker(interval)
 			}
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"distbuild/clock"
 	"distbuild/digest"
 	"distbuild/gitmirror"
 	pb "distbuild/proto/distbuild/v1"
@@ -64,7 +65,11 @@ type Config struct {
 	// first and last halves, with a line saying what was cut. Zero keeps
 	// everything.
 	LogLimit int64
-	Logger   hclog.Logger
+	// Clock times the transfer watchdogs and the manifest's start and
+	// finish; nil means the system clock. Tests pass a fake, so stall
+	// detection is tested in virtual time.
+	Clock  clock.Clock
+	Logger hclog.Logger
 }
 
 // Reporter is told what a running step is doing, so that the worker's
@@ -101,6 +106,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "jobs"), 0o755); err != nil {
 		return nil, fmt.Errorf("step: preparing %s: %w", cfg.WorkDir, err)
@@ -141,7 +149,7 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 	if !r.cfg.KeepBuildDirs {
 		defer os.RemoveAll(dir)
 	}
-	started := time.Now()
+	started := r.cfg.Clock.Now()
 	files, log, err := r.execute(ctx, job, dir, rep)
 	// The log is uploaded whatever happened, after a cancel or timeout
 	// too: failed steps' logs matter most.
@@ -164,11 +172,11 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 			Files:    append(files, &pb.ManifestFile{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logDigest}),
 			Worker:   r.cfg.Worker,
 			Started:  timestamppb.New(started),
-			Finished: timestamppb.Now(),
+			Finished: timestamppb.New(r.cfg.Clock.Now()),
 			Grant:    job.Grant,
 		}
 		if err = r.putManifest(ctx, m); err == nil {
-			r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", time.Since(started).Round(time.Millisecond))
+			r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
 			return m, nil
 		}
 	}

@@ -22,8 +22,8 @@ import (
 // off, so the limit must be generous.
 func (r *Runner) checkout(ctx context.Context, c *pb.ChunkJob, dir string) error {
 	what := "fetching the source from " + c.RepoUrl
-	return watched(ctx, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
-		defer watchGrowth(r.cfg.TransferStallTimeout, progress, r.gitDir, dir)()
+	return watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		defer watchGrowth(r.cfg.Clock, r.cfg.TransferStallTimeout, progress, r.gitDir, dir)()
 		repo, err := r.git.Ensure(ctx, c.RepoUrl, c.Commit)
 		if err != nil {
 			return err

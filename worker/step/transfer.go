@@ -23,7 +23,7 @@ import (
 // never holds a partial blob), giving up when it stops making progress.
 func (r *Runner) download(ctx context.Context, d digest.Digest, path string) error {
 	what := fmt.Sprintf("downloading %s from the artifact cache", d)
-	return watched(ctx, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+	return watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
 		return r.cfg.Cache.DownloadWithProgress(ctx, d, path, progress)
 	})
 }
@@ -46,7 +46,7 @@ func (r *Runner) uploadBytes(ctx context.Context, what string, data []byte) (dig
 }
 
 func (r *Runner) uploadReader(ctx context.Context, what string, d digest.Digest, content io.Reader) error {
-	return watched(ctx, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+	return watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
 		return r.cfg.Cache.Upload(ctx, d, progressReader{r: content, progress: progress})
 	})
 }
@@ -73,7 +73,7 @@ func (r *Runner) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, e
 	}
 	var m *pb.Manifest
 	what := "fetching the manifest of " + cacheKey
-	err = watched(ctx, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
+	err = watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
 		m, err = r.cfg.Cache.GetManifest(ctx, key)
 		return err
 	})
@@ -89,7 +89,7 @@ func (r *Runner) putManifest(ctx context.Context, m *pb.Manifest) error {
 	if err := manifestsig.Sign(m, r.cfg.Worker, r.cfg.SigningKey); err != nil {
 		return doing("signing the manifest", err)
 	}
-	return doing(what, watched(ctx, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
+	return doing(what, watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
 		return r.cfg.Cache.PutManifest(ctx, m)
 	}))
 }
