@@ -1,7 +1,8 @@
 // Package clock lets time-driven behaviour (the cache's least-recently-used
-// eviction, periodic scrubs, access-time flushes and upload idle limits) be
-// driven by a fake clock in tests, so those tests are instant and
-// deterministic instead of sleeping.
+// eviction, periodic scrubs, access-time flushes and upload idle limits; a
+// worker's reports, reconnect backoff and stall watchdogs) be driven by a
+// fake clock in tests, so those tests are instant and deterministic
+// instead of sleeping.
 package clock
 
 import "time"
@@ -12,6 +13,20 @@ type Clock interface {
 	Now() time.Time
 	// NewTicker returns a ticker that fires every d, like time.NewTicker.
 	NewTicker(d time.Duration) Ticker
+	// AfterFunc calls f in its own goroutine once d has passed, like
+	// time.AfterFunc, unless the timer is stopped first.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending call of AfterFunc, like time.Timer, behind an
+// interface so a fake clock can fire it.
+type Timer interface {
+	// Stop cancels the call; it reports whether the call was still
+	// pending.
+	Stop() bool
+	// Reset makes the call happen d from now instead (again, if it has
+	// happened); it reports whether the call was still pending.
+	Reset(d time.Duration) bool
 }
 
 // Ticker delivers ticks on a channel, like time.Ticker, behind an interface
@@ -31,6 +46,8 @@ type systemClock struct{}
 func (systemClock) Now() time.Time { return time.Now() }
 
 func (systemClock) NewTicker(d time.Duration) Ticker { return systemTicker{time.NewTicker(d)} }
+
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 type systemTicker struct{ t *time.Ticker }
 

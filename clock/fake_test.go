@@ -35,3 +35,37 @@ func TestFakeTickerFiresOnlyWhenAdvancedPastItsPeriod(t *testing.T) {
 		t.Errorf("Now() = %v after advancing 61 minutes", got)
 	}
 }
+
+func TestFakeAfterFuncCallsOnlyWhenDueAndNotAfterStop(t *testing.T) {
+	f := NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	calls := 0
+	tm := f.AfterFunc(time.Minute, func() { calls++ })
+	f.BlockUntil(1)
+	f.Advance(59 * time.Second)
+	if calls != 0 {
+		t.Fatal("timer fired before it was due")
+	}
+	if !tm.Reset(time.Minute) {
+		t.Error("Reset of a pending timer said it was not pending")
+	}
+	f.Advance(59 * time.Second)
+	if calls != 0 {
+		t.Fatal("a reset timer fired at its old time")
+	}
+	f.Advance(time.Second)
+	if calls != 1 {
+		t.Fatalf("timer called %d times once due; want once", calls)
+	}
+	f.Advance(time.Hour)
+	if calls != 1 {
+		t.Fatalf("timer called %d times; want it to fire only once", calls)
+	}
+	tm.Reset(time.Second)
+	if tm.Stop() != true {
+		t.Error("Stop of a pending timer said it was not pending")
+	}
+	f.Advance(time.Hour)
+	if calls != 1 {
+		t.Error("a stopped timer fired")
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"distbuild/artifactcache"
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
-	"distbuild/worker/tarball"
+	"distbuild/tarball"
 )
 
 // DefaultCache is where the trove's artifact cache listens unless told

@@ -2,8 +2,19 @@ package worker
 
 import (
 	"context"
+	"errors"
 
 	pb "distbuild/proto/distbuild/v1"
+)
+
+// Why a job's context ended, as its cause: the job then fails with this
+// cause as its reason, whatever error the interrupted work returned.
+var (
+	// errCancelled is the controller's cancel. The controller ignores the
+	// report, so the reason is short.
+	errCancelled = errors.New("cancelled")
+	// errStopping is the worker shutting down.
+	errStopping = errors.New("cancelled: the worker is stopping")
 )
 
 // job is one assignment and what has become of it.
@@ -42,8 +53,8 @@ func (w *Worker) startJob(sessionCtx context.Context, spec *pb.Job) {
 
 // newJob records a job and makes its context, or returns a nil job for an
 // id already known. Jobs outlive sessions: they end when the controller
-// cancels them, when the worker stops, or at the step's timeout, not when
-// a connection drops.
+// cancels them, when the worker stops, or at the step's timeout (which
+// the runner applies), not when a connection drops.
 func (w *Worker) newJob(sessionCtx context.Context, spec *pb.Job) (context.Context, *job) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -51,16 +62,29 @@ func (w *Worker) newJob(sessionCtx context.Context, spec *pb.Job) (context.Conte
 		return nil, nil
 	}
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(sessionCtx))
-	stop := context.CancelFunc(func() {})
-	if t := spec.GetTimeout().AsDuration(); t > 0 {
-		ctx, stop = context.WithTimeoutCause(ctx, t, &stepTimeoutError{limit: t})
-	}
-	j := &job{spec: spec, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES, cancel: func(cause error) {
-		cancel(cause)
-		stop()
-	}}
+	j := &job{spec: spec, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES, cancel: cancel}
 	w.jobs[spec.JobId] = j
 	return ctx, j
+}
+
+// run has the runner carry out the job and records its outcome.
+func (w *Worker) run(ctx context.Context, j *job) {
+	m, f := w.cfg.Runner.Run(ctx, j.spec, reporter{w: w, j: j, ctx: ctx})
+	w.finish(j, m, f)
+}
+
+// reporter relays a running job's phases and output to the controller.
+type reporter struct {
+	w   *Worker
+	j   *job
+	ctx context.Context
+}
+
+func (r reporter) Phase(phase pb.JobPhase) { r.w.setPhase(r.j, phase) }
+
+func (r reporter) Output(stream pb.OutputStream, data []byte) {
+	r.w.emit(r.ctx, &pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{
+		JobId: r.j.spec.JobId, Stream: stream, Data: append([]byte(nil), data...)}}})
 }
 
 func (w *Worker) setPhase(j *job, phase pb.JobPhase) {

@@ -4,80 +4,47 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 
-	"distbuild/artifactcache"
-	"distbuild/gitmirror"
+	"distbuild/clock"
 	pb "distbuild/proto/distbuild/v1"
-	"distbuild/worker/sandbox"
+	"distbuild/worker/step"
 )
 
 // Config describes a worker.
 type Config struct {
-	// SigningKey signs every manifest the worker stores, so the cache (and
-	// users) can tell it came from this registered worker.
-	SigningKey ed25519.PrivateKey
-	Name       string
-	Slots      int
-	Arch       string
-	Tags       map[string]string
+	Name  string
+	Slots int
+	Arch  string
+	Tags  map[string]string
+	// PublicKey is the worker's manifest-signing key, sent when it
+	// registers so the controller can tell its manifests apart.
+	PublicKey ed25519.PublicKey
 	// Conn is the connection to the controller.
 	Conn grpc.ClientConnInterface
-	// WorkDir holds build directories (jobs/), git mirrors (git/) and the
-	// local blob cache (blobs/).
-	WorkDir string
-	Sandbox sandbox.Mode
-	Cache   *artifactcache.Client
-	// MaxJobs is the make parallelism for chunks that do not set max-jobs.
-	MaxJobs int
-	// AllowSetuid lets staged and system artifacts contain setuid and setgid
-	// programs (real systems need some, such as su); off by default, so an
-	// artifact cannot plant one on a worker that did not ask for them.
-	AllowSetuid bool
-	// MinFreeBytes is how little free space in WorkDir's file system makes
-	// a failed build command count as a full disk: a setup failure,
-	// retried on another worker, rather than the build's fault. Zero never
-	// does.
-	MinFreeBytes int64
-	// BlobCacheBytes bounds the local blob cache (blobs/): beyond it the
-	// least recently used artifacts are deleted, to be downloaded again
-	// when next needed. Zero means no bound.
-	BlobCacheBytes int64
-	// KeepBuildDirs leaves each job's directory behind, for debugging.
-	KeepBuildDirs bool
-	// StallTimeout stops a build or system-integration command that writes
-	// no output for this long, as a setup failure the controller retries
-	// elsewhere: a hung test suite frees its slot long before the step's
-	// timeout, which must allow for the slowest healthy build. Zero never
-	// stops a quiet command.
-	StallTimeout time.Duration
-	// TransferStallTimeout stops a source fetch or artifact cache transfer
-	// that makes no progress for this long (and a cache call unanswered for
-	// this long), as a setup failure: a hung server or network would
-	// otherwise hold the slot until the step's timeout. Zero never stops
-	// one.
-	TransferStallTimeout time.Duration
-	// LogLimit caps each step's stored log in bytes: a longer log keeps its
-	// first and last halves, with a line saying what was cut. Zero keeps
-	// everything.
-	LogLimit int64
-	Logger   hclog.Logger
+	// Runner runs the jobs: a *step.Runner. The session only needs it to
+	// take a job and give back its outcome, so its tests can use a fake.
+	Runner Runner
+	// Clock times the reports and the reconnect backoff; nil means the
+	// system clock. Tests pass a fake, so they run in virtual time.
+	Clock  clock.Clock
+	Logger hclog.Logger
+}
+
+// Runner runs one job to its end, telling rep its phases and output.
+// Cancelling ctx ends the job with context.Cause(ctx) as its reason.
+type Runner interface {
+	Run(ctx context.Context, job *pb.Job, rep step.Reporter) (*pb.Manifest, *pb.JobFailure)
 }
 
 // Worker serves one controller.
 type Worker struct {
-	cfg    Config
-	log    hclog.Logger
-	git    *gitmirror.Cache
-	gitDir string // where git keeps the mirrors, watched for fetch progress
-	blobs  *blobCache
+	cfg Config
+	log hclog.Logger
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -89,58 +56,57 @@ type Worker struct {
 	changed chan struct{}
 }
 
-// New checks the configuration and prepares the work directory.
+// New checks the configuration.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Cache == nil || cfg.WorkDir == "" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
-		return nil, errors.New("worker: name, slots, arch, controller connection, cache, work directory and signing key are all required")
-	}
-	if cfg.StallTimeout < 0 || cfg.TransferStallTimeout < 0 || cfg.LogLimit < 0 || cfg.BlobCacheBytes < 0 || cfg.MinFreeBytes < 0 {
-		return nil, errors.New("worker: stall timeouts and sizes cannot be negative")
-	}
-	if cfg.MaxJobs <= 0 {
-		cfg.MaxJobs = 1
+	if cfg.Name == "" || cfg.Slots < 1 || cfg.Arch == "" || cfg.Conn == nil || cfg.Runner == nil || len(cfg.PublicKey) != ed25519.PublicKeySize {
+		return nil, errors.New("worker: name, slots, arch, controller connection, runner and public key are all required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.WorkDir, "jobs"), 0o755); err != nil {
-		return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
 	}
-	blobs, err := openBlobCache(filepath.Join(cfg.WorkDir, "blobs"), cfg.BlobCacheBytes, cfg.Logger.Named("blobs"))
-	if err != nil {
-		return nil, fmt.Errorf("worker: preparing %s: %w", cfg.WorkDir, err)
-	}
-	gitDir := filepath.Join(cfg.WorkDir, "git")
-	mirrors, err := gitmirror.New(gitDir, cfg.Logger.Named("git"))
-	if err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
-	}
-	return &Worker{cfg: cfg, log: cfg.Logger, git: mirrors, gitDir: gitDir, blobs: blobs, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
 }
+
+// A lost connection is tried again after minBackoff, doubling up to
+// maxBackoff while attempts keep failing, so a controller that is down is
+// not hammered by every worker at once, yet one back from a restart sees
+// its workers within seconds. A session that lasted a minute starts the
+// backoff afresh.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
 
 // Run serves the controller until ctx ends, reconnecting with backoff
 // whenever the connection drops. Running jobs carry on while disconnected.
 func (w *Worker) Run(ctx context.Context) error {
 	client := pb.NewWorkerServiceClient(w.cfg.Conn)
-	backoff := time.Second
+	clk := w.cfg.Clock
+	backoff := minBackoff
 	for {
-		start := time.Now()
+		start := clk.Now()
 		err := w.session(ctx, client)
 		if ctx.Err() != nil {
 			w.cancelAll()
 			return nil
 		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
+		if clk.Now().Sub(start) > time.Minute {
+			backoff = minBackoff
 		}
 		w.log.Warn("lost the controller; reconnecting", "error", err, "in", backoff)
+		wait := make(chan struct{})
+		timer := clk.AfterFunc(backoff, func() { close(wait) })
 		select {
-		case <-time.After(backoff):
+		case <-wait:
 		case <-ctx.Done():
+			timer.Stop()
 			w.cancelAll()
 			return nil
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
@@ -153,7 +119,7 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 		return err
 	}
 	reg := &pb.WorkerRegistration{Name: w.cfg.Name, Slots: int32(w.cfg.Slots), Arch: w.cfg.Arch, Tags: w.cfg.Tags,
-		PublicKey: w.cfg.SigningKey.Public().(ed25519.PublicKey)}
+		PublicKey: w.cfg.PublicKey}
 	if err := stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}}); err != nil {
 		return err
 	}
@@ -188,7 +154,7 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 		}
 		if d := resp.GetReportDeadline(); d != nil {
 			select {
-			case reportEvery <- time.Until(d.AsTime()) / 3:
+			case reportEvery <- d.AsTime().Sub(w.cfg.Clock.Now()) / 3:
 			default:
 			}
 		}
@@ -208,8 +174,8 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 // in order, and a snapshot whenever jobs change or a report is due.
 func (w *Worker) sender(ctx context.Context, stream pb.WorkerService_WorkClient, outbox chan *pb.WorkRequest, reportEvery chan time.Duration) error {
 	interval := 10 * time.Second
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+	ticker := w.cfg.Clock.NewTicker(interval)
+	defer func() { ticker.Stop() }()
 	for {
 		var msg *pb.WorkRequest
 		select {
@@ -218,12 +184,13 @@ func (w *Worker) sender(ctx context.Context, stream pb.WorkerService_WorkClient,
 		case msg = <-outbox:
 		case <-w.changed:
 			msg = w.snapshot()
-		case <-ticker.C:
+		case <-ticker.C():
 			msg = w.snapshot()
 		case d := <-reportEvery:
 			if d > 0 && d != interval {
 				interval = d
-				ticker.Reset(interval)
+				ticker.Stop()
+				ticker = w.cfg.Clock.NewTicker(interval)
 			}
 			continue
 		}

@@ -1,9 +1,11 @@
 // Command worker runs build steps for a distbuild controller; see package
-// distbuild/worker and `worker --help`.
+// distbuild/worker (the session with the controller), distbuild/worker/step
+// (running a step) and `worker --help`.
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +27,9 @@ import (
 	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/worker"
+	"distbuild/worker/cache"
 	"distbuild/worker/sandbox"
+	"distbuild/worker/step"
 )
 
 const about = `worker: runs build steps for a distbuild controller.
@@ -234,7 +238,7 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		fmt.Fprintf(stderr, "worker: %v\n", err)
 		return 2
 	}
-	cacheOpts, controllerOpts := append([]grpc.DialOption{cacheCreds}, worker.CacheDialOptions()...), []grpc.DialOption{controllerCreds}
+	cacheOpts, controllerOpts := append([]grpc.DialOption{cacheCreds}, cache.DialOptions()...), []grpc.DialOption{controllerCreds}
 	if *tokenFile != "" {
 		token, err := auth.ReadTokenFile(*tokenFile)
 		if err != nil {
@@ -244,12 +248,12 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		cacheOpts = append(cacheOpts, grpc.WithPerRPCCredentials(token))
 		controllerOpts = append(controllerOpts, grpc.WithPerRPCCredentials(token))
 	}
-	cache, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
+	client, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
 		return 1
 	}
-	defer cache.Close()
+	defer client.Close()
 	conn, err := grpc.NewClient(*controllerAddr, append(controllerOpts,
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	)...)
@@ -258,12 +262,26 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		return 2
 	}
 	defer conn.Close()
-	w, err := worker.New(worker.Config{
-		Name: *name, Slots: *slots, Arch: *archFlag, Tags: tagMap, SigningKey: key,
-		Conn: conn, WorkDir: *workDir, Sandbox: sb, Cache: cache,
+	// Staged artifacts come through a local copy of what was downloaded
+	// before (WORK_DIR/blobs); everything else goes straight to the trove.
+	blobs, err := cache.NewLocal(filepath.Join(*workDir, "blobs"), int64(blobCache), client, log.Named("blobs"))
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	runner, err := step.New(step.Config{
+		Worker: *name, SigningKey: key, WorkDir: *workDir, Sandbox: sb, Cache: blobs,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
 		StallTimeout: *stall, TransferStallTimeout: *transferStall, LogLimit: int64(logLimit),
-		BlobCacheBytes: int64(blobCache), MinFreeBytes: int64(minFree),
+		MinFreeBytes: int64(minFree),
+	})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	w, err := worker.New(worker.Config{
+		Name: *name, Slots: *slots, Arch: *archFlag, Tags: tagMap, PublicKey: key.Public().(ed25519.PublicKey),
+		Conn: conn, Runner: runner, Logger: log,
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 )
 
 func TestFailureOfBlamesTheBuildOnlyForCommandsThatExitedNonZero(t *testing.T) {
+	// The causes the worker's session cancels jobs with.
+	errCancelled := errors.New("cancelled")
+	errStopping := errors.New("cancelled: the worker is stopping")
 	const (
 		build = pb.FailureKind_FAILURE_KIND_BUILD
 		setup = pb.FailureKind_FAILURE_KIND_SETUP

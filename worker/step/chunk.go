@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"syscall"
 
-	"distbuild/definitions"
 	"distbuild/internal/bytesize"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/splitrule"
 	"distbuild/worker/sandbox"
 )
 
@@ -22,39 +22,40 @@ var buildModeNames = map[pb.BuildMode]string{
 }
 
 // buildChunk fetches, stages, builds and packs one chunk.
-func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir string, out *output) ([]*pb.ManifestFile, error) {
+func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb.ManifestFile, error) {
+	dir, out := t.dir, t.out
 	mode, ok := buildModeNames[c.BuildMode]
 	if !ok {
 		return nil, fmt.Errorf("unknown build mode %v", c.BuildMode)
 	}
-	rules := make([]definitions.SplitRule, 0, len(c.SplitRules))
-	for _, r := range c.SplitRules {
-		rule, err := definitions.NewSplitRule(r.Artifact, r.Include)
+	rules := make([]splitrule.Rule, 0, len(c.SplitRules))
+	for _, sr := range c.SplitRules {
+		rule, err := splitrule.New(sr.Artifact, sr.Include)
 		if err != nil {
-			return nil, fmt.Errorf("split rule %s: %w", r.Artifact, err)
+			return nil, fmt.Errorf("split rule %s: %w", sr.Artifact, err)
 		}
 		rules = append(rules, rule)
 	}
 
 	build, staging, destdir := filepath.Join(dir, "build"), filepath.Join(dir, "staging"), filepath.Join(dir, "install")
-	if err := w.checkout(ctx, c, build); err != nil {
+	if err := r.checkout(ctx, c, build); err != nil {
 		return nil, err
 	}
 	out.note("# source %s at %s", c.RepoUrl, c.Commit)
 
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_STAGING)
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
 	for _, d := range []string{staging, destdir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := w.stage(ctx, j.spec, staging, out); err != nil {
+	if err := r.stage(ctx, t, staging); err != nil {
 		return nil, err
 	}
 
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_RUNNING)
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
 	spec := sandbox.Spec{
-		Mode:      w.cfg.Sandbox,
+		Mode:      r.cfg.Sandbox,
 		BuildMode: mode,
 		Staging:   staging,
 		BuildDir:  build,
@@ -63,25 +64,25 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 		Stderr:    out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
 		// A command's whole process group is killed when it stalls or
 		// the job's context ends (cancel, step timeout).
-		NoOutputTimeout: w.cfg.StallTimeout,
+		NoOutputTimeout: r.cfg.StallTimeout,
 	}
-	spec.Env = w.buildEnv(j.spec, c, spec)
+	spec.Env = r.buildEnv(t.job, c, spec)
 	for _, phase := range c.Phases {
 		for _, cmd := range phase.Commands {
 			out.note("# %s: %s", phase.Name, cmd)
 			spec.Command = cmd
-			if err := w.runCommand(ctx, spec, phase.Name, out); err != nil {
+			if err := r.runCommand(ctx, spec, phase.Name, out); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_UPLOADING)
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_UPLOADING)
 	if err := makeDevices(destdir, c.Devices); err != nil {
 		return nil, err
 	}
-	files, err := w.packAndUpload(ctx, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
-		return definitions.MatchSplit(rules, p)
+	files, err := r.packAndUpload(ctx, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
+		return splitrule.Match(rules, p)
 	}, out)
 	if err != nil {
 		return nil, err
@@ -97,19 +98,19 @@ func (w *Worker) buildChunk(ctx context.Context, j *job, c *pb.ChunkJob, dir str
 // stall is a setup failure and retried elsewhere, a non-zero exit a build
 // failure unless the worker's disk is (nearly) full, when the command most
 // likely failed for want of space and another worker may well succeed.
-func (w *Worker) runCommand(ctx context.Context, spec sandbox.Spec, phase string, out *output) error {
+func (r *Runner) runCommand(ctx context.Context, spec sandbox.Spec, phase string, out *output) error {
 	res, err := sandbox.Run(ctx, spec)
 	what := fmt.Sprintf("%s command %q", phase, firstLine(spec.Command))
 	switch {
 	case errors.Is(err, sandbox.ErrStalled):
-		return &stallError{what: what, lacking: "output", limit: w.cfg.StallTimeout}
+		return &stallError{what: what, lacking: "output", limit: r.cfg.StallTimeout}
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
 	case out.err() != nil:
 		return out.err()
 	case res.ExitCode != 0:
-		if free, low := w.lowOnDisk(); low {
-			return fmt.Errorf("%s exited with status %d with only %s free in %s: %w", what, res.ExitCode, free, w.cfg.WorkDir, syscall.ENOSPC)
+		if free, low := r.lowOnDisk(); low {
+			return fmt.Errorf("%s exited with status %d with only %s free in %s: %w", what, res.ExitCode, free, r.cfg.WorkDir, syscall.ENOSPC)
 		}
 		return &commandError{phase: phase, command: spec.Command, exitCode: res.ExitCode}
 	}
@@ -118,23 +119,23 @@ func (w *Worker) runCommand(ctx context.Context, spec sandbox.Spec, phase string
 
 // lowOnDisk reports whether the work directory's file system has less
 // than Config.MinFreeBytes available, and how much it has.
-func (w *Worker) lowOnDisk() (bytesize.Size, bool) {
+func (r *Runner) lowOnDisk() (bytesize.Size, bool) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(w.cfg.WorkDir, &st); err != nil {
+	if err := syscall.Statfs(r.cfg.WorkDir, &st); err != nil {
 		return 0, false
 	}
 	free := bytesize.Size(int64(st.Bavail) * st.Bsize)
-	return free, int64(free) < w.cfg.MinFreeBytes
+	return free, int64(free) < r.cfg.MinFreeBytes
 }
 
 // buildEnv is the environment of a chunk's commands: a clean base (so the
 // worker's own environment cannot leak into artifacts) plus the variables
 // the definitions format promises.
-func (w *Worker) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec) []string {
+func (r *Runner) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec) []string {
 	_, destInside := spec.Paths()
 	jobs := int(c.MaxJobs)
 	if jobs <= 0 {
-		jobs = w.cfg.MaxJobs
+		jobs = r.cfg.MaxJobs
 	}
 	env := []string{
 		"PATH=/usr/bin:/bin:/usr/sbin:/sbin",

@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -20,11 +20,11 @@ import (
 // fetch is what it is waiting on; and a server that thinks for longer than
 // the limit before sending anything (counting a huge repository) is cut
 // off, so the limit must be generous.
-func (w *Worker) checkout(ctx context.Context, c *pb.ChunkJob, dir string) error {
+func (r *Runner) checkout(ctx context.Context, c *pb.ChunkJob, dir string) error {
 	what := "fetching the source from " + c.RepoUrl
-	return watched(ctx, what, "progress", w.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
-		defer watchGrowth(w.cfg.TransferStallTimeout, progress, w.gitDir, dir)()
-		repo, err := w.git.Ensure(ctx, c.RepoUrl, c.Commit)
+	return watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
+		defer watchGrowth(r.cfg.Clock, r.cfg.TransferStallTimeout, progress, r.gitDir, dir)()
+		repo, err := r.git.Ensure(ctx, c.RepoUrl, c.Commit)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"distbuild/clock"
 )
 
 // watched runs op with a context that is cancelled when op goes limit
@@ -14,14 +16,14 @@ import (
 // limit of zero or less never stops op. Stall detection measures progress
 // rather than total time, so a large but healthy transfer is never cut
 // short while a hung one is caught quickly.
-func watched(ctx context.Context, what, lacking string, limit time.Duration, op func(ctx context.Context, progress func()) error) error {
+func watched(ctx context.Context, clk clock.Clock, what, lacking string, limit time.Duration, op func(ctx context.Context, progress func()) error) error {
 	if limit <= 0 {
 		return op(ctx, func() {})
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stall := &stallError{what: what, lacking: lacking, limit: limit}
-	timer := time.AfterFunc(limit, func() { cancel(stall) })
+	timer := clk.AfterFunc(limit, func() { cancel(stall) })
 	defer timer.Stop()
 	err := op(ctx, func() { timer.Reset(limit) })
 	if err != nil && context.Cause(ctx) == error(stall) {
@@ -54,7 +56,7 @@ const maxGrowthPoll = 10 * time.Second
 // until the returned stop is called. It is how progress is seen in work
 // done by other processes that write as they receive, such as git writing
 // a pack into a mirror.
-func watchGrowth(limit time.Duration, progress func(), dirs ...string) (stop func()) {
+func watchGrowth(clk clock.Clock, limit time.Duration, progress func(), dirs ...string) (stop func()) {
 	interval := min(limit/10, maxGrowthPoll)
 	if interval <= 0 {
 		return func() {}
@@ -62,14 +64,14 @@ func watchGrowth(limit time.Duration, progress func(), dirs ...string) (stop fun
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	last := treeSize(dirs)
+	ticker := clk.NewTicker(interval)
 	wg.Go(func() {
-		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-ticker.C:
+			case <-ticker.C():
 			}
 			if size := treeSize(dirs); size != last {
 				last = size

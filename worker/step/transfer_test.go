@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/cache"
 	"distbuild/worker/sandbox"
 )
 
@@ -39,8 +42,14 @@ func TestStagingFromAStalledCacheIsStoppedAsStalled(t *testing.T) {
 	// The cache answers the manifest, then sends a quarter of the blob
 	// and nothing more.
 	proxy := stallingProxy(t, addr, 1<<40, 1<<20)
-	w := newTestWorker(t, sandbox.None, func(c *Config) {
-		c.Cache = dialCache(t, proxy)
+	blobs := filepath.Join(t.TempDir(), "blobs")
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
+		// Through a local blob cache, as the worker stages.
+		local, err := cache.NewLocal(blobs, 0, dialCache(t, proxy), hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Cache = local
 		c.TransferStallTimeout = 500 * time.Millisecond
 	})
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
@@ -51,7 +60,7 @@ func TestStagingFromAStalledCacheIsStoppedAsStalled(t *testing.T) {
 	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || f.Reason != want {
 		t.Errorf("failure %v %q; want a setup failure %q", f.Kind, f.Reason, want)
 	}
-	if left, _ := os.ReadDir(filepath.Join(w.cfg.WorkDir, "blobs")); len(left) != 0 {
+	if left, _ := os.ReadDir(blobs); len(left) != 0 {
 		t.Errorf("the stalled download left %v in the blob cache", left)
 	}
 }
@@ -60,7 +69,7 @@ func TestUploadToAStalledCacheIsStoppedAsStalled(t *testing.T) {
 	addr := startCache(t)
 	// The cache takes the first 256 KiB of what is sent, then nothing.
 	proxy := stallingProxy(t, addr, 256<<10, 1<<40)
-	w := newTestWorker(t, sandbox.None, func(c *Config) {
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
 		c.Cache = dialCache(t, proxy)
 		c.TransferStallTimeout = 500 * time.Millisecond
 	})
@@ -76,7 +85,7 @@ func TestUploadToAStalledCacheIsStoppedAsStalled(t *testing.T) {
 		t.Errorf("upload: %v; want it stopped as stalled", err)
 	}
 	// Through an unhindered connection the same upload works.
-	direct := newTestWorker(t, sandbox.None, func(c *Config) {
+	direct := newTestRunner(t, sandbox.None, func(c *Config) {
 		c.Cache = dialCache(t, addr)
 		c.TransferStallTimeout = 500 * time.Millisecond
 	})

@@ -1,4 +1,4 @@
-package worker
+package cache
 
 import (
 	"bytes"
@@ -10,19 +10,23 @@ import (
 	"testing"
 	"time"
 
-	"distbuild/digest"
-
 	"github.com/hashicorp/go-hclog"
+
+	"distbuild/digest"
+	"distbuild/internal/atomicfile"
+	pb "distbuild/proto/distbuild/v1"
 )
 
-// fakeDownload writes content to the path it is given, as the cache client
-// would, and counts its calls.
-type fakeDownload struct {
+// fakeBackend serves blobs from memory, as the trove's client would
+// download them, and counts its downloads. Only downloads are used here.
+type fakeBackend struct {
+	Cache   // nil: manifests and uploads are not used by these tests
 	content map[digest.Digest][]byte
 	calls   int
+	err     error
 }
 
-func (f *fakeDownload) blob(t *testing.T, s string) digest.Digest {
+func (f *fakeBackend) blob(t *testing.T, s string) digest.Digest {
 	t.Helper()
 	d := digest.OfBytes([]byte(s))
 	if f.content == nil {
@@ -32,70 +36,78 @@ func (f *fakeDownload) blob(t *testing.T, s string) digest.Digest {
 	return d
 }
 
-func (f *fakeDownload) open(t *testing.T, c *blobCache, d digest.Digest) []byte {
-	t.Helper()
-	r, err := c.open(context.Background(), d, func(_ context.Context, path string) error {
-		f.calls++
-		return os.WriteFile(path, f.content[d], 0o644)
-	})
-	if err != nil {
-		t.Fatalf("open %s: %v", d, err)
+func (f *fakeBackend) DownloadWithProgress(_ context.Context, d digest.Digest, path string, _ func()) error {
+	f.calls++
+	if f.err != nil {
+		return f.err
 	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
+	return atomicfile.Write(path, f.content[d], 0o644)
+}
+
+// get downloads d through c into a file of the test's and returns its
+// content.
+func (f *fakeBackend) get(t *testing.T, c *Local, d digest.Digest) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := c.DownloadWithProgress(context.Background(), d, path, nil); err != nil {
+		t.Fatalf("download %s: %v", d, err)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
 }
 
-func testBlobCache(t *testing.T, dir string, limit int64) *blobCache {
+func testLocal(t *testing.T, dir string, limit int64, backend *fakeBackend) *Local {
 	t.Helper()
-	c, err := openBlobCache(dir, limit, hclog.NewNullLogger())
+	c, err := NewLocal(dir, limit, backend, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func present(c *blobCache, d digest.Digest) bool {
+func present(c *Local, d digest.Digest) bool {
 	_, err := os.Stat(c.path(d.Hash()))
 	return err == nil
 }
 
 func TestBlobCacheDownloadsOnceAndEvictsTheLeastRecentlyUsed(t *testing.T) {
-	var dl fakeDownload
-	c := testBlobCache(t, t.TempDir(), 1000)
+	var dl fakeBackend
+	c := testLocal(t, t.TempDir(), 1000, &dl)
 	a, b, cc := dl.blob(t, string(bytes.Repeat([]byte("a"), 400))), dl.blob(t, string(bytes.Repeat([]byte("b"), 400))), dl.blob(t, string(bytes.Repeat([]byte("c"), 400)))
-	dl.open(t, c, a)
-	dl.open(t, c, b)
-	if got := dl.open(t, c, a); !bytes.Equal(got, dl.content[a]) || dl.calls != 2 {
+	dl.get(t, c, a)
+	dl.get(t, c, b)
+	if got := dl.get(t, c, a); !bytes.Equal(got, dl.content[a]) || dl.calls != 2 {
 		t.Fatalf("second use of a: %d bytes, %d downloads in all; want its content and no new download", len(got), dl.calls)
 	}
-	dl.open(t, c, cc) // 1,200 bytes: over the limit
+	dl.get(t, c, cc) // 1,200 bytes: over the limit
 	if present(c, b) || !present(c, a) || !present(c, cc) {
 		t.Errorf("after going over the limit: a %v, b %v, c %v; want b (least recently used) gone", present(c, a), present(c, b), present(c, cc))
 	}
 	if c.used != 800 {
 		t.Errorf("used %d bytes, want 800", c.used)
 	}
-	if got := dl.open(t, c, b); !bytes.Equal(got, dl.content[b]) || dl.calls != 4 {
+	if got := dl.get(t, c, b); !bytes.Equal(got, dl.content[b]) || dl.calls != 4 {
 		t.Errorf("an evicted blob is downloaded again when needed: %d bytes, %d downloads", len(got), dl.calls)
 	}
 }
 
 func TestBlobCacheEvictionLeavesOpenBlobsReadable(t *testing.T) {
-	var dl fakeDownload
-	c := testBlobCache(t, t.TempDir(), 500)
+	var dl fakeBackend
+	c := testLocal(t, t.TempDir(), 500, &dl)
 	a, b := dl.blob(t, string(bytes.Repeat([]byte("a"), 400))), dl.blob(t, string(bytes.Repeat([]byte("b"), 400)))
-	r, err := c.open(context.Background(), a, func(_ context.Context, path string) error {
-		return os.WriteFile(path, dl.content[a], 0o644)
-	})
+	path := filepath.Join(t.TempDir(), "a")
+	if err := c.DownloadWithProgress(context.Background(), a, path, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	dl.open(t, c, b) // evicts a, which r still has open
+	dl.get(t, c, b) // evicts a, which r still has open
 	if present(c, a) {
 		t.Fatal("a was not evicted")
 	}
@@ -105,18 +117,18 @@ func TestBlobCacheEvictionLeavesOpenBlobsReadable(t *testing.T) {
 }
 
 func TestBlobCacheKeepsItsOrderAcrossRestartsAndCleansUp(t *testing.T) {
-	var dl fakeDownload
+	var dl fakeBackend
 	dir := t.TempDir()
-	c := testBlobCache(t, dir, 0)
+	c := testLocal(t, dir, 0, &dl)
 	old, recent := dl.blob(t, "used long ago"), dl.blob(t, "used recently")
-	dl.open(t, c, old)
-	dl.open(t, c, recent)
+	dl.get(t, c, old)
+	dl.get(t, c, recent)
 	os.Chtimes(c.path(old.Hash()), time.Time{}, time.Now().Add(-time.Hour))
 	if err := os.WriteFile(filepath.Join(dir, ".download-123"), []byte("half a blob"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	c = testBlobCache(t, dir, 20) // room for one blob and its margin, not two
+	c = testLocal(t, dir, 20, &dl) // room for one blob and its margin, not two
 	if present(c, old) || !present(c, recent) {
 		t.Errorf("after a restart with a smaller limit: old %v, recent %v; want only the recently used blob", present(c, old), present(c, recent))
 	}
@@ -126,10 +138,10 @@ func TestBlobCacheKeepsItsOrderAcrossRestartsAndCleansUp(t *testing.T) {
 }
 
 func TestBlobCacheKeepsNothingOfAFailedDownload(t *testing.T) {
-	c := testBlobCache(t, t.TempDir(), 0)
-	d := digest.OfBytes([]byte("never arrives"))
 	want := errors.New("the cache is down")
-	if _, err := c.open(context.Background(), d, func(context.Context, string) error { return want }); !errors.Is(err, want) {
+	c := testLocal(t, t.TempDir(), 0, &fakeBackend{err: want})
+	d := digest.OfBytes([]byte("never arrives"))
+	if err := c.DownloadWithProgress(context.Background(), d, filepath.Join(t.TempDir(), "blob"), nil); !errors.Is(err, want) {
 		t.Fatalf("got %v, want the download's error", err)
 	}
 	if len(c.entries) != 0 || c.used != 0 {
@@ -138,17 +150,40 @@ func TestBlobCacheKeepsNothingOfAFailedDownload(t *testing.T) {
 }
 
 func TestBlobCacheDownloadsADamagedCopyAgain(t *testing.T) {
-	var dl fakeDownload
-	c := testBlobCache(t, t.TempDir(), 0)
+	var dl fakeBackend
+	c := testLocal(t, t.TempDir(), 0, &dl)
 	a := dl.blob(t, "the whole artifact")
-	dl.open(t, c, a)
+	dl.get(t, c, a)
 	if err := os.Truncate(c.path(a.Hash()), 3); err != nil {
 		t.Fatal(err)
 	}
-	if got := dl.open(t, c, a); !bytes.Equal(got, dl.content[a]) || dl.calls != 2 {
+	if got := dl.get(t, c, a); !bytes.Equal(got, dl.content[a]) || dl.calls != 2 {
 		t.Errorf("a truncated copy: read %q after %d downloads; want the whole artifact, downloaded again", got, dl.calls)
 	}
 	if c.used != int64(len("the whole artifact")) {
 		t.Errorf("used %d bytes, want one copy's", c.used)
+	}
+}
+
+// Manifests and uploads are the wrapped cache's business.
+type manifestBackend struct {
+	fakeBackend
+	put *pb.Manifest
+}
+
+func (m *manifestBackend) PutManifest(_ context.Context, man *pb.Manifest) error {
+	m.put = man
+	return nil
+}
+
+func TestBlobCachePassesManifestsThrough(t *testing.T) {
+	backend := &manifestBackend{}
+	c, err := NewLocal(t.TempDir(), 0, backend, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &pb.Manifest{StepName: "x"}
+	if err := c.PutManifest(context.Background(), m); err != nil || backend.put != m {
+		t.Errorf("PutManifest through the local cache: %v, stored %v; want the wrapped cache to get it", err, backend.put)
 	}
 }

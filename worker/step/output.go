@@ -1,7 +1,6 @@
-package worker
+package step
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +10,8 @@ import (
 )
 
 // output is where a job's commands write: every byte goes to the job's
-// stored log (capped by Config.LogLimit, see cappedLog) and is relayed live
-// to the controller. The relay is not capped: the initiator shows the end
+// stored log (capped by Config.LogLimit, see cappedLog) and to the
+// Reporter, which relays it live to the controller. The relay is not capped: the initiator shows the end
 // of the relayed output when a step fails, and the controller bounds what
 // it queues for each client.
 //
@@ -21,22 +20,20 @@ import (
 // is stopped), and err reports it, because a command's own exit status
 // means little once its output was lost.
 type output struct {
-	w   *Worker
-	ctx context.Context
-	id  string
+	rep Reporter
 
 	mu     sync.Mutex
 	log    *cappedLog
 	failed error
 }
 
-// newOutput creates the job's log file at path.
-func newOutput(ctx context.Context, w *Worker, id, path string) (*output, error) {
+// newOutput creates the job's log file at path, capped at limit bytes.
+func newOutput(path string, limit int64, rep Reporter) (*output, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("creating the build log: %w", err)
 	}
-	return &output{w: w, ctx: ctx, id: id, log: newCappedLog(f, w.cfg.LogLimit)}, nil
+	return &output{rep: rep, log: newCappedLog(f, limit)}, nil
 }
 
 func (o *output) stream(s pb.OutputStream) io.Writer {
@@ -52,8 +49,7 @@ func (o *output) stream(s pb.OutputStream) io.Writer {
 		if failed != nil {
 			return 0, failed
 		}
-		o.w.emit(o.ctx, &pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{
-			JobId: o.id, Stream: s, Data: append([]byte(nil), p...)}}})
+		o.rep.Output(s, p)
 		return len(p), nil
 	})
 }

@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"bytes"
@@ -17,13 +17,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"distbuild/artifactcache"
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/worker/cache"
+	"distbuild/worker/cache/cachetest"
 	"distbuild/worker/sandbox"
 )
 
@@ -67,27 +68,23 @@ func dialCache(t *testing.T, addr string) *artifactcache.Client {
 	return c
 }
 
-// newTestWorker makes a worker with a real artifact cache; it never dials a
-// controller, because these tests call its job code directly. change, if
-// given, adjusts the configuration first.
-func newTestWorker(t *testing.T, mode sandbox.Mode, change ...func(*Config)) *Worker {
+// newTestRunner makes a runner whose cache is in memory, unless change
+// (which adjusts the configuration first) gives it a real one.
+func newTestRunner(t *testing.T, mode sandbox.Mode, change ...func(*Config)) *Runner {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Name: "test", Slots: 1, Arch: "x86_64", Conn: &grpc.ClientConn{}, WorkDir: t.TempDir(), Sandbox: mode, SigningKey: key}
+	cfg := Config{Worker: "test", WorkDir: t.TempDir(), Sandbox: mode, SigningKey: key, Cache: cachetest.NewMemory()}
 	for _, f := range change {
 		f(&cfg)
 	}
-	if cfg.Cache == nil {
-		cfg.Cache = dialCache(t, startCache(t))
-	}
-	w, err := New(cfg)
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w
+	return r
 }
 
 // gitRepo makes a one-commit repository of files and returns its path and
@@ -142,26 +139,67 @@ func withTimeout(spec *pb.Job, d time.Duration) *pb.Job {
 	return spec
 }
 
+// result is how a job ended, in the terms the session reports it.
+type result struct {
+	spec     *pb.Job
+	phase    pb.JobPhase
+	manifest *pb.Manifest
+	failure  *pb.JobFailure
+}
+
+// recorder is a Reporter that keeps what it is told; phases also go to a
+// channel, for tests that wait for one.
+type recorder struct {
+	phases chan pb.JobPhase
+	mu     sync.Mutex
+	output bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{phases: make(chan pb.JobPhase, 16)} }
+
+func (r *recorder) Phase(p pb.JobPhase) {
+	select {
+	case r.phases <- p:
+	default:
+	}
+}
+
+func (r *recorder) Output(_ pb.OutputStream, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.output.Write(data)
+}
+
 // runJob runs spec to the end as the worker would for the controller, and
-// returns the job with its outcome.
-func runJob(t *testing.T, w *Worker, spec *pb.Job) *job {
+// returns its outcome.
+func runJob(t *testing.T, r *Runner, spec *pb.Job) *result {
 	t.Helper()
-	ctx, j := w.newJob(context.Background(), spec)
+	return runJobIn(t, context.Background(), r, spec, newRecorder())
+}
+
+// runJobIn is runJob with the job's context and reporter given.
+func runJobIn(t *testing.T, ctx context.Context, r *Runner, spec *pb.Job, rep Reporter) *result {
+	t.Helper()
+	res := &result{spec: spec}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.run(ctx, j)
+		res.manifest, res.failure = r.Run(ctx, spec, rep)
 	}()
 	select {
 	case <-done:
 	case <-time.After(hangBound):
 		t.Fatalf("job %s did not finish", spec.JobId)
 	}
-	return j
+	res.phase = pb.JobPhase_JOB_PHASE_DONE
+	if res.failure != nil {
+		res.phase = pb.JobPhase_JOB_PHASE_FAILED
+	}
+	return res
 }
 
 // failed returns how j failed, failing the test if it did not.
-func failed(t *testing.T, j *job) *pb.JobFailure {
+func failed(t *testing.T, j *result) *pb.JobFailure {
 	t.Helper()
 	if j.phase != pb.JobPhase_JOB_PHASE_FAILED || j.failure == nil {
 		t.Fatalf("job ended in %v with manifest %v; want it to fail", j.phase, j.manifest)
@@ -169,18 +207,32 @@ func failed(t *testing.T, j *job) *pb.JobFailure {
 	return j.failure
 }
 
-// fetchBlob reads a blob from the worker's cache.
-func fetchBlob(t *testing.T, w *Worker, d *pb.Digest) []byte {
+// putBlob stores data in c and returns its digest.
+func putBlob(t *testing.T, c cache.Cache, data []byte) digest.Digest {
+	t.Helper()
+	d := digest.OfBytes(data)
+	if err := c.Upload(context.Background(), d, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// fetchBlob reads a blob from the runner's cache.
+func fetchBlob(t *testing.T, r *Runner, d *pb.Digest) []byte {
 	t.Helper()
 	dg, err := digest.FromProto(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := w.cfg.Cache.Fetch(context.Background(), dg, &buf); err != nil {
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := r.cfg.Cache.DownloadWithProgress(context.Background(), dg, path, nil); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // sleepCommand is a sleep that outlives any test, with a duration no other

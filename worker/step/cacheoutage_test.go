@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/worker/cache"
 	"distbuild/worker/sandbox"
 )
 
@@ -60,7 +61,7 @@ func (c *restartableCache) start() {
 // dialForWorker dials addr as cmd/worker does.
 func dialForWorker(t *testing.T, addr string) *artifactcache.Client {
 	t.Helper()
-	c, err := artifactcache.Dial(addr, CacheDialOptions()...)
+	c, err := artifactcache.Dial(addr, cache.DialOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,60 +69,47 @@ func dialForWorker(t *testing.T, addr string) *artifactcache.Client {
 	return c
 }
 
-func (w *Worker) phaseOf(j *job) pb.JobPhase {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return j.phase
-}
-
 // A trove restarted while a job uploads must not fail the job: the job
 // waits for the cache and finishes once it is back. Before the worker
 // waited, the upload failed at once, and so did the retries the controller
 // started elsewhere at once, until the step's attempts ran out.
 func TestAJobWaitsForTheCacheToComeBack(t *testing.T) {
-	cache := newRestartableCache(t)
-	w := newTestWorker(t, sandbox.None, func(c *Config) {
-		c.Cache = dialForWorker(t, cache.addr)
+	trove := newRestartableCache(t)
+	client := dialForWorker(t, trove.addr)
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
+		c.Cache = client
 		c.TransferStallTimeout = hangBound
 	})
 	// The connection is up before the cache goes away, as on a farm.
-	if _, err := w.cfg.Cache.UploadBytes(context.Background(), []byte("warm-up")); err != nil {
+	if _, err := client.UploadBytes(context.Background(), []byte("warm-up")); err != nil {
 		t.Fatal(err)
 	}
-	cache.stop()
+	trove.stop()
 
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	spec := chunkSpec(repo, commit, `mkdir -p "$DESTDIR/usr/bin" && echo hello >"$DESTDIR/usr/bin/hello"`)
-	ended := make(chan *job, 1)
-	go func() { ended <- runJob(t, w, spec) }()
-	var j *job
-	for deadline := time.Now().Add(hangBound); ; time.Sleep(5 * time.Millisecond) {
-		w.mu.Lock()
-		j = w.jobs[spec.JobId]
-		var phase pb.JobPhase
-		if j != nil {
-			phase = j.phase
-		}
-		w.mu.Unlock()
-		if phase == pb.JobPhase_JOB_PHASE_UPLOADING {
-			break
-		}
-		if phase == pb.JobPhase_JOB_PHASE_DONE || phase == pb.JobPhase_JOB_PHASE_FAILED {
-			t.Fatalf("while the cache was away the job ended in %v (failure %v); want it waiting in its upload", phase, j.failure)
-		}
-		if time.Now().After(deadline) {
+	rep := newRecorder()
+	ended := make(chan *result, 1)
+	go func() { ended <- runJobIn(t, context.Background(), w, spec, rep) }()
+	for phase := pb.JobPhase(0); phase != pb.JobPhase_JOB_PHASE_UPLOADING; {
+		select {
+		case phase = <-rep.phases:
+		case j := <-ended:
+			t.Fatalf("while the cache was away the job ended in %v (failure %v); want it waiting in its upload", j.phase, j.failure)
+		case <-time.After(hangBound):
 			t.Fatal("the job never reached its upload")
 		}
 	}
 	// The outage: a failing call ends in milliseconds, so a job that did
 	// not wait has ended by now.
-	time.Sleep(300 * time.Millisecond)
-	if phase := w.phaseOf(j); phase != pb.JobPhase_JOB_PHASE_UPLOADING {
-		t.Fatalf("while the cache was away the job went to %v (failure %v); want it still uploading, waiting for the cache", phase, j.failure)
+	select {
+	case j := <-ended:
+		t.Fatalf("while the cache was away the job went to %v (failure %v); want it still uploading, waiting for the cache", j.phase, j.failure)
+	case <-time.After(300 * time.Millisecond):
 	}
 
-	cache.start()
-	j = <-ended
+	trove.start()
+	j := <-ended
 	if j.phase != pb.JobPhase_JOB_PHASE_DONE {
 		t.Fatalf("the job ended in %v (failure %v) after the cache came back; want it done", j.phase, j.failure)
 	}
@@ -129,7 +117,7 @@ func TestAJobWaitsForTheCacheToComeBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := w.cfg.Cache.GetManifest(context.Background(), key)
+	m, err := client.GetManifest(context.Background(), key)
 	if err != nil || len(m.Files) != 2 {
 		t.Fatalf("manifest after the outage: %v %v; want the artifact and the log", m, err)
 	}
@@ -150,7 +138,7 @@ func TestATransferGivesUpOnACacheThatStaysAway(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there any more
-	w := newTestWorker(t, sandbox.None, func(c *Config) {
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
 		c.Cache = dialForWorker(t, addr)
 		c.TransferStallTimeout = 300 * time.Millisecond
 	})

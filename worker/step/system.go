@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"slices"
 
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/tarball"
 	"distbuild/worker/sandbox"
-	"distbuild/worker/tarball"
 )
 
 // stratumMember is one chunk artifact of a stratum artifact, in the
@@ -25,7 +25,7 @@ type stratumMember struct {
 // recordStratum writes one metadata blob per stratum artifact listing the
 // chunk artifacts it holds. Split artifacts a chunk did not produce (it
 // installed nothing matching them) are left out.
-func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *output) ([]*pb.ManifestFile, error) {
+func (r *Runner) recordStratum(ctx context.Context, s *pb.StratumJob, out *output) ([]*pb.ManifestFile, error) {
 	manifests := map[string]*pb.Manifest{}
 	var files []*pb.ManifestFile
 	for _, a := range s.Artifacts {
@@ -34,7 +34,7 @@ func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 			cm, ok := manifests[m.CacheKey]
 			if !ok {
 				var err error
-				if cm, err = w.manifest(ctx, m.CacheKey); err != nil {
+				if cm, err = r.manifest(ctx, m.CacheKey); err != nil {
 					return nil, err
 				}
 				manifests[m.CacheKey] = cm
@@ -48,7 +48,7 @@ func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 			return nil, err
 		}
 		what := "uploading " + a.Name
-		d, err := w.uploadBytes(ctx, what, data)
+		d, err := r.uploadBytes(ctx, what, data)
 		if err != nil {
 			return nil, doing(what, err)
 		}
@@ -61,9 +61,10 @@ func (w *Worker) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 // assembleSystem unpacks the system's chunk artifacts into a root file
 // system, runs the system-integration commands inside it, and packs it as
 // the "<system>-rootfs" artifact.
-func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, dir string, out *output) ([]*pb.ManifestFile, error) {
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_STAGING)
-	root := filepath.Join(dir, "root")
+func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) ([]*pb.ManifestFile, error) {
+	out := t.out
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
+	root := filepath.Join(t.dir, "root")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
@@ -72,7 +73,7 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 		m, ok := manifests[c.CacheKey]
 		if !ok {
 			var err error
-			if m, err = w.manifest(ctx, c.CacheKey); err != nil {
+			if m, err = r.manifest(ctx, c.CacheKey); err != nil {
 				return nil, err
 			}
 			manifests[c.CacheKey] = m
@@ -81,37 +82,37 @@ func (w *Worker) assembleSystem(ctx context.Context, j *job, s *pb.SystemJob, di
 		if i < 0 {
 			continue // the chunk installed nothing for this split
 		}
-		if err := w.unpackArtifact(ctx, m.Files[i], root, w.unpackOptions(j.spec, c.CacheKey)); err != nil {
+		if err := r.stageArtifact(ctx, t, root, c.CacheKey, m.Files[i]); err != nil {
 			return nil, err
 		}
 		out.note("# added %s", c.Artifact)
 	}
 
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_RUNNING)
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
 	for _, step := range s.Integration {
 		for _, cmd := range step.Commands {
 			out.note("# system-integration %s: %s", step.Name, cmd)
-			if err := w.integrate(ctx, root, cmd, out); err != nil {
+			if err := r.integrate(ctx, root, cmd, out); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	w.setPhase(j, pb.JobPhase_JOB_PHASE_UPLOADING)
-	name := j.spec.Name + "-rootfs"
-	return w.packAndUpload(ctx, root, filepath.Join(dir, "artifacts"), func(string) (string, bool) { return name, true }, out)
+	t.rep.Phase(pb.JobPhase_JOB_PHASE_UPLOADING)
+	name := t.job.Name + "-rootfs"
+	return r.packAndUpload(ctx, root, filepath.Join(t.dir, "artifacts"), func(string) (string, bool) { return name, true }, out)
 }
 
 // packAndUpload packs tree into split artifacts by classify and uploads
 // them, describing each for the manifest.
-func (w *Worker) packAndUpload(ctx context.Context, tree, outDir string, classify func(string) (string, bool), out *output) ([]*pb.ManifestFile, error) {
+func (r *Runner) packAndUpload(ctx context.Context, tree, outDir string, classify func(string) (string, bool), out *output) ([]*pb.ManifestFile, error) {
 	packed, err := tarball.Pack(tree, outDir, classify)
 	if err != nil {
 		return nil, fmt.Errorf("packing the artifacts: %w", err)
 	}
 	var files []*pb.ManifestFile
 	for _, a := range packed {
-		f, err := w.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
+		f, err := r.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -126,14 +127,14 @@ func (w *Worker) packAndUpload(ctx context.Context, tree, outDir string, classif
 // command, it runs in a process group of its own (under bubblewrap, a pid
 // namespace), all of which is killed when the job ends or the command
 // writes nothing for Config.StallTimeout.
-func (w *Worker) integrate(ctx context.Context, root, command string, out *output) error {
-	return w.runCommand(ctx, sandbox.Spec{
-		Mode:            w.cfg.Sandbox,
+func (r *Runner) integrate(ctx context.Context, root, command string, out *output) error {
+	return r.runCommand(ctx, sandbox.Spec{
+		Mode:            r.cfg.Sandbox,
 		Root:            root,
 		Command:         command,
 		Env:             []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"},
 		Stdout:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
 		Stderr:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
-		NoOutputTimeout: w.cfg.StallTimeout,
+		NoOutputTimeout: r.cfg.StallTimeout,
 	}, "system-integration", out)
 }

@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"archive/tar"
@@ -45,17 +45,12 @@ func TestStagingAllowsDevicesOnlyFromChunksDeclaringThemAndSetuidOnlyWhenAllowed
 		{"setuid program, allowed", suidKey, nil, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newTestWorker(t, sandbox.None, func(c *Config) { c.AllowSetuid = tc.allowSetuid })
+			w := newTestRunner(t, sandbox.None, func(c *Config) { c.AllowSetuid = tc.allowSetuid })
 			storeChunk(t, w, devKey, "dev-misc", specialTar(t, true))
 			storeChunk(t, w, suidKey, "su-bins", specialTar(t, false))
-			dir, logDir := t.TempDir(), t.TempDir()
-			out, err := newOutput(context.Background(), w, "j", filepath.Join(logDir, "log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.close()
+			dir := t.TempDir()
 			job := &pb.Job{Staging: []string{tc.key}, DeviceCacheKeys: tc.devices}
-			err = w.stage(context.Background(), job, dir, out)
+			err := w.stage(context.Background(), newTask(t, job), dir)
 			if tc.wantErr == "" && err != nil {
 				t.Errorf("staging failed: %v", err)
 			}

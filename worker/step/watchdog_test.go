@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"context"
@@ -7,18 +7,38 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"distbuild/clock"
 )
 
+// fakeClock is a fake clock for tests of the watchdogs, which run in
+// virtual time: a test advances it instead of sleeping.
+func fakeClock() *clock.Fake { return clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) }
+
 func TestWatchedStopsWorkThatMakesNoProgress(t *testing.T) {
-	err := watched(context.Background(), "waiting", "progress", 100*time.Millisecond, func(ctx context.Context, progress func()) error {
-		progress()
-		select {
-		case <-ctx.Done():
+	clk := fakeClock()
+	done := make(chan error, 1)
+	go func() {
+		done <- watched(context.Background(), clk, "waiting", "progress", 100*time.Millisecond, func(ctx context.Context, progress func()) error {
+			progress()
+			<-ctx.Done()
 			return ctx.Err()
-		case <-time.After(hangBound):
-			return errors.New("never stopped")
-		}
-	})
+		})
+	}()
+	clk.BlockUntil(1)
+	clk.Advance(99 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("watched ended before the limit: %v", err)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(hangBound):
+		t.Fatal("work without progress was not stopped at the limit")
+	}
 	var stall *stallError
 	if !errors.As(err, &stall) || err.Error() != "waiting made no progress for 100ms and was stopped as stalled" {
 		t.Errorf("watched: %v; want the stall", err)
@@ -27,14 +47,14 @@ func TestWatchedStopsWorkThatMakesNoProgress(t *testing.T) {
 
 func TestWatchedLetsProgressingWorkFinish(t *testing.T) {
 	// Progress every 10 ms for 0.6 s, twice as long as the limit.
-	err := watched(context.Background(), "copying", "progress", 300*time.Millisecond, func(ctx context.Context, progress func()) error {
+	clk := fakeClock()
+	err := watched(context.Background(), clk, "copying", "progress", 300*time.Millisecond, func(ctx context.Context, progress func()) error {
 		for range 60 {
-			select {
-			case <-ctx.Done():
+			clk.Advance(10 * time.Millisecond)
+			if ctx.Err() != nil {
 				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-				progress()
 			}
+			progress()
 		}
 		return nil
 	})
@@ -44,23 +64,25 @@ func TestWatchedLetsProgressingWorkFinish(t *testing.T) {
 }
 
 func TestWatchedKeepsErrorsThatAreNotStalls(t *testing.T) {
+	clk := fakeClock()
 	want := errors.New("refused")
-	if err := watched(context.Background(), "x", "progress", time.Minute, func(context.Context, func()) error { return want }); err != want {
+	if err := watched(context.Background(), clk, "x", "progress", time.Minute, func(context.Context, func()) error { return want }); err != want {
 		t.Errorf("watched: %v; want %v", err, want)
 	}
 	// The caller's cancel is not a stall: its cause is reported elsewhere.
 	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(errCancelled)
-	err := watched(ctx, "x", "progress", time.Minute, func(ctx context.Context, _ func()) error { return ctx.Err() })
+	cancel(errors.New("cancelled"))
+	err := watched(ctx, clk, "x", "progress", time.Minute, func(ctx context.Context, _ func()) error { return ctx.Err() })
 	if !errors.Is(err, context.Canceled) || errors.As(err, new(*stallError)) {
 		t.Errorf("watched after the caller's cancel: %v; want context.Canceled", err)
 	}
 }
 
 func TestWatchGrowthSeesFilesGrow(t *testing.T) {
+	clk := fakeClock()
 	dir := t.TempDir()
 	grew := make(chan struct{}, 1)
-	stop := watchGrowth(100*time.Millisecond, func() {
+	stop := watchGrowth(clk, 100*time.Millisecond, func() {
 		select {
 		case grew <- struct{}{}:
 		default:
@@ -73,6 +95,7 @@ func TestWatchGrowthSeesFilesGrow(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "objects/pack/tmp_pack_1"), []byte("PACK"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(10 * time.Millisecond) // the poll: a tenth of the limit
 	select {
 	case <-grew:
 	case <-time.After(hangBound):

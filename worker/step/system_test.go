@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"archive/tar"
@@ -40,15 +40,11 @@ func tarOf(t *testing.T, entries map[string]string) []byte {
 }
 
 // storeChunk puts a chunk artifact and its manifest into the cache.
-func storeChunk(t *testing.T, w *Worker, key, artifact string, tarball []byte) {
+func storeChunk(t *testing.T, w *Runner, key, artifact string, tarball []byte) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := w.cfg.Cache.UploadBytes(ctx, tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := putBlob(t, w.cfg.Cache, tarball)
 	m := &pb.Manifest{CacheKey: key, StepName: artifact, Kind: pb.StepKind_STEP_KIND_CHUNK, Files: []*pb.ManifestFile{{Name: artifact, Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
-	if err := w.cfg.Cache.PutManifest(ctx, m); err != nil {
+	if err := w.cfg.Cache.PutManifest(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -60,11 +56,11 @@ func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
 	}
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
 		t.Run(string(mode), func(t *testing.T) {
-			w := newTestWorker(t, mode)
+			w := newTestRunner(t, mode)
 			shellKey, dataKey := strings.Repeat("1", 64), strings.Repeat("2", 64)
 			storeChunk(t, w, shellKey, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
 			storeChunk(t, w, dataKey, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
-			job := &job{spec: &pb.Job{JobId: "j1", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}, cancel: func(error) {}}
+			job := &pb.Job{JobId: "j1", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}
 			sys := &pb.SystemJob{
 				Contents: []*pb.ChunkArtifact{{CacheKey: shellKey, Artifact: "shell-bins"}, {CacheKey: dataKey, Artifact: "data-misc"}, {CacheKey: dataKey, Artifact: "data-doc"}},
 				Integration: []*pb.IntegrationCommands{
@@ -72,13 +68,7 @@ func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
 					{Name: "10-second", Commands: []string{"/bin/busybox test -f /etc/copied && /bin/busybox echo integrated > /etc/integrated"}},
 				},
 			}
-			dir := t.TempDir()
-			out, err := newOutput(context.Background(), w, "j1", filepath.Join(dir, "log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.close()
-			files, err := w.assembleSystem(context.Background(), job, sys, filepath.Join(dir, "job"), out)
+			files, err := w.assembleSystem(context.Background(), newTask(t, job), sys)
 			if err != nil {
 				t.Fatalf("assembling: %v", err)
 			}
@@ -97,26 +87,32 @@ func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
 }
 
 func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
-	w := newTestWorker(t, sandbox.None)
+	w := newTestRunner(t, sandbox.None)
 	key := strings.Repeat("3", 64)
 	storeChunk(t, w, key, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
-	dir := t.TempDir()
-	out, err := newOutput(context.Background(), w, "j1", filepath.Join(dir, "log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.close()
-	job := &job{spec: &pb.Job{JobId: "j1", Name: "sys"}, cancel: func(error) {}}
-	_, err = w.assembleSystem(context.Background(), job, &pb.SystemJob{
+	job := &pb.Job{JobId: "j1", Name: "sys"}
+	_, err := w.assembleSystem(context.Background(), newTask(t, job), &pb.SystemJob{
 		Contents:    []*pb.ChunkArtifact{{CacheKey: key, Artifact: "data-misc"}},
 		Integration: []*pb.IntegrationCommands{{Name: "00", Commands: []string{"true"}}},
-	}, filepath.Join(dir, "job"), out)
+	})
 	if err == nil || !strings.Contains(err.Error(), "needs /bin/sh in the system") {
 		t.Errorf("got %v, want an error saying the system has no shell", err)
 	}
 }
 
-func readTar(t *testing.T, w *Worker, d *pb.Digest) map[string]string {
+// newTask makes what a runner's parts need to work on job outside Run:
+// a directory of its own, and a log that a recorder hears.
+func newTask(t *testing.T, job *pb.Job) *task {
+	t.Helper()
+	out, err := newOutput(filepath.Join(t.TempDir(), "log"), 0, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.close() })
+	return &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder()}
+}
+
+func readTar(t *testing.T, w *Runner, d *pb.Digest) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	tr := tar.NewReader(bytes.NewReader(fetchBlob(t, w, d)))
@@ -140,7 +136,7 @@ func TestSilentIntegrationCommandIsStoppedAsStalledWithItsProcessGroup(t *testin
 	}
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
 		t.Run(string(mode), func(t *testing.T) {
-			w := newTestWorker(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
+			w := newTestRunner(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
 			key := strings.Repeat("4", 64)
 			storeChunk(t, w, key, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
 			sleep, arg := sleepCommand()

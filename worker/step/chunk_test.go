@@ -1,8 +1,9 @@
-package worker
+package step
 
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 func TestChunkJobBuildsFromGitAndStoresArtifactsAndLog(t *testing.T) {
 	// With every watchdog armed, as in production, and a log limit it
 	// stays under.
-	w := newTestWorker(t, sandbox.None, func(c *Config) {
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
 		c.StallTimeout, c.TransferStallTimeout, c.LogLimit = time.Minute, time.Minute, 1<<20
+		c.Cache = dialCache(t, startCache(t)) // the whole way into a real trove
 	})
 	repo, commit := gitRepo(t, map[string]string{"hello.txt": "hello\n"})
 	j := runJob(t, w, chunkSpec(repo, commit, `mkdir -p "$DESTDIR/usr/share" && cp hello.txt "$DESTDIR/usr/share/" && echo installed`))
@@ -54,7 +56,7 @@ func TestChunkJobBuildsFromGitAndStoresArtifactsAndLog(t *testing.T) {
 }
 
 func TestFailingCommandIsABuildFailureWithItsLog(t *testing.T) {
-	w := newTestWorker(t, sandbox.None)
+	w := newTestRunner(t, sandbox.None)
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	f := failed(t, runJob(t, w, chunkSpec(repo, commit, "echo compiling; echo 'error: broken' >&2; exit 3")))
 	if f.Kind != pb.FailureKind_FAILURE_KIND_BUILD || f.ExitCode != 3 || f.Reason != "build command exited with status 3: echo compiling; echo 'error: broken' >&2; exit 3" {
@@ -72,7 +74,7 @@ func TestFailingCommandOnAFullDiskIsASetupFailure(t *testing.T) {
 	// Any real disk has less free space than this, so the worker takes it
 	// for full; the same command on a worker with room is a build failure
 	// (TestFailingCommandIsABuildFailureWithItsLog).
-	w := newTestWorker(t, sandbox.None, func(c *Config) { c.MinFreeBytes = 1 << 62 })
+	w := newTestRunner(t, sandbox.None, func(c *Config) { c.MinFreeBytes = 1 << 62 })
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	f := failed(t, runJob(t, w, chunkSpec(repo, commit, "exit 1")))
 	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || !strings.HasPrefix(f.Reason, "the worker's disk is full: build command ") || !strings.Contains(f.Reason, "exited with status 1 with only ") {
@@ -84,7 +86,7 @@ func TestSilentCommandIsStoppedAsStalledSetupFailure(t *testing.T) {
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
 		t.Run(string(mode), func(t *testing.T) {
-			w := newTestWorker(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
+			w := newTestRunner(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })
 			sleep, arg := sleepCommand()
 			f := failed(t, runJob(t, w, chunkSpec(repo, commit, "echo starting", sleep)))
 			want := fmt.Sprintf("build command %q made no output for 500ms and was stopped as stalled", sleep)
@@ -100,7 +102,7 @@ func TestSilentCommandIsStoppedAsStalledSetupFailure(t *testing.T) {
 }
 
 func TestStepTimeoutStopsTheCommandAsSetupFailure(t *testing.T) {
-	w := newTestWorker(t, sandbox.None)
+	w := newTestRunner(t, sandbox.None)
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	sleep, arg := sleepCommand()
 	f := failed(t, runJob(t, w, withTimeout(chunkSpec(repo, commit, sleep), 500*time.Millisecond)))
@@ -114,17 +116,18 @@ func TestStepTimeoutStopsTheCommandAsSetupFailure(t *testing.T) {
 }
 
 func TestCancelledJobReportsCancelledAndKillsItsCommand(t *testing.T) {
-	w := newTestWorker(t, sandbox.None)
+	w := newTestRunner(t, sandbox.None)
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	sleep, arg := sleepCommand()
 	spec := chunkSpec(repo, commit, sleep)
+	ctx, cancel := context.WithCancelCause(context.Background())
 	go func() {
 		for len(withArg(arg)) == 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
-		w.cancelJob(spec.JobId)
+		cancel(errors.New("cancelled")) // as the session does on the controller's word
 	}()
-	f := failed(t, runJob(t, w, spec))
+	f := failed(t, runJobIn(t, ctx, w, spec, newRecorder()))
 	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || f.Reason != "cancelled" {
 		t.Errorf("failure %v %q; want a setup failure %q", f.Kind, f.Reason, "cancelled")
 	}
@@ -136,9 +139,9 @@ func TestLogOverTheLimitKeepsHeadMarkerAndTail(t *testing.T) {
 	const limit = 64 << 10
 	// seq prints 108894 bytes, then the notes follow.
 	const command = "seq 1 20000"
-	full := newTestWorker(t, sandbox.None)
+	full := newTestRunner(t, sandbox.None)
 	j := runJob(t, full, chunkSpec(repo, commit, command))
-	capped := newTestWorker(t, sandbox.None, func(c *Config) { c.LogLimit = limit })
+	capped := newTestRunner(t, sandbox.None, func(c *Config) { c.LogLimit = limit })
 	k := runJob(t, capped, chunkSpec(repo, commit, command))
 	if j.manifest == nil || k.manifest == nil {
 		t.Fatalf("jobs failed: %v, %v", j.failure, k.failure)
@@ -160,7 +163,7 @@ func TestLogOverTheLimitKeepsHeadMarkerAndTail(t *testing.T) {
 }
 
 // storedLogOf fetches the log a manifest records.
-func storedLogOf(t *testing.T, w *Worker, m *pb.Manifest) string {
+func storedLogOf(t *testing.T, w *Runner, m *pb.Manifest) string {
 	t.Helper()
 	for _, f := range m.Files {
 		if f.Role == pb.FileRole_FILE_ROLE_LOG {
@@ -172,7 +175,7 @@ func storedLogOf(t *testing.T, w *Worker, m *pb.Manifest) string {
 }
 
 func TestFullDiskWhileWritingTheLogIsSetupFailure(t *testing.T) {
-	w := newTestWorker(t, sandbox.None)
+	w := newTestRunner(t, sandbox.None)
 	repo, commit := gitRepo(t, map[string]string{"f": ""})
 	spec := chunkSpec(repo, commit, "echo built")
 	// The job's log file is on a "disk" that is always full.
@@ -193,7 +196,7 @@ func TestFullDiskWhileWritingTheLogIsSetupFailure(t *testing.T) {
 }
 
 func TestSourceFetchFromSilentServerIsStoppedAsStalled(t *testing.T) {
-	w := newTestWorker(t, sandbox.None, func(c *Config) { c.TransferStallTimeout = 500 * time.Millisecond })
+	w := newTestRunner(t, sandbox.None, func(c *Config) { c.TransferStallTimeout = 500 * time.Millisecond })
 	url := "http://" + silentServer(t) + "/stalled.git"
 	f := failed(t, runJob(t, w, chunkSpec(url, strings.Repeat("a", 40), "true")))
 	want := "fetching the source from " + url + " made no progress for 500ms and was stopped as stalled"

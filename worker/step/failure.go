@@ -1,4 +1,4 @@
-package worker
+package step
 
 import (
 	"errors"
@@ -43,16 +43,6 @@ func (e *stallError) Error() string {
 	return fmt.Sprintf("%s made no %s for %s and was stopped as stalled", e.what, e.lacking, shortDuration(e.limit))
 }
 
-// Why a job's context ended, as its cause: the job then fails with this
-// cause as its reason, whatever error the interrupted work returned.
-var (
-	// errCancelled is the controller's cancel. The controller ignores the
-	// report, so the reason is short.
-	errCancelled = errors.New("cancelled")
-	// errStopping is the worker shutting down.
-	errStopping = errors.New("cancelled: the worker is stopping")
-)
-
 // stepTimeoutError is the controller's per-step time limit (Job.timeout)
 // running out.
 type stepTimeoutError struct{ limit time.Duration }
@@ -63,7 +53,8 @@ func (e *stepTimeoutError) Error() string {
 
 // failureOf says how a job that ended with err is reported. cause is
 // context.Cause of the job's context, nil while the context is live: a job
-// cancelled or timed out is reported with that cause, since the errors of
+// cancelled (the session's cause says why) or timed out is reported with
+// that cause, since the errors of
 // the work it interrupted ("context canceled", "signal: killed") say
 // nothing useful.
 func failureOf(err, cause error) *pb.JobFailure {
