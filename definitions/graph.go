@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"distbuild/splitrule"
 )
 
 // Kind is what a step builds.
@@ -623,7 +625,7 @@ func (r *resolver) splitStratum(st *Stratum, chunks []*Step, rules []SplitRule) 
 		for _, art := range c.Chunk.Artifacts {
 			target, ok := overrides[art]
 			if !ok {
-				if target, ok = MatchSplit(rules, art); !ok {
+				if target, ok = splitrule.Match(rules, art); !ok {
 					continue
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"distbuild/definitions"
+	"distbuild/splitrule"
 )
 
 func TestResolveOrdersEveryStepAfterItsDependencies(t *testing.T) {
@@ -137,7 +138,7 @@ func TestSplitRulesProductsOverridesAndSystemFilter(t *testing.T) {
 		"etc/png.conf":            "libpng-misc",
 		"usr/lib/libpng16.so.16x": "libpng-misc", // anchored at the end
 	} {
-		if got, ok := definitions.MatchSplit(libpng.SplitRules, path); !ok || got != want {
+		if got, ok := splitrule.Match(libpng.SplitRules, path); !ok || got != want {
 			t.Errorf("%s split into %q, want %q", path, got, want)
 		}
 	}
