@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"distbuild/artifactcache"
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
+	"distbuild/trove/trovetest"
 	"distbuild/worker/cache"
 	"distbuild/worker/cache/cachetest"
 	"distbuild/worker/sandbox"
@@ -43,18 +43,7 @@ const hangBound = 30 * time.Second
 // address.
 func startCache(t *testing.T) string {
 	t.Helper()
-	d, err := trove.Start(trove.Config{Dir: t.TempDir(), MaxSizeBytes: 1 << 30, GRPCListen: "127.0.0.1:0",
-		ShutdownTimeout: time.Second, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	d := trovetest.Start(t, trove.Config{ShutdownTimeout: time.Second})
 	return d.Addrs().GRPC
 }
 
