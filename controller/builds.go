@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -167,7 +166,7 @@ func (c *Controller) startBuild(req *pb.StartBuild) *build {
 	b := &build{
 		id:      randomID(6),
 		req:     req,
-		created: time.Now(),
+		created: c.cfg.Clock.Now(),
 		state:   pb.BuildState_BUILD_STATE_RESOLVING,
 		cancel:  cancel,
 		steps:   map[string]*pb.StepStatus{},
@@ -187,7 +186,7 @@ func (c *Controller) startBuild(req *pb.StartBuild) *build {
 // resolve plans a build, asks the cache what exists, and hands the rest to
 // the scheduler.
 func (c *Controller) resolve(ctx context.Context, b *build) {
-	started := time.Now()
+	started := c.cfg.Clock.Now()
 	p, err := c.makePlan(ctx, b.req)
 	var missing []string
 	if err == nil {
@@ -293,7 +292,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	for _, ev := range catchUp {
 		b.log.publish(ev)
 	}
-	c.log.Info("build resolved", "build", b.id, "steps", gr.TotalSteps, "unbuilt", gr.UnbuiltSteps, "took", time.Since(started))
+	c.log.Info("build resolved", "build", b.id, "steps", gr.TotalSteps, "unbuilt", gr.UnbuiltSteps, "took", c.cfg.Clock.Now().Sub(started))
 	events, err := c.sched.AddBuild(b.id, specs, b.req.KeepGoing)
 	if err != nil {
 		c.endBuild(b, pb.BuildState_BUILD_STATE_FAILED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildFailed{BuildFailed: &pb.BuildFailed{Reason: err.Error()}}})
@@ -307,7 +306,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 // should wait for it: it is connected, or may still reconnect within the
 // resume grace. Called with c.mu held.
 func (c *Controller) awaiting(worker string) bool {
-	return worker != "" && (c.sessions[worker] != nil || time.Now().Before(c.resumeUntil))
+	return worker != "" && (c.sessions[worker] != nil || c.cfg.Clock.Now().Before(c.resumeUntil))
 }
 
 // reconcileAll looks again at every connected worker's latest snapshot.
@@ -362,7 +361,7 @@ func (c *Controller) startGrace(b *build) {
 	if b.req.Detach {
 		return
 	}
-	b.graceTimer = time.AfterFunc(c.cfg.DisconnectGrace, func() {
+	b.graceTimer = c.cfg.Clock.AfterFunc(c.cfg.DisconnectGrace, func() {
 		c.mu.Lock()
 		gone := b.followers == 0
 		c.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"distbuild/clock"
 	"distbuild/definitions"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
@@ -67,6 +68,10 @@ type Config struct {
 	// written to the backups directory beside it (default 10m; one more
 	// at Close), for `controller state repair` to restore.
 	StateBackupInterval time.Duration
+	// Clock times leases, grace periods and backups, and stamps builds;
+	// nil is the system clock. Tests pass a fake one to run in virtual
+	// time.
+	Clock clock.Clock
 	// OnStateError is told when the state database cannot be written; the
 	// daemon stops rather than promise what it cannot keep. Nil logs it.
 	OnStateError func(error)
@@ -141,6 +146,9 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System
+	}
 	if cfg.Aliases == nil {
 		cfg.Aliases = definitions.NewRepoAliases("")
 	}
@@ -212,9 +220,9 @@ func (c *Controller) restore() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.restoring = resumed
-	c.resumeUntil = time.Now().Add(c.cfg.ResumeGrace)
+	c.resumeUntil = c.cfg.Clock.Now().Add(c.cfg.ResumeGrace)
 	if resumed > 0 {
-		time.AfterFunc(c.cfg.ResumeGrace, c.stopAwaitingWorkers)
+		c.cfg.Clock.AfterFunc(c.cfg.ResumeGrace, c.stopAwaitingWorkers)
 	}
 	for _, id := range c.order {
 		if b := c.builds[id]; b.live() {
@@ -346,7 +354,7 @@ func (c *Controller) RegisterWorkerServices(s *grpc.Server) {
 // another write to the state database on the dispatch path. Called with
 // c.mu held.
 func (c *Controller) grant(jobID, cacheKey, worker string) *pb.AttemptGrant {
-	c.lastGrant = max(c.lastGrant+1, uint64(time.Now().UnixNano()))
+	c.lastGrant = max(c.lastGrant+1, uint64(c.cfg.Clock.Now().UnixNano()))
 	g := &pb.AttemptGrant{JobId: jobID, CacheKey: cacheKey, Worker: worker, Sequence: c.lastGrant}
 	if c.cfg.GrantKey != nil {
 		if err := manifestsig.SignGrant(g, c.cfg.GrantKey); err != nil {
@@ -379,7 +387,7 @@ type build struct {
 	// lastFailure is the step whose failure ended the build, if one did.
 	lastFailure *pb.StepFailed
 	followers   int
-	graceTimer  *time.Timer
+	graceTimer  clock.Timer
 	// resumed is set for a build restored after a restart until it is
 	// resolved again.
 	resumed bool
@@ -519,7 +527,7 @@ func (c *Controller) endBuild(b *build, state pb.BuildState, ev *pb.BuildEvent) 
 		return
 	}
 	b.state = state
-	b.ended = time.Now()
+	b.ended = c.cfg.Clock.Now()
 	if b.cancel != nil {
 		b.cancel()
 	}

@@ -320,6 +320,7 @@ func TestAnInitiatorThatDisconnectsWithoutDetachingHasItsBuildCancelled(t *testi
 	w.waitHeld("compiler")
 	b.cancel()
 	waitFor(t, "the build to be cancelled after the grace period", func() bool {
+		f.clock.Advance(f.cfg.DisconnectGrace)
 		st, err := f.builds.Status(context.Background(), &pb.StatusRequest{BuildId: id})
 		return err == nil && st.Build.State == pb.BuildState_BUILD_STATE_CANCELLED
 	})
@@ -331,8 +332,11 @@ func TestALostWorkersStepIsRequeuedOnAnother(t *testing.T) {
 	lost.hold["compiler"] = true
 	b := f.start("systems/test.morph")
 	lost.waitHeld("compiler")
-	// The lost worker goes silent (it never reports): its lease expires.
+	// The lost worker goes silent (it never reports): its lease expires,
+	// while the good worker's, which joined later, runs on.
+	f.clock.Advance(200 * time.Millisecond)
 	f.worker("good", 4)
+	f.clock.Advance(150 * time.Millisecond)
 	events := b.wait()
 	got := describe(events)
 	if !strings.HasSuffix(got, "BUILD-FINISHED") {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/artifactcache"
+	"distbuild/clock"
 	"distbuild/controller"
 	"distbuild/definitions"
 	"distbuild/gitmirror"
@@ -32,9 +33,12 @@ import (
 // farm is a controller with a real artifact cache and real git mirrors,
 // serving gRPC on a loopback port.
 type farm struct {
-	t        testing.TB
-	cache    *artifactcache.Client
-	cfg      controller.Config
+	t     testing.TB
+	cache *artifactcache.Client
+	cfg   controller.Config
+	// clock is the controller's: leases, grace periods and backups run in
+	// virtual time, moved on by the tests that need them to pass.
+	clock    *clock.Fake
 	opts     []grpc.ServerOption // e.g. authentication interceptors
 	addr     string
 	ctl      *controller.Controller
@@ -67,6 +71,7 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 	if err := aliases.Set("test=file:///nonexistent/%s"); err != nil {
 		t.Fatal(err)
 	}
+	clk := clock.NewFake(time.Now())
 	cfg := controller.Config{
 		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
 		Cache:           controller.CacheIndex{Client: cache},
@@ -74,10 +79,11 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 		WorkerLease:     lease,
 		DisconnectGrace: 200 * time.Millisecond,
 		ResumeGrace:     200 * time.Millisecond,
+		Clock:           clk,
 		StateFile:       filepath.Join(t.TempDir(), "state.db"),
 		Logger:          testLogger(t).Named("controller"),
 	}
-	f := &farm{t: t, cache: cache, cfg: cfg}
+	f := &farm{t: t, cache: cache, cfg: cfg, clock: clk}
 	f.serve()
 	t.Cleanup(f.stopController)
 	f.defsRepo = t.TempDir()

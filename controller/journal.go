@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"distbuild/clock"
 	"distbuild/controller/statedb"
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -83,20 +84,19 @@ func openJournal(cfg Config) (*journal, error) {
 			every = defaultBackupInterval
 		}
 		j.backups.Add(1)
-		go j.backUpEvery(every)
+		go j.backUpEvery(cfg.Clock.NewTicker(every))
 	}
 	go j.run()
 	return j, nil
 }
 
-// backUpEvery writes a rolling backup every interval until close.
-func (j *journal) backUpEvery(interval time.Duration) {
+// backUpEvery writes a rolling backup at every tick until close.
+func (j *journal) backUpEvery(t clock.Ticker) {
 	defer j.backups.Done()
-	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-t.C:
+		case <-t.C():
 			j.backUp()
 		case <-j.done:
 			return

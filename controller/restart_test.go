@@ -21,6 +21,8 @@ func TestARestartedControllerFinishesBuildsWithoutRerunningFinishedSteps(t *test
 
 	f.restartController()
 	w2 := f.worker("w2", 4)
+	// w1, which ran hello, never comes back.
+	f.clock.Advance(f.cfg.ResumeGrace)
 	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
 	if err != nil {
 		t.Fatal(err)

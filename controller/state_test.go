@@ -52,7 +52,8 @@ func TestARunningControllerBacksUpItsState(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no backup written while running holds build %s (backups: %v)", id, backups)
 		}
-		time.Sleep(20 * time.Millisecond)
+		f.clock.Advance(f.cfg.StateBackupInterval)
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -134,6 +134,7 @@ func TestAStepHeldForAWorkerThatNeverReturnsRunsAfterTheGrace(t *testing.T) {
 	w1.waitHeld("hello")
 	f.restartController()
 	w2 := f.worker("w2", 4)
+	f.clock.Advance(f.cfg.ResumeGrace)
 	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
 	if err != nil {
 		t.Fatal(err)
@@ -286,8 +287,11 @@ func TestAStalledWorkersLateResultNeverWins(t *testing.T) {
 			stalled.hold["compiler"] = true
 			b := f.start("systems/test.morph")
 			abandoned := stalled.waitHeld("compiler")
-			// w1 goes silent past its lease: compiler moves to w2.
+			// w1 goes silent past its lease: compiler moves to w2, whose
+			// lease runs on.
+			f.clock.Advance(200 * time.Millisecond)
 			retry := f.worker("w2", 4)
+			f.clock.Advance(150 * time.Millisecond)
 			retry.hold["compiler"] = true
 			current := retry.waitHeld("compiler")
 			if current.Grant.GetSequence() <= abandoned.Grant.GetSequence() {

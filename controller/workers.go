@@ -125,7 +125,8 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 			}
 		}
 	}()
-	lease := time.NewTimer(c.cfg.WorkerLease)
+	expired := make(chan struct{}, 1)
+	lease := c.cfg.Clock.AfterFunc(c.cfg.WorkerLease, func() { expired <- struct{}{} })
 	defer lease.Stop()
 	for {
 		select {
@@ -142,18 +143,19 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 			return err
 		case <-s.done:
 			return status.Error(codes.Aborted, "replaced by a newer connection from the same worker")
-		case <-lease.C:
+		case <-expired:
 			reason = fmt.Sprintf("it sent nothing for %s", c.cfg.WorkerLease)
 			c.log.Warn("worker missed its report deadline", "worker", s.name, "lease", c.cfg.WorkerLease)
 			return status.Errorf(codes.DeadlineExceeded, "no report within %s", c.cfg.WorkerLease)
 		case <-s.heard:
-			if !lease.Stop() {
-				<-lease.C
-			}
 			lease.Reset(c.cfg.WorkerLease)
+			select {
+			case <-expired: // it expired just before: the report came in time
+			default:
+			}
 		case <-s.signal:
 			for _, r := range s.take() {
-				r.ReportDeadline = timestamppb.New(time.Now().Add(c.cfg.WorkerLease))
+				r.ReportDeadline = timestamppb.New(c.cfg.Clock.Now().Add(c.cfg.WorkerLease))
 				if err := stream.Send(r); err != nil {
 					return err
 				}
