@@ -11,13 +11,12 @@ package definitions
 //
 //  1. Chunks are named first, in build order. A chunk keeps its name
 //     unless an earlier chunk has it; then it is <chunk>@<stratum>
-//     (groff@cross-bootstrap). Stratum names are unique in a build, so
-//     these are too.
+//     (groff@cross-bootstrap). Stratum names are unique among the
+//     steps of one architecture, so these are too.
 //  2. A stratum keeps its name unless a chunk has it; then it is
 //     <stratum>.stratum (ruby.stratum).
 //  3. A system keeps its name unless a chunk or stratum has it; then it
 //     is <system>.system.
-//
 //  4. A build for several architectures (a cluster whose systems have
 //     different ones) holds a chunk or stratum once per architecture
 //     that needs it. Each architecture's steps are named by rules 1-3
