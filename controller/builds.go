@@ -270,7 +270,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		b.stepOrder = append(b.stepOrder, s.Name)
 		specs[i] = scheduler.TaskSpec{
 			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
-			Platform: scheduler.Platform{Arch: p.graph.Arch, Tags: b.req.WorkerTags},
+			Platform: scheduler.Platform{Arch: s.Arch, Tags: b.req.WorkerTags},
 			Duration: c.expected(s),
 			Payload:  &task{step: s, plan: p, ref: ref},
 			Inputs:   deps,

@@ -165,7 +165,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		Kind:     stepKinds[s.Kind],
 		Name:     s.Name,
 		CacheKey: s.CacheKey,
-		Arch:     g.Arch,
+		Arch:     s.Arch,
 		Timeout:  durationpb.New(c.cfg.StepTimeout),
 	}
 	switch s.Kind {

@@ -81,13 +81,13 @@ func hashKey(v any) string {
 // is split, and (through their keys) everything it is built on. Dependency
 // keys are sorted: the order build-depends are written in does not change
 // what is staged.
-func chunkKey(arch string, s *Step) string {
+func chunkKey(s *Step) string {
 	c := s.Chunk
 	in := chunkKeyInput{
 		Format:            cacheKeyFormat,
 		Kind:              KindChunk.String(),
 		Name:              s.DefinedName,
-		Arch:              arch,
+		Arch:              s.Arch,
 		Commit:            c.Commit,
 		BuildMode:         c.BuildMode,
 		Prefix:            c.Prefix,
@@ -105,8 +105,8 @@ func chunkKey(arch string, s *Step) string {
 }
 
 // stratumKey covers which chunk artifacts go into which stratum artifact.
-func stratumKey(arch string, s *Step) string {
-	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.DefinedName, Arch: arch, Chunks: depKeys(s)}
+func stratumKey(s *Step) string {
+	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.DefinedName, Arch: s.Arch, Chunks: depKeys(s)}
 	for _, a := range s.Stratum.Artifacts {
 		k := stratumArtifactKey{Name: a.Name, Members: make([]string, 0, len(a.Members))}
 		for _, m := range a.Members {
@@ -119,8 +119,8 @@ func stratumKey(arch string, s *Step) string {
 
 // systemKey covers the strata and which of their artifacts the system takes.
 // Configuration extensions are deployment-time only and stay out.
-func systemKey(arch string, s *Step) string {
-	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.DefinedName, Arch: arch}
+func systemKey(s *Step) string {
+	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.DefinedName, Arch: s.Arch}
 	for _, st := range s.System.Strata {
 		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey, Artifacts: st.Artifacts})
 	}

@@ -222,3 +222,109 @@ func TestLintReportsEveryMorphsProblemsOnceWithFileAndLine(t *testing.T) {
 		t.Errorf("lint of the initramfs system = %v, want the two warnings it meets", got)
 	}
 }
+
+func TestCorpusMultiArchClusterBuildsEveryStepForEachArchitectureThatNeedsIt(t *testing.T) {
+	for _, version := range []int{7, 8} {
+		c := definitionstest.NewCorpus(version)
+		g := resolveCorpus(t, c.FS, c.MultiArchCluster)
+		if g.Arch != "" || !slices.Equal(g.Archs, []string{"x86_64", "armv7lhf", "armv8l64"}) {
+			t.Errorf("version %d: arch %q, archs %v; want x86_64, armv7lhf and armv8l64 in cluster order", version, g.Arch, g.Archs)
+		}
+		want := [][3]string{
+			{"stage1-binutils", "x86_64", ""}, {"stage1-gcc", "x86_64", "stage1-binutils"}, {"fhs-dirs", "x86_64", "stage1-gcc"},
+			{"build-essential", "x86_64", "stage1-binutils stage1-gcc fhs-dirs"},
+			{"groff", "x86_64", "build-essential"}, {"openssl", "x86_64", "build-essential"}, {"systemd", "x86_64", "openssl build-essential"}, {"foundation-tests", "x86_64", "build-essential"},
+			{"foundation", "x86_64", "groff openssl systemd foundation-tests"},
+			{"cross-binutils", "x86_64", "groff build-essential"},
+			{"cross-bootstrap", "x86_64", "groff cross-binutils"},
+			{"groff@docs", "x86_64", "foundation"},
+			{"docs", "x86_64", "groff@docs"},
+			{"ruby", "x86_64", "foundation"}, {"bundler", "x86_64", "ruby foundation"},
+			{"ruby.stratum", "x86_64", "ruby bundler"},
+			{"python-six", "x86_64", "foundation"}, {"pyyaml", "x86_64", "foundation"}, {"perl-json", "x86_64", "foundation"}, {"perl-module-build", "x86_64", "foundation"}, {"cmake", "x86_64", "foundation"}, {"qtbase", "x86_64", "cmake foundation"},
+			{"languages", "x86_64", "python-six pyyaml perl-json perl-module-build cmake qtbase"},
+			{"devel-system-x86_64", "x86_64", "build-essential foundation cross-bootstrap docs ruby.stratum languages"},
+			{"initramfs-x86_64", "x86_64", "build-essential foundation"},
+
+			{"stage1-binutils@armv7lhf", "armv7lhf", ""}, {"stage1-gcc@armv7lhf", "armv7lhf", "stage1-binutils@armv7lhf"}, {"fhs-dirs@armv7lhf", "armv7lhf", "stage1-gcc@armv7lhf"},
+			{"build-essential@armv7lhf", "armv7lhf", "stage1-binutils@armv7lhf stage1-gcc@armv7lhf fhs-dirs@armv7lhf"},
+			{"groff@armv7lhf", "armv7lhf", "build-essential@armv7lhf"}, {"openssl@armv7lhf", "armv7lhf", "build-essential@armv7lhf"},
+			{"systemd@armv7lhf", "armv7lhf", "openssl@armv7lhf build-essential@armv7lhf"}, {"foundation-tests@armv7lhf", "armv7lhf", "build-essential@armv7lhf"},
+			{"foundation@armv7lhf", "armv7lhf", "groff@armv7lhf openssl@armv7lhf systemd@armv7lhf foundation-tests@armv7lhf"},
+			{"cross-binutils@armv7lhf", "armv7lhf", "groff@armv7lhf build-essential@armv7lhf"},
+			{"cross-bootstrap@armv7lhf", "armv7lhf", "groff@armv7lhf cross-binutils@armv7lhf"},
+			{"groff@docs@armv7lhf", "armv7lhf", "foundation@armv7lhf"},
+			{"docs@armv7lhf", "armv7lhf", "groff@docs@armv7lhf"},
+			{"ruby@armv7lhf", "armv7lhf", "foundation@armv7lhf"}, {"bundler@armv7lhf", "armv7lhf", "ruby@armv7lhf foundation@armv7lhf"},
+			{"ruby.stratum@armv7lhf", "armv7lhf", "ruby@armv7lhf bundler@armv7lhf"},
+			{"linux-armv7-highbank", "armv7lhf", "build-essential@armv7lhf"},
+			{"bsp-armv7-highbank", "armv7lhf", "linux-armv7-highbank"},
+			{"devel-system-armv7lhf", "armv7lhf", "build-essential@armv7lhf foundation@armv7lhf cross-bootstrap@armv7lhf docs@armv7lhf ruby.stratum@armv7lhf bsp-armv7-highbank"},
+
+			{"stage1-binutils@armv8l64", "armv8l64", ""}, {"stage1-gcc@armv8l64", "armv8l64", "stage1-binutils@armv8l64"}, {"fhs-dirs@armv8l64", "armv8l64", "stage1-gcc@armv8l64"},
+			{"build-essential@armv8l64", "armv8l64", "stage1-binutils@armv8l64 stage1-gcc@armv8l64 fhs-dirs@armv8l64"},
+			{"minimal-system-armv8l64", "armv8l64", "build-essential@armv8l64"},
+		}
+		var got [][3]string
+		for _, s := range g.Steps {
+			got = append(got, [3]string{s.Name, s.Arch, strings.Join(names(s.Deps), " ")})
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("version %d: steps, architectures and direct dependencies:\n got %v\nwant %v", version, got, want)
+		}
+		if got := names(g.Systems); !slices.Equal(got, []string{"devel-system-x86_64", "initramfs-x86_64", "devel-system-armv7lhf", "minimal-system-armv8l64"}) {
+			t.Errorf("version %d: systems = %v", version, got)
+		}
+	}
+}
+
+func TestCorpusMultiArchClusterSharesStepsOnlyWithinAnArchitecture(t *testing.T) {
+	c := definitionstest.NewCorpus(8)
+	g := resolveCorpus(t, c.FS, c.MultiArchCluster)
+	keys := map[string]*definitions.Step{}
+	for _, s := range g.Steps {
+		if prev, dup := keys[s.CacheKey]; dup {
+			t.Errorf("%s (%s) and %s (%s) are two steps with one cache key", prev.Name, prev.Arch, s.Name, s.Arch)
+		}
+		keys[s.CacheKey] = s
+	}
+	// Within armv7lhf, cross-bootstrap's groff is foundation's, as in
+	// x86_64.
+	if cb := g.Step("cross-bootstrap@armv7lhf").Stratum.Chunks; cb[0] != g.Step("groff@armv7lhf") {
+		t.Errorf("armv7lhf's cross-bootstrap holds %s, want armv7lhf's foundation groff", cb[0].Name)
+	}
+	// Every step is exactly the step of the same key built by resolving
+	// its system alone; its name is that step's, with @<arch> when an
+	// architecture the cluster lists earlier has that name.
+	first := map[string]string{}
+	for _, sys := range []string{c.DevelSystem, c.InitramfsSystem, c.ArmSystem, c.Arm64System} {
+		for _, s := range resolveCorpus(t, c.FS, sys).Steps {
+			name := s.Name
+			if arch, ok := first[name]; ok && arch != s.Arch {
+				name += "@" + s.Arch
+			} else if !ok {
+				first[name] = s.Arch
+			}
+			if in := g.Step(name); in == nil || in.CacheKey != s.CacheKey || in.Arch != s.Arch {
+				t.Errorf("%s of %s (%s): not the cluster's step %s", s.Name, sys, s.Arch, name)
+			}
+		}
+	}
+	// The x86_64 steps are those of the single-architecture cluster.
+	single := resolveCorpus(t, c.FS, c.Cluster)
+	for _, s := range single.Steps {
+		if s.Kind == definitions.KindSystem {
+			continue
+		}
+		if in := g.Step(s.Name); in == nil || in.CacheKey != s.CacheKey {
+			t.Errorf("%s of the x86_64 cluster is not the same step in the multi-arch cluster", s.Name)
+		}
+	}
+	// A branch ref is resolved once per build, whatever the architectures.
+	if a, b := g.Step("bundler").Chunk.Commit, g.Step("bundler@armv7lhf").Chunk.Commit; a != b {
+		t.Errorf("bundler is commit %s for x86_64 but %s for armv7lhf", a, b)
+	}
+	if len(g.Warnings) != 2 {
+		t.Errorf("warnings = %v, want the corpus's two, each once though foundation is built for two architectures", g.Warnings)
+	}
+}

@@ -40,8 +40,15 @@ type Graph struct {
 	Name string
 	// Cluster is true when a cluster morph was resolved.
 	Cluster bool
-	// Arch is the systems' architecture; every step is built for it.
+	// Arch is the architecture every step is built for when the systems
+	// share one, and empty when a cluster's systems have several: code
+	// that needs an architecture must then take each step's.
 	Arch string
+	// Archs lists the systems' architectures in the order the cluster
+	// first names them (for a system, its one architecture). A chunk or
+	// stratum that systems of two architectures need is two steps, one
+	// built for each.
+	Archs []string
 	// Systems are the final steps: the one system, or every system a
 	// cluster lists (subsystems included), each once, in cluster order.
 	Systems []*Step
@@ -67,7 +74,10 @@ type Step struct {
 	// changes what is built.
 	DefinedName string
 	Kind        Kind
-	CacheKey    string
+	// Arch is the architecture the step is built for: it is in the cache
+	// key, and only workers of this architecture can run the step.
+	Arch     string
+	CacheKey string
 	// Deps are the steps this one directly needs: for a chunk, the chunks
 	// it names in build-depends and the strata its stratum build-depends
 	// on; for a stratum, its chunks; for a system, its strata.
@@ -234,7 +244,7 @@ func (d *Definitions) Resolve(ctx context.Context, morphPath string, refs RefRes
 		ctx:     ctx,
 		defs:    d,
 		refs:    refs,
-		strata:  map[string]*stratumNode{},
+		strata:  map[[2]string]*stratumNode{},
 		systems: map[string]*Step{},
 		commits: map[[2]string]string{},
 		chunks:  map[string]*Chunk{},
@@ -258,6 +268,9 @@ func (d *Definitions) Resolve(ctx context.Context, morphPath string, refs RefRes
 	if err != nil {
 		return nil, err
 	}
+	if len(r.graph.Archs) == 1 {
+		r.graph.Arch = r.graph.Archs[0]
+	}
 	if err := r.nameSteps(); err != nil {
 		return nil, err
 	}
@@ -275,8 +288,9 @@ type resolver struct {
 	ctx      context.Context
 	defs     *Definitions
 	refs     RefResolver
-	strata   map[string]*stratumNode // by file
-	systems  map[string]*Step        // by file
+	strata   map[[2]string]*stratumNode // by arch and file
+	systems  map[string]*Step           // by file
+	arch     string                     // the architecture of the system being resolved
 	commits  map[[2]string]string
 	chunks   map[string]*Chunk // chunk morphs by file
 	byKey    map[string]*Step  // every step, by cache key
@@ -294,15 +308,15 @@ func (r *resolver) warn(file string, line int, format string, args ...any) {
 	}
 }
 
-// resolveCluster resolves every system a cluster lists into the graph. The
-// systems must share an architecture: one build runs for one.
+// resolveCluster resolves every system a cluster lists into the graph,
+// each for its own architecture: real release clusters list systems of
+// several together.
 func (r *resolver) resolveCluster(m *mapping) error {
 	cl, err := clusterFromMapping(m)
 	if err != nil {
 		return err
 	}
 	r.graph.Name, r.graph.Cluster = cl.Name, true
-	var first *System
 	for _, cs := range cl.Systems {
 		sm, _, err := readMorph(r.defs.fsys, cs.Morph, cl.File, cs.Line, "system")
 		if err != nil {
@@ -312,12 +326,6 @@ func (r *resolver) resolveCluster(m *mapping) error {
 		if err != nil {
 			return err
 		}
-		if first == nil {
-			first = sys
-		} else if sys.Arch != first.Arch {
-			return errorf(cl.File, cs.Line, "cluster %q: system %q is for %s but system %q is for %s; one build is for one architecture, so build these systems separately",
-				cl.Name, sys.Name, sys.Arch, first.Name, first.Arch)
-		}
 		if _, err := r.resolveSystem(sys); err != nil {
 			return err
 		}
@@ -326,12 +334,15 @@ func (r *resolver) resolveCluster(m *mapping) error {
 }
 
 // resolveSystem adds a system's strata and its own step to the graph, once
-// per system morph.
+// per system morph, all built for the system's architecture.
 func (r *resolver) resolveSystem(sys *System) (*Step, error) {
 	if step, ok := r.systems[sys.File]; ok {
 		return step, nil
 	}
-	r.graph.Arch = sys.Arch
+	r.arch = sys.Arch
+	if !slices.Contains(r.graph.Archs, sys.Arch) {
+		r.graph.Archs = append(r.graph.Archs, sys.Arch)
+	}
 	build := &SystemBuild{}
 	var deps []*Step
 	for _, ss := range sys.Strata {
@@ -361,8 +372,8 @@ func (r *resolver) resolveSystem(sys *System) (*Step, error) {
 		build.Strata = append(build.Strata, entry)
 		deps = append(deps, node.step)
 	}
-	step := &Step{DefinedName: sys.Name, Kind: KindSystem, Deps: deps, File: sys.File, Line: 1, System: build}
-	step.CacheKey = systemKey(r.graph.Arch, step)
+	step := &Step{DefinedName: sys.Name, Kind: KindSystem, Arch: r.arch, Deps: deps, File: sys.File, Line: 1, System: build}
+	step.CacheKey = systemKey(step)
 	step = r.add(step)
 	r.systems[sys.File] = step
 	if !slices.Contains(r.graph.Systems, step) {
@@ -385,9 +396,11 @@ func (r *resolver) add(s *Step) *Step {
 }
 
 // visitStratum loads a stratum and, depth first, the strata it depends on,
-// then adds its chunk steps and its own step. The DFS stack detects cycles.
+// then adds its chunk steps and its own step, for the architecture being
+// resolved. The DFS stack detects cycles.
 func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, error) {
-	if n, ok := r.strata[file]; ok {
+	key := [2]string{r.arch, file}
+	if n, ok := r.strata[key]; ok {
 		if !n.done {
 			i := slices.Index(r.visiting, file)
 			cycle := append(slices.Clone(r.visiting[i:]), file)
@@ -407,7 +420,7 @@ func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, erro
 		return nil, err
 	}
 	node := &stratumNode{stratum: st}
-	r.strata[file] = node
+	r.strata[key] = node
 	r.visiting = append(r.visiting, file)
 	var depSteps []*Step
 	for _, d := range st.BuildDepends {
@@ -423,11 +436,11 @@ func (r *resolver) visitStratum(file, from string, line int) (*stratumNode, erro
 	if err != nil {
 		return nil, err
 	}
-	step := &Step{DefinedName: st.Name, Kind: KindStratum, Deps: chunkSteps, File: file, Line: 1}
+	step := &Step{DefinedName: st.Name, Kind: KindStratum, Arch: r.arch, Deps: chunkSteps, File: file, Line: 1}
 	if step.Stratum, err = r.splitStratum(st, chunkSteps, node.rules); err != nil {
 		return nil, err
 	}
-	step.CacheKey = stratumKey(r.graph.Arch, step)
+	step.CacheKey = stratumKey(step)
 	node.step = r.add(step)
 	node.done = true
 	return node, nil
@@ -562,8 +575,8 @@ func (r *resolver) chunkStep(st *Stratum, spec *ChunkSpec, deps []*Step, stratum
 		return nil, errorf(st.File, spec.Line, "%s: %v", what, err)
 	}
 	b.Commit = commit
-	step := &Step{DefinedName: spec.Name, Kind: KindChunk, Deps: deps, File: st.File, Line: spec.Line, Chunk: b}
-	step.CacheKey = chunkKey(r.graph.Arch, step)
+	step := &Step{DefinedName: spec.Name, Kind: KindChunk, Arch: r.arch, Deps: deps, File: st.File, Line: spec.Line, Chunk: b}
+	step.CacheKey = chunkKey(step)
 	return step, nil
 }
 

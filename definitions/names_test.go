@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"distbuild/definitions"
 )
@@ -14,18 +15,23 @@ import (
 // (tools in tools), and a system named like one of its strata (core).
 func collidingTree(t *testing.T) *definitions.Graph {
 	t.Helper()
+	g, err := resolve(t, collidingFS(t), "systems/base.morph")
+	if err != nil {
+		t.Fatalf("resolving definitions whose names collide: %v", err)
+	}
+	return g
+}
+
+// collidingFS is the tree collidingTree resolves.
+func collidingFS(t *testing.T) fstest.MapFS {
+	t.Helper()
 	const zlib = "- name: zlib\n  repo: upstream:zlib\n  ref: 3333333333333333333333333333333333333333\n  unpetrify-ref: v1.3\n  build-system: autotools\n"
-	fsys := apply(t, []edit{
+	return apply(t, []edit{
 		{file: "strata/tools.morph", old: "chunks:\n", new: "chunks:\n" + zlib + "- name: tools\n  repo: upstream:tools\n  ref: 6666666666666666666666666666666666666666\n  build-system: manual\n"},
 		{file: "strata/extras.morph", new: "name: extras\nkind: stratum\nbuild-depends:\n- morph: strata/build-essential.morph\nchunks:\n" + zlib},
 		{file: "systems/base.morph", old: "name: base-system", new: "name: core"},
 		{file: "systems/base.morph", old: "- name: tools\n", new: "- name: extras\n  morph: strata/extras.morph\n- name: tools\n"},
 	})
-	g, err := resolve(t, fsys, "systems/base.morph")
-	if err != nil {
-		t.Fatalf("resolving definitions whose names collide: %v", err)
-	}
-	return g
 }
 
 func TestCollidingNamesGetUniqueNamesByTheDocumentedRule(t *testing.T) {
@@ -50,6 +56,36 @@ func TestCollidingNamesGetUniqueNamesByTheDocumentedRule(t *testing.T) {
 	}
 	if got := names(g.Step("zlib@tools").Deps); !slices.Equal(got, []string{"core"}) {
 		t.Errorf("zlib@tools depends on %v, want [core]", got)
+	}
+}
+
+func TestAStepOfASecondArchitectureIsQualifiedByItAfterAnyOtherQualifier(t *testing.T) {
+	fsys := collidingFS(t)
+	base := string(fsys["systems/base.morph"].Data)
+	fsys = with(fsys, map[string]*string{
+		"systems/base-arm.morph": ptr(strings.Replace(base, "arch: x86_64", "arch: armv7lhf", 1)),
+		"clusters/both.morph":    ptr("name: both\nkind: cluster\nsystems:\n- morph: systems/base.morph\n- morph: systems/base-arm.morph\n"),
+	})
+	g, err := resolve(t, fsys, "clusters/both.morph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := []string{"stage1", "cc", "build-essential", "zlib", "libpng", "core", "extras", "zlib@tools", "tools", "app", "tools.stratum", "core.system"}
+	var arm []string
+	for _, n := range x86 {
+		arm = append(arm, n+"@armv7lhf")
+	}
+	if got := names(g.Steps); !slices.Equal(got, slices.Concat(x86, arm)) {
+		t.Fatalf("steps = %v\nwant    %v", got, slices.Concat(x86, arm))
+	}
+	if got := names(g.Systems); !slices.Equal(got, []string{"core.system", "core.system@armv7lhf"}) {
+		t.Errorf("systems = %v", got)
+	}
+	if s := g.Step("zlib@tools@armv7lhf"); s.DefinedName != "zlib" || s.Chunk.Stratum != "tools" || s.Arch != "armv7lhf" || !slices.Equal(names(s.Deps), []string{"core@armv7lhf"}) {
+		t.Errorf("zlib@tools@armv7lhf is %s of %s for %s on %v, want tools' zlib for armv7lhf on core@armv7lhf", s.DefinedName, s.Chunk.Stratum, s.Arch, names(s.Deps))
+	}
+	if extras := g.Step("extras@armv7lhf").Stratum.Chunks; len(extras) != 1 || extras[0] != g.Step("zlib@armv7lhf") {
+		t.Errorf("armv7lhf's extras holds %v, want armv7lhf's core zlib step", names(extras))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +188,23 @@ func (f *farm) change(file, old, new string) {
 	f.git(f.defs, "push", "-q", f.bare, "HEAD:master")
 }
 
+// add writes new files into the definitions, commits and pushes them.
+func (f *farm) add(files map[string]string) {
+	f.t.Helper()
+	for name, content := range files {
+		path := filepath.Join(f.defs, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+		f.git(f.defs, "add", name)
+	}
+	f.git(f.defs, "commit", "-q", "-m", "add "+strings.Join(keysOf(files), ", "))
+	f.git(f.defs, "push", "-q", f.bare, "HEAD:master")
+}
+
 // result is one finished initiator run.
 type result struct {
 	code           int
@@ -225,6 +243,7 @@ func (r result) started() map[string]string {
 // graphStep is one step of `initiator graph --format=json`.
 type graphStep struct {
 	Name      string   `json:"name"`
+	Arch      string   `json:"arch"`
 	CacheKey  string   `json:"cache_key"`
 	DependsOn []string `json:"depends_on"`
 }

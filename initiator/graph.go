@@ -16,6 +16,10 @@ const graphAbout = `Resolves a system or cluster morph in the working tree into 
 and prints every step in a valid build order (each after all of its
 dependencies) with its cache key and direct dependencies; a cluster's graph
 holds every system it lists, subsystems included, with shared steps once.
+A cluster whose systems have several architectures has each chunk and
+stratum once per architecture that needs it; the text format then adds an
+ARCH column, the dot format puts the architecture in each label, and the
+json format gives every step's arch in any case.
 It runs offline: chunk refs must be commit SHAs (initiator build resolves
 branches and tags on the farm). Warnings about the definitions go to
 stderr. Formats: text (a table), json (for scripts), dot (for Graphviz:
@@ -69,16 +73,28 @@ func depNames(s *definitions.Step) []string {
 	return out
 }
 
+// renderGraphText prints a table; its ARCH column appears only when the
+// steps have several architectures, so a one-architecture table stays as
+// it always was.
 func renderGraphText(w io.Writer, g *definitions.Graph) error {
-	fmt.Fprintf(w, "# %s %s (%s): %d steps in build order\n", graphKind(g), g.Name, g.Arch, len(g.Steps))
+	fmt.Fprintf(w, "# %s %s (%s): %d steps in build order\n", graphKind(g), g.Name, strings.Join(g.Archs, ", "), len(g.Steps))
+	mixed := len(g.Archs) > 1
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tKIND\tCACHE KEY\tDEPENDS ON")
+	if mixed {
+		fmt.Fprintln(tw, "STEP\tKIND\tARCH\tCACHE KEY\tDEPENDS ON")
+	} else {
+		fmt.Fprintln(tw, "STEP\tKIND\tCACHE KEY\tDEPENDS ON")
+	}
 	for _, s := range g.Steps {
 		deps := strings.Join(depNames(s), ", ")
 		if deps == "" {
 			deps = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.CacheKey, deps)
+		if mixed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.Arch, s.CacheKey, deps)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, s.Kind, s.CacheKey, deps)
+		}
 	}
 	return tw.Flush()
 }
@@ -107,9 +123,12 @@ type GraphJSON struct {
 	Cluster bool `json:"cluster,omitempty"`
 	// Systems names the system steps: the system, or each system of the
 	// cluster.
-	Systems []string        `json:"systems"`
-	Arch    string          `json:"arch"`
-	Steps   []GraphStepJSON `json:"steps"`
+	Systems []string `json:"systems"`
+	// Arch is the architecture of every step, or empty when a cluster's
+	// systems have several; Archs lists them in cluster order either way.
+	Arch  string          `json:"arch"`
+	Archs []string        `json:"archs"`
+	Steps []GraphStepJSON `json:"steps"`
 }
 
 // GraphStepJSON is one step of GraphJSON. Chunk-only fields are omitted for
@@ -119,6 +138,7 @@ type GraphStepJSON struct {
 	Name        string   `json:"name"`
 	DefinedName string   `json:"defined_name"`
 	Kind        string   `json:"kind"`
+	Arch        string   `json:"arch"`
 	CacheKey    string   `json:"cache_key"`
 	DependsOn   []string `json:"depends_on"`
 	Stratum     string   `json:"stratum,omitempty"`
@@ -130,12 +150,12 @@ type GraphStepJSON struct {
 }
 
 func renderGraphJSON(w io.Writer, g *definitions.Graph) error {
-	doc := GraphJSON{System: g.Name, Cluster: g.Cluster, Systems: make([]string, len(g.Systems)), Arch: g.Arch, Steps: make([]GraphStepJSON, 0, len(g.Steps))}
+	doc := GraphJSON{System: g.Name, Cluster: g.Cluster, Systems: make([]string, len(g.Systems)), Arch: g.Arch, Archs: g.Archs, Steps: make([]GraphStepJSON, 0, len(g.Steps))}
 	for i, s := range g.Systems {
 		doc.Systems[i] = s.Name
 	}
 	for _, s := range g.Steps {
-		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), CacheKey: s.CacheKey, DependsOn: depNames(s)}
+		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), Arch: s.Arch, CacheKey: s.CacheKey, DependsOn: depNames(s)}
 		if c := s.Chunk; c != nil {
 			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, c.BuildMode, c.BuildSystem
 		}
@@ -152,12 +172,17 @@ var dotShapes = map[definitions.Kind]string{
 	definitions.KindSystem:  "doubleoctagon",
 }
 
-// renderGraphDot draws an edge from each step to each step it depends on.
+// renderGraphDot draws an edge from each step to each step it depends on;
+// labels name the step's architecture when there are several.
 func renderGraphDot(w io.Writer, g *definitions.Graph) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n", dotID(g.Name))
 	for _, s := range g.Steps {
-		fmt.Fprintf(&b, "  %s [shape=%s, label=%s];\n", dotID(s.Name), dotShapes[s.Kind], dotID(s.Name+"\n"+s.CacheKey[:12]))
+		label := s.Name + "\n" + s.CacheKey[:12]
+		if len(g.Archs) > 1 {
+			label = s.Name + "\n" + s.Arch + "\n" + s.CacheKey[:12]
+		}
+		fmt.Fprintf(&b, "  %s [shape=%s, label=%s];\n", dotID(s.Name), dotShapes[s.Kind], dotID(label))
 	}
 	for _, s := range g.Steps {
 		for _, d := range s.Deps {

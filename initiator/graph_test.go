@@ -206,3 +206,56 @@ func TestLintPrintsEveryProblemAndFailsOnAny(t *testing.T) {
 		t.Errorf("lint of two strata named from a subdirectory: exit %d %q %q, want a clean pass", status, out, errOut)
 	}
 }
+
+func TestGraphOfAMultiArchClusterGivesEveryStepsArchitecture(t *testing.T) {
+	c := corpusCheckout(t, true)
+	status, out, errOut := run("graph", "--format=json", c.MultiArchCluster)
+	if status != initiator.ExitOK {
+		t.Fatalf("exit %d: %s", status, errOut)
+	}
+	var doc initiator.GraphJSON
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if doc.Arch != "" || strings.Join(doc.Archs, " ") != "x86_64 armv7lhf armv8l64" {
+		t.Errorf("arch %q archs %v, want none and the three in cluster order", doc.Arch, doc.Archs)
+	}
+	arch := map[string]string{}
+	for _, s := range doc.Steps {
+		arch[s.Name] = s.Arch
+	}
+	for name, want := range map[string]string{
+		"groff": "x86_64", "groff@armv7lhf": "armv7lhf", "groff@docs@armv7lhf": "armv7lhf", "ruby.stratum@armv7lhf": "armv7lhf",
+		"linux-armv7-highbank": "armv7lhf", "build-essential@armv8l64": "armv8l64", "minimal-system-armv8l64": "armv8l64",
+	} {
+		if arch[name] != want {
+			t.Errorf("step %s: arch %q, want %s", name, arch[name], want)
+		}
+	}
+	if n := strings.Count(errOut, "initiator graph: warning: "); n != 2 {
+		t.Errorf("stderr = %q, want the corpus's two warnings once each", errOut)
+	}
+
+	status, out, errOut = run("graph", c.MultiArchCluster)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if status != initiator.ExitOK || !strings.HasPrefix(lines[0], "# cluster release-multiarch (x86_64, armv7lhf, armv8l64): ") ||
+		strings.Join(strings.Fields(lines[1]), " ") != "STEP KIND ARCH CACHE KEY DEPENDS ON" {
+		t.Fatalf("text: exit %d %s, want a heading naming the three architectures and an ARCH column:\n%s", status, errOut, strings.Join(lines[:2], "\n"))
+	}
+	if f := strings.Fields(lines[len(lines)-1]); len(f) < 3 || f[0] != "minimal-system-armv8l64" || f[2] != "armv8l64" {
+		t.Errorf("text: last line %q, want the armv8l64 system with its arch", lines[len(lines)-1])
+	}
+
+	status, out, _ = run("graph", "--format=dot", c.MultiArchCluster)
+	if status != initiator.ExitOK || !strings.Contains(out, `"groff@armv7lhf" [shape=box, label="groff@armv7lhf\narmv7lhf\n`) {
+		t.Errorf("dot: exit %d, want each label to name its step's arch:\n%s", status, out)
+	}
+}
+
+func TestLintAcceptsAMultiArchCluster(t *testing.T) {
+	c := corpusCheckout(t, false)
+	status, out, errOut := run("lint", c.MultiArchCluster)
+	if status != initiator.ExitFailure || strings.Count(out, ": warning: ") != 2 || strings.Contains(out, ": error: ") || !strings.Contains(errOut, "0 errors, 2 warnings") {
+		t.Errorf("lint %s: exit %d\nstdout %q\nstderr %q\nwant the corpus's two warnings and no error", c.MultiArchCluster, status, out, errOut)
+	}
+}

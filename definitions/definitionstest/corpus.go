@@ -11,7 +11,9 @@ import (
 // the same way in foundation and cross-bootstrap, differently in docs), a
 // system named like one of its strata (ruby), a system-integration entry
 // and a system artifacts filter that name nothing, a chunk ref that is a
-// branch, and a cluster with a subsystem. Around them are the format's
+// branch, a cluster with a subsystem, and a release cluster whose systems
+// are of three architectures (so the same chunks are built for each, as
+// real release clusters do). Around them are the format's
 // other features: DEFAULTS with anchors and merge keys defining every
 // build system the format names, products and artifacts mappings,
 // bootstrap, staging and test build modes, submodules, max-jobs on chunk
@@ -23,6 +25,11 @@ type Corpus struct {
 	// Cluster deploys DevelSystem with InitramfsSystem as its subsystem,
 	// and RubySystem.
 	Cluster, DevelSystem, InitramfsSystem, RubySystem string
+	// MultiArchCluster deploys DevelSystem with InitramfsSystem as its
+	// subsystem, ArmSystem (armv7lhf: most of DevelSystem's strata and a
+	// board support stratum only it has) and Arm64System (armv8l64: only
+	// build-essential).
+	MultiArchCluster, ArmSystem, Arm64System string
 	// BranchRef is the one chunk ref that is a branch, not a commit; it
 	// belongs to the chunk bundler.
 	BranchRef string
@@ -31,12 +38,15 @@ type Corpus struct {
 // NewCorpus writes the corpus in format version 7 or 8.
 func NewCorpus(version int) *Corpus {
 	c := &Corpus{
-		FS:              fstest.MapFS{},
-		Cluster:         "clusters/release.morph",
-		DevelSystem:     "systems/devel-system-x86_64.morph",
-		InitramfsSystem: "systems/initramfs-x86_64.morph",
-		RubySystem:      "systems/ruby-x86_64.morph",
-		BranchRef:       "baserock/ruby/bundler-2",
+		FS:               fstest.MapFS{},
+		Cluster:          "clusters/release.morph",
+		DevelSystem:      "systems/devel-system-x86_64.morph",
+		InitramfsSystem:  "systems/initramfs-x86_64.morph",
+		RubySystem:       "systems/ruby-x86_64.morph",
+		MultiArchCluster: "clusters/release-multiarch.morph",
+		ArmSystem:        "systems/devel-system-armv7lhf.morph",
+		Arm64System:      "systems/minimal-system-armv8l64.morph",
+		BranchRef:        "baserock/ruby/bundler-2",
 	}
 	files := map[string]string{
 		"VERSION":  fmt.Sprintf("version: %d\n", version),
@@ -249,6 +259,70 @@ chunks:
   build-system: qmake
   build-depends:
   - cmake
+`,
+		"strata/bsp-armv7-highbank.morph": `name: bsp-armv7-highbank
+kind: stratum
+description: The kernel of one armv7lhf board.
+build-depends:
+- morph: strata/build-essential.morph
+chunks:
+- name: linux-armv7-highbank
+  repo: upstream:linux-stable
+  ref: ` + fakeCommit("linux") + `
+  unpetrify-ref: v4.4
+  build-system: manual
+  max-jobs: 8
+`,
+		c.ArmSystem: `name: devel-system-armv7lhf
+kind: system
+description: The development system for an armv7lhf board.
+arch: armv7lhf
+strata:
+- name: build-essential
+  morph: strata/build-essential.morph
+- name: foundation
+  morph: strata/foundation.morph
+- name: cross-bootstrap
+  morph: strata/cross-bootstrap.morph
+- name: docs
+  morph: strata/docs.morph
+- name: ruby
+  morph: strata/ruby.morph
+- name: bsp-armv7-highbank
+  morph: strata/bsp-armv7-highbank.morph
+`,
+		c.Arm64System: `name: minimal-system-armv8l64
+kind: system
+arch: armv8l64
+strata:
+- morph: strata/build-essential.morph
+`,
+		c.MultiArchCluster: `name: release-multiarch
+kind: cluster
+description: Release images for every architecture, deployed together.
+systems:
+- morph: ` + c.DevelSystem + `
+  deploy:
+    devel-system-x86_64:
+      type: extensions/rawdisk
+      location: devel-x86_64.img
+      DISK_SIZE: 6G
+  subsystems:
+  - morph: ` + c.InitramfsSystem + `
+    deploy:
+      initramfs:
+        type: extensions/initramfs
+        location: boot/initramfs.gz
+- morph: ` + c.ArmSystem + `
+  deploy:
+    devel-system-armv7lhf:
+      type: extensions/tar
+      location: devel-armv7lhf.tar
+- morph: ` + c.Arm64System + `
+  deploy:
+    minimal-system-armv8l64:
+      type: extensions/tar
+      location: minimal-armv8l64.tar
 `,
 		c.DevelSystem: `name: devel-system-x86_64
 kind: system
