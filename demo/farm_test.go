@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"distbuild/definitions"
+	"distbuild/splitrule"
 )
 
 // farm does by hand what distbuild's farm will do with the demo content,
@@ -183,7 +184,7 @@ func (f *farm) assemble(g *definitions.Graph, root string) error {
 			if err != nil {
 				return err
 			}
-			art, ok := definitions.MatchSplit(s.Chunk.SplitRules, rel)
+			art, ok := splitrule.Match(s.Chunk.SplitRules, rel)
 			if !ok || !want[definitions.ChunkArtifact{Chunk: s, Artifact: art}] {
 				return nil
 			}
