@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc"
 
 	"distbuild/artifactcache"
-	"distbuild/auth"
+	"distbuild/internal/credentials"
 	"distbuild/internal/tlsflags"
 )
 
@@ -28,21 +28,14 @@ const maxMessageSize = 64 << 20
 
 // dialOptions are the options every connection to the farm uses.
 func dialOptions() ([]grpc.DialOption, error) {
-	creds, err := tlsflags.Client{CA: os.Getenv("DISTBUILD_TLS_CA"), Cert: os.Getenv("DISTBUILD_TLS_CERT"), Key: os.Getenv("DISTBUILD_TLS_KEY")}.DialOption()
+	tls := tlsflags.Client{CA: os.Getenv("DISTBUILD_TLS_CA"), Cert: os.Getenv("DISTBUILD_TLS_CERT"), Key: os.Getenv("DISTBUILD_TLS_KEY")}
+	opts, err := credentials.DialOptions(tls, os.Getenv("DISTBUILD_TOKEN_FILE"))
 	if err != nil {
-		return nil, fmt.Errorf("DISTBUILD_TLS_*: %w", err)
+		return nil, fmt.Errorf("DISTBUILD_TLS_* or DISTBUILD_TOKEN_FILE: %w", err)
 	}
 	// A large graph's GraphResolved event lists every step; leave room
 	// beyond gRPC's default 4 MiB for systems far bigger than today's.
-	opts := []grpc.DialOption{creds, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize))}
-	if path := os.Getenv("DISTBUILD_TOKEN_FILE"); path != "" {
-		token, err := auth.ReadTokenFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("DISTBUILD_TOKEN_FILE: %w", err)
-		}
-		opts = append(opts, grpc.WithPerRPCCredentials(token))
-	}
-	return opts, nil
+	return append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageSize))), nil
 }
 
 // dialCache connects to the artifact cache with the farm's credentials.

@@ -25,6 +25,7 @@ import (
 	"distbuild/definitions"
 	"distbuild/gitmirror"
 	"distbuild/internal/addrfile"
+	"distbuild/internal/credentials"
 	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/scheduler"
@@ -142,24 +143,15 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot prepare the git mirrors", "error", err)
 		return 1
 	}
-	cacheCreds, err := cacheTLS.DialOption()
+	cacheOpts, err := credentials.DialOptions(cacheTLS, *cacheToken)
 	if err != nil {
-		fmt.Fprintf(stderr, "controller: %v\n", err)
+		fmt.Fprintf(stderr, "controller: the cache's credentials (--cache-tls-*, --cache-token-file): %v\n", err)
 		return 2
 	}
 	tlsOpts, err := serverTLS.GRPCOptions()
 	if err != nil {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
 		return 2
-	}
-	cacheOpts := []grpc.DialOption{cacheCreds}
-	if *cacheToken != "" {
-		token, err := auth.ReadTokenFile(*cacheToken)
-		if err != nil {
-			fmt.Fprintf(stderr, "controller: --cache-token-file: %v\n", err)
-			return 2
-		}
-		cacheOpts = append(cacheOpts, grpc.WithPerRPCCredentials(token))
 	}
 	cache, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {

@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
-	"distbuild/auth"
 	"distbuild/internal/bytesize"
+	"distbuild/internal/credentials"
 	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/worker"
@@ -228,26 +228,17 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		log.Error("cannot load the signing key", "error", err)
 		return 1
 	}
-	controllerCreds, err := controllerTLS.DialOption()
+	controllerOpts, err := credentials.DialOptions(controllerTLS, *tokenFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
+		fmt.Fprintf(stderr, "worker: the controller's credentials (--tls-*, --token-file): %v\n", err)
 		return 2
 	}
-	cacheCreds, err := cacheTLS.DialOption()
+	cacheOpts, err := credentials.DialOptions(cacheTLS, *tokenFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
+		fmt.Fprintf(stderr, "worker: the cache's credentials (--cache-tls-*, --token-file): %v\n", err)
 		return 2
 	}
-	cacheOpts, controllerOpts := append([]grpc.DialOption{cacheCreds}, cache.DialOptions()...), []grpc.DialOption{controllerCreds}
-	if *tokenFile != "" {
-		token, err := auth.ReadTokenFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "worker: --token-file: %v\n", err)
-			return 2
-		}
-		cacheOpts = append(cacheOpts, grpc.WithPerRPCCredentials(token))
-		controllerOpts = append(controllerOpts, grpc.WithPerRPCCredentials(token))
-	}
+	cacheOpts = append(cacheOpts, cache.DialOptions()...)
 	client, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
