@@ -146,10 +146,10 @@ func closure(g *definitions.Graph, targets []*definitions.Step) []*definitions.S
 	return out
 }
 
-var buildModes = map[string]pb.BuildMode{
-	"staging":   pb.BuildMode_BUILD_MODE_STAGING,
-	"bootstrap": pb.BuildMode_BUILD_MODE_BOOTSTRAP,
-	"test":      pb.BuildMode_BUILD_MODE_TEST,
+var buildModes = map[definitions.BuildMode]pb.BuildMode{
+	definitions.BuildStaging:   pb.BuildMode_BUILD_MODE_STAGING,
+	definitions.BuildBootstrap: pb.BuildMode_BUILD_MODE_BOOTSTRAP,
+	definitions.BuildTest:      pb.BuildMode_BUILD_MODE_TEST,
 }
 
 var stepKinds = map[definitions.Kind]pb.StepKind{

@@ -349,8 +349,8 @@ func (c *Controller) confirmDone(s *session, jobs []*pb.JobStatus) {
 		}
 		if problems[i] != nil {
 			c.log.Warn("a worker reported a step done that the cache does not confirm", "worker", s.name, "job", js.JobId, "step", t.Name, "error", problems[i])
-			c.jobFailed(s, &pb.JobStatus{JobId: js.JobId, Failure: &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP,
-				Reason: "worker " + s.name + " reported success, but " + problems[i].Error()}})
+			c.apply(c.sched.Failed(js.JobId, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: s.name, Untrusted: true,
+				Reason: "worker " + s.name + " reported success, but " + problems[i].Error()}))
 			continue
 		}
 		c.jobDone(s, t, js)

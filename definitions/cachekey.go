@@ -24,7 +24,7 @@ type chunkKeyInput struct {
 	Name              string                         `json:"name"`
 	Arch              string                         `json:"arch"`
 	Commit            string                         `json:"commit"`
-	BuildMode         string                         `json:"build-mode"`
+	BuildMode         BuildMode                      `json:"build-mode"`
 	Prefix            string                         `json:"prefix"`
 	Phases            []Phase                        `json:"phases"`
 	MaxJobs           int                            `json:"max-jobs"`

@@ -143,7 +143,7 @@ func TestCorpusFeaturesReachTheGraph(t *testing.T) {
 	if got := phase(g.Step("qtbase"), "build"); !slices.Equal(got, []string{"make"}) {
 		t.Errorf("qtbase build = %q, want make merged in from autotools", got)
 	}
-	modes := map[string]string{"stage1-gcc": "bootstrap", "foundation-tests": "test", "groff": "staging"}
+	modes := map[string]definitions.BuildMode{"stage1-gcc": definitions.BuildBootstrap, "foundation-tests": definitions.BuildTest, "groff": definitions.BuildStaging}
 	for step, mode := range modes {
 		if got := g.Step(step).Chunk.BuildMode; got != mode {
 			t.Errorf("%s build-mode %s, want %s", step, got, mode)

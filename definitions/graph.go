@@ -108,7 +108,7 @@ type ChunkBuild struct {
 	// Commit is the exact source commit (Ref itself when it was one).
 	Commit      string
 	BuildSystem string
-	BuildMode   string
+	BuildMode   BuildMode
 	Prefix      string
 	// Phases are the effective commands, in run order.
 	Phases     []Phase

@@ -64,7 +64,7 @@ type ChunkSpec struct {
 	Morph        string
 	BuildSystem  string
 	BuildDepends []string
-	BuildMode    string
+	BuildMode    BuildMode
 	Prefix       string
 	Submodules   []Submodule
 	// Artifacts maps chunk split artifact names to stratum split artifact
@@ -131,7 +131,23 @@ var (
 	submoduleFields = fieldSet("url")
 	chunkFields     = chunkFieldSet()
 	deviceFields    = fieldSet("type", "filename", "permissions", "uid", "gid", "major", "minor")
-	buildModes      = fieldSet("staging", "bootstrap", "test")
+	buildModes      = map[BuildMode]bool{BuildStaging: true, BuildBootstrap: true, BuildTest: true}
+)
+
+// BuildMode says which tools a chunk builds with, as its definition's
+// build-mode writes it. It is a type of its own so that a mode is never
+// confused with any other string on its way to the worker's sandbox.
+type BuildMode string
+
+// The build modes of the format.
+const (
+	// BuildStaging builds in a sandbox whose root is the staged
+	// dependencies: the default, and what a reproducible system needs.
+	BuildStaging BuildMode = "staging"
+	// BuildBootstrap builds with the host's tools: the very first chunks.
+	BuildBootstrap BuildMode = "bootstrap"
+	// BuildTest is like bootstrap; test definitions use it.
+	BuildTest BuildMode = "test"
 )
 
 func fieldSet(names ...string) map[string]bool {
@@ -363,7 +379,7 @@ func stratumFromMapping(m *mapping) (*Stratum, error) {
 			return nil, errorf(f, spec.Line, "%s: duplicate chunk %q (also on line %d)", what, spec.Name, prev)
 		}
 		names[spec.Name] = spec.Line
-		if spec.BuildMode != "staging" {
+		if spec.BuildMode != BuildStaging {
 			hasBootstrap = true
 		}
 		s.Chunks = append(s.Chunks, spec)
@@ -389,7 +405,7 @@ func parseChunkSpec(f string, n *yaml.Node, stratum string) (ChunkSpec, error) {
 	if err != nil {
 		return ChunkSpec{}, err
 	}
-	c := ChunkSpec{Line: m.line, BuildMode: "staging", Prefix: "/usr"}
+	c := ChunkSpec{Line: m.line, BuildMode: BuildStaging, Prefix: "/usr"}
 	if c.Name, err = m.requiredStr("name", stratum+": chunk"); err != nil {
 		return c, err
 	}
@@ -426,10 +442,10 @@ func parseChunkSpec(f string, n *yaml.Node, stratum string) (ChunkSpec, error) {
 	if mode, ok, err := m.str("build-mode", what); err != nil {
 		return c, err
 	} else if ok {
-		if !buildModes[mode] {
+		if !buildModes[BuildMode(mode)] {
 			return c, errorf(f, m.lineOf("build-mode"), "%s: unknown build-mode %q (want staging, bootstrap or test)", what, mode)
 		}
-		c.BuildMode = mode
+		c.BuildMode = BuildMode(mode)
 	}
 	if prefix, ok, err := m.str("prefix", what); err != nil {
 		return c, err

@@ -157,7 +157,7 @@ func renderGraphJSON(w io.Writer, g *definitions.Graph) error {
 	for _, s := range g.Steps {
 		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), Arch: s.Arch, CacheKey: s.CacheKey, DependsOn: depNames(s)}
 		if c := s.Chunk; c != nil {
-			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, c.BuildMode, c.BuildSystem
+			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, string(c.BuildMode), c.BuildSystem
 		}
 		doc.Steps = append(doc.Steps, js)
 	}

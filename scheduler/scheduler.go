@@ -406,7 +406,7 @@ func (s *Scheduler) bestWorker(t *Task, free []*Worker) *Worker {
 	var best *Worker
 	bestScore := -1
 	for _, w := range free {
-		if !t.Platform.satisfiedBy(w) || (t.avoid[w.Name] && otherWorkerCanRun(t, w, free)) {
+		if !t.Platform.satisfiedBy(w) || t.excluded[w.Name] || (t.avoid[w.Name] && otherWorkerCanRun(t, w, free)) {
 			continue
 		}
 		score := 0
@@ -475,6 +475,12 @@ func (s *Scheduler) Failed(jobID string, f Failure) []Event {
 			t.avoid = map[string]bool{}
 		}
 		t.avoid[f.Worker] = true
+		if f.Untrusted {
+			if t.excluded == nil {
+				t.excluded = map[string]bool{}
+			}
+			t.excluded[f.Worker] = true
+		}
 		s.makeReady(t)
 		var events []Event
 		for _, b := range s.WantedBy(t) {

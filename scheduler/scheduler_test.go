@@ -372,3 +372,17 @@ func TestAnUnheldStepIsDispatchedAgain(t *testing.T) {
 		t.Fatal("a job was adopted for a task already running")
 	}
 }
+
+func TestAnUntrustedWorkerNeverGetsTheTaskAgain(t *testing.T) {
+	s := newScheduler(1, 1)
+	addBuild(t, s, "b1", false, spec("lib"))
+	first := dispatch(s)["lib"]
+	s.Failed(first.JobID, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: first.Worker, Reason: "claimed a result it did not store", Untrusted: true})
+	if got := dispatch(s); len(got) != 0 {
+		t.Fatalf("lib went back to %s, which misbehaved on it", got["lib"].Worker)
+	}
+	s.AddWorker("z", 1, "x86_64", nil)
+	if again := dispatch(s)["lib"]; again.Worker != "z" {
+		t.Fatalf("lib: %+v, want it on the new worker", again)
+	}
+}

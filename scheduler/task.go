@@ -88,6 +88,8 @@ type Task struct {
 	// avoid holds workers whose attempt failed for setup reasons, so the
 	// retry goes elsewhere when another worker can take it.
 	avoid map[string]bool
+	// excluded holds workers that misbehaved on this task (Untrusted).
+	excluded map[string]bool
 	// heldFor is the worker a held task waits to hear from (AwaitWorker).
 	heldFor string
 
@@ -129,4 +131,8 @@ type Failure struct {
 	Worker   string
 	Reason   string
 	ExitCode int
+	// Untrusted says the worker misbehaved (it claimed a result it did not
+	// deliver): the task is never given to it again, even when it is the
+	// only worker free, as a worker that merely failed may be.
+	Untrusted bool
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	pb "distbuild/proto/distbuild/v1"
 )
 
 // requireBwrap fails, rather than skips, a test that needs bubblewrap:
@@ -100,7 +102,7 @@ func listTree(t *testing.T, dir string) string {
 	return strings.Join(names, "\n")
 }
 
-func bwrapSpec(t *testing.T, buildMode, staging, command string) Spec {
+func bwrapSpec(t *testing.T, buildMode pb.BuildMode, staging, command string) Spec {
 	s := Spec{
 		Mode: Bwrap, BuildMode: buildMode, Staging: staging,
 		BuildDir: t.TempDir(), DestDir: t.TempDir(),
@@ -140,7 +142,7 @@ func TestAvailableFindsWorkingBwrap(t *testing.T) {
 }
 
 func TestBwrapStagingStepRunsOnStagingArea(t *testing.T) {
-	s := bwrapSpec(t, "staging", busyboxStaging(t), `cat /etc/marker; pwd; echo out > "$DESTDIR/file"; echo src > file`)
+	s := bwrapSpec(t, stagingMode, busyboxStaging(t), `cat /etc/marker; pwd; echo out > "$DESTDIR/file"; echo src > file`)
 	if got, want := runOK(t, s), "staging root\n/distbuild/build\n"; got != want {
 		t.Errorf("output %q; want %q", got, want)
 	}
@@ -152,7 +154,7 @@ func TestBwrapStagingStepRunsOnStagingArea(t *testing.T) {
 }
 
 func TestBwrapStagingStepHasNoNetwork(t *testing.T) {
-	s := bwrapSpec(t, "staging", busyboxStaging(t), "readlink /proc/self/ns/net; cat /proc/net/dev")
+	s := bwrapSpec(t, stagingMode, busyboxStaging(t), "readlink /proc/self/ns/net; cat /proc/net/dev")
 	lines := strings.Split(strings.TrimSpace(runOK(t, s)), "\n")
 	if lines[0] == hostNetNamespace(t) {
 		t.Errorf("sandbox shares the host's network namespace %s", lines[0])
@@ -171,7 +173,7 @@ func TestBwrapStagingStepHasNoNetwork(t *testing.T) {
 func TestBwrapStagingStepCanWriteOnlyBuildDestAndTmp(t *testing.T) {
 	staging := busyboxStaging(t)
 	before := listTree(t, staging)
-	s := bwrapSpec(t, "staging", staging, `
+	s := bwrapSpec(t, stagingMode, staging, `
 		for d in / /etc /bin /usr/share /distbuild; do
 			if echo x > $d/new 2>/dev/null; then echo "wrote $d"; fi
 		done
@@ -201,7 +203,7 @@ func TestBwrapStagingWithoutShellFailsBeforeRunning(t *testing.T) {
 			staging := t.TempDir()
 			writeTree(t, staging, c.files)
 			var out bytes.Buffer
-			s := bwrapSpec(t, "staging", staging, "echo ran > ran")
+			s := bwrapSpec(t, stagingMode, staging, "echo ran > ran")
 			s.Stdout, s.Stderr = &out, &out
 			_, err := Run(context.Background(), s)
 			if !errors.Is(err, ErrNoShell) || !strings.Contains(err.Error(), "staging area has no /bin/sh") {
@@ -224,15 +226,15 @@ func TestBwrapStagingShellFoundThroughSymlinks(t *testing.T) {
 	writeTree(t, staging, map[string]string{"bin": "-> usr/bin"})
 	os.Remove(filepath.Join(staging, "usr/bin/sh"))
 	writeTree(t, staging, map[string]string{"usr/bin/sh": "-> /usr/bin/busybox"})
-	if got := runOK(t, bwrapSpec(t, "staging", staging, "echo ok; readlink /bin")); got != "ok\nusr/bin\n" {
+	if got := runOK(t, bwrapSpec(t, stagingMode, staging, "echo ok; readlink /bin")); got != "ok\nusr/bin\n" {
 		t.Errorf("output %q; want %q", got, "ok\nusr/bin\n")
 	}
 }
 
 func TestBwrapHostToolStepsSeeHostAndReadOnlyStaging(t *testing.T) {
 	requireBwrap(t)
-	for _, mode := range []string{"bootstrap", "test"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []pb.BuildMode{bootstrapMode, testMode} {
+		t.Run(mode.String(), func(t *testing.T) {
 			staging := t.TempDir()
 			writeTree(t, staging, map[string]string{"marker": "from staging\n"})
 			s := bwrapSpec(t, mode, staging, fmt.Sprintf(`
@@ -263,7 +265,7 @@ func TestBwrapCancelKillsSandboxedProcesses(t *testing.T) {
 	// A duration no other process uses marks this test's sleeps.
 	mark := fmt.Sprintf("1000.%d", os.Getpid())
 	out := newWatch("started")
-	s := bwrapSpec(t, "staging", busyboxStaging(t), fmt.Sprintf("sleep %s & sleep %[1]s & echo started; wait", mark))
+	s := bwrapSpec(t, stagingMode, busyboxStaging(t), fmt.Sprintf("sleep %s & sleep %[1]s & echo started; wait", mark))
 	s.Stdout = out
 	ctx, cancel := context.WithCancel(context.Background())
 	done := start(ctx, s)
@@ -299,7 +301,7 @@ func TestBwrapCancelDuringStartUpLeavesNothingRunning(t *testing.T) {
 		}
 	})
 	spec := func(i int) Spec {
-		s := bwrapSpec(t, "staging", staging, fmt.Sprintf("echo started; exec sleep %s%03d", mark, i))
+		s := bwrapSpec(t, stagingMode, staging, fmt.Sprintf("echo started; exec sleep %s%03d", mark, i))
 		s.KillGrace = 20 * time.Millisecond
 		return s
 	}
@@ -362,7 +364,7 @@ func TestSystemRootSpecsAreCheckedBeforeRunning(t *testing.T) {
 	for name, s := range map[string]Spec{
 		"root without a shell":       {Mode: Bwrap, Root: noShell, Command: "true"},
 		"relative root":              {Mode: Bwrap, Root: "relative/root", Command: "true"},
-		"root and a build mode too":  {Mode: Bwrap, Root: root, BuildMode: "staging", Command: "true"},
+		"root and a build mode too":  {Mode: Bwrap, Root: root, BuildMode: stagingMode, Command: "true"},
 		"root and a build directory": {Mode: None, Root: root, BuildDir: t.TempDir(), Command: "true"},
 	} {
 		if _, err := Run(context.Background(), s); err == nil {

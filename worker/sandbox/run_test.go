@@ -10,12 +10,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// The build modes the tests use.
+const (
+	stagingMode   = pb.BuildMode_BUILD_MODE_STAGING
+	bootstrapMode = pb.BuildMode_BUILD_MODE_BOOTSTRAP
+	testMode      = pb.BuildMode_BUILD_MODE_TEST
 )
 
 // hostSpec is a Spec for running command on the host.
 func hostSpec(t *testing.T, command string) Spec {
 	return Spec{
-		Mode: None, BuildMode: "staging",
+		Mode: None, BuildMode: stagingMode,
 		BuildDir: t.TempDir(), DestDir: t.TempDir(),
 		Env:       []string{"PATH=/usr/bin:/bin"},
 		Command:   command,
@@ -176,7 +185,7 @@ func TestRunRefusesBadSpecWithoutRunning(t *testing.T) {
 		want   string
 	}{
 		{"unknown sandbox", func(s *Spec) { s.Mode = "docker" }, `unknown sandbox "docker"`},
-		{"unknown build mode", func(s *Spec) { s.BuildMode = "" }, `unknown build mode ""`},
+		{"unknown build mode", func(s *Spec) { s.BuildMode = pb.BuildMode_BUILD_MODE_UNSPECIFIED }, `unknown build mode BUILD_MODE_UNSPECIFIED`},
 		{"empty command", func(s *Spec) { s.Command = " \n" }, "empty command"},
 		{"relative build dir", func(s *Spec) { s.BuildDir = "build" }, `build directory "build" is not an absolute path`},
 		{"missing DESTDIR", func(s *Spec) { s.DestDir = filepath.Join(file, "x") }, "DESTDIR"},
@@ -221,14 +230,14 @@ func TestParseModeAcceptsOnlyKnownModes(t *testing.T) {
 func TestPathsAreWhereTheCommandSeesThem(t *testing.T) {
 	for _, c := range []struct {
 		mode      Mode
-		buildMode string
+		buildMode pb.BuildMode
 		inSandbox bool
 	}{
-		{Bwrap, "staging", true},
-		{Bwrap, "bootstrap", false},
-		{Bwrap, "test", false},
-		{None, "staging", false},
-		{None, "bootstrap", false},
+		{Bwrap, stagingMode, true},
+		{Bwrap, bootstrapMode, false},
+		{Bwrap, testMode, false},
+		{None, stagingMode, false},
+		{None, bootstrapMode, false},
 	} {
 		s := Spec{Mode: c.mode, BuildMode: c.buildMode, BuildDir: "/w/build", DestDir: "/w/dest"}
 		build, dest := s.Paths()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	pb "distbuild/proto/distbuild/v1"
 )
 
 // defaultKillGrace is how long a stopped command has to exit after SIGTERM
@@ -25,11 +27,11 @@ type Spec struct {
 	// /tmp and no network; under None it runs through chroot, which needs
 	// root. BuildMode, Staging, BuildDir and DestDir are then left unset.
 	Root string
-	// BuildMode is the chunk's build-mode from its definition: "staging"
+	// BuildMode is the chunk's build-mode, as the job carries it: staging
 	// runs on the staging area as root file system (under Bwrap);
-	// "bootstrap" and "test" run with the host's tools, since they build or
+	// bootstrap and test run with the host's tools, since they build or
 	// test the very first tools.
-	BuildMode string
+	BuildMode pb.BuildMode
 	// Staging is the staging area: an absolute path to a directory holding
 	// the chunk's build-depends unpacked. Required for staging mode under
 	// Bwrap, where it is the read-only root except that /proc, /dev, /tmp
@@ -79,7 +81,9 @@ func (s Spec) Paths() (buildDir, destDir string) {
 // than the staging area's, so it needs StagingEnv to find its build-depends.
 func (s Spec) HostTools() bool { return !s.rootIsStaging() }
 
-func (s Spec) rootIsStaging() bool { return s.Mode == Bwrap && s.BuildMode == "staging" }
+func (s Spec) rootIsStaging() bool {
+	return s.Mode == Bwrap && s.BuildMode == pb.BuildMode_BUILD_MODE_STAGING
+}
 
 func (s Spec) killGrace() time.Duration {
 	if s.KillGrace > 0 {
@@ -100,7 +104,7 @@ func (s Spec) validate() error {
 		return errors.New("negative timeout or kill grace")
 	}
 	if s.Root != "" {
-		if s.BuildMode != "" || s.Staging != "" || s.BuildDir != "" || s.DestDir != "" {
+		if s.BuildMode != pb.BuildMode_BUILD_MODE_UNSPECIFIED || s.Staging != "" || s.BuildDir != "" || s.DestDir != "" {
 			return errors.New("a system-integration command takes a root, not a build mode, staging area, build directory or DESTDIR")
 		}
 		if err := checkDir("system root", s.Root); err != nil {
@@ -112,9 +116,9 @@ func (s Spec) validate() error {
 		return nil
 	}
 	switch s.BuildMode {
-	case "staging", "bootstrap", "test":
+	case pb.BuildMode_BUILD_MODE_STAGING, pb.BuildMode_BUILD_MODE_BOOTSTRAP, pb.BuildMode_BUILD_MODE_TEST:
 	default:
-		return fmt.Errorf("unknown build mode %q (want staging, bootstrap or test)", s.BuildMode)
+		return fmt.Errorf("unknown build mode %v (want staging, bootstrap or test)", s.BuildMode)
 	}
 	for _, d := range []struct {
 		what, dir string

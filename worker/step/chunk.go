@@ -15,19 +15,9 @@ import (
 	"distbuild/worker/sandbox"
 )
 
-var buildModeNames = map[pb.BuildMode]string{
-	pb.BuildMode_BUILD_MODE_STAGING:   "staging",
-	pb.BuildMode_BUILD_MODE_BOOTSTRAP: "bootstrap",
-	pb.BuildMode_BUILD_MODE_TEST:      "test",
-}
-
 // buildChunk fetches, stages, builds and packs one chunk.
 func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb.ManifestFile, error) {
 	dir, out := t.dir, t.out
-	mode, ok := buildModeNames[c.BuildMode]
-	if !ok {
-		return nil, fmt.Errorf("unknown build mode %v", c.BuildMode)
-	}
 	rules := make([]splitrule.Rule, 0, len(c.SplitRules))
 	for _, sr := range c.SplitRules {
 		rule, err := splitrule.New(sr.Artifact, sr.Include)
@@ -56,7 +46,7 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
 	spec := sandbox.Spec{
 		Mode:      r.cfg.Sandbox,
-		BuildMode: mode,
+		BuildMode: c.BuildMode,
 		Staging:   staging,
 		BuildDir:  build,
 		DestDir:   destdir,
