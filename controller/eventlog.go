@@ -34,14 +34,14 @@ type eventLog struct {
 
 func newEventLog(buildID string, j *journal, history []*pb.BuildEvent) *eventLog {
 	l := &eventLog{buildID: buildID, journal: j, history: history, delivered: len(history), subs: map[*subscription]bool{}}
-	if n := len(history); n > 0 && isTerminal(history[n-1]) {
+	if n := len(history); n > 0 && endsBuild(history[n-1]) {
 		l.closing, l.ended = true, true
 	}
 	return l
 }
 
-// isTerminal reports whether ev ends a build.
-func isTerminal(ev *pb.BuildEvent) bool {
+// endsBuild reports whether ev is the last event of a build.
+func endsBuild(ev *pb.BuildEvent) bool {
 	switch ev.Event.(type) {
 	case *pb.BuildEvent_BuildFinished, *pb.BuildEvent_BuildFailed, *pb.BuildEvent_BuildCancelled:
 		return true
@@ -63,7 +63,7 @@ func (l *eventLog) publish(ev *pb.BuildEvent) {
 		ev.Sequence = uint64(len(l.history) + 1)
 		l.history = append(l.history, ev)
 	}
-	l.closing = isTerminal(ev)
+	l.closing = endsBuild(ev)
 	l.mu.Unlock()
 	l.journal.enqueue(journalEntry{log: l, ev: ev})
 }
@@ -78,7 +78,7 @@ func (l *eventLog) deliver(ev *pb.BuildEvent) {
 	for s := range l.subs {
 		s.push(ev)
 	}
-	if isTerminal(ev) {
+	if endsBuild(ev) {
 		l.ended = true
 		for s := range l.subs {
 			s.close()
