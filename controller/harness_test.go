@@ -208,27 +208,46 @@ func (f *farm) start(morph string, opts ...func(*pb.StartBuild)) *buildWatch {
 	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: req}}); err != nil {
 		f.t.Fatal(err)
 	}
-	return &buildWatch{t: f.t, stream: stream, cancel: cancel}
+	return &buildWatch{t: f.t, stream: stream, recv: func() (*pb.BuildEvent, error) {
+		resp, err := stream.Recv()
+		return resp.GetEvent(), err
+	}, cancel: cancel}
 }
 
 // buildWatch follows one Build stream.
 type buildWatch struct {
 	t      testing.TB
-	stream pb.BuildService_BuildClient
+	stream pb.BuildService_BuildClient // nil when attached
+	recv   func() (*pb.BuildEvent, error)
 	cancel context.CancelFunc
 	events []*pb.BuildEvent
+}
+
+// attach follows a build from its first event, as initiator attach does.
+func (f *farm) attach(id string) *buildWatch {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	f.t.Cleanup(cancel)
+	stream, err := f.builds.Attach(ctx, &pb.AttachRequest{BuildId: id})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &buildWatch{t: f.t, recv: func() (*pb.BuildEvent, error) {
+		resp, err := stream.Recv()
+		return resp.GetEvent(), err
+	}, cancel: cancel}
 }
 
 // wait reads events until the build ends and returns them all.
 func (b *buildWatch) wait() []*pb.BuildEvent {
 	b.t.Helper()
 	for {
-		resp, err := b.stream.Recv()
+		ev, err := b.recv()
 		if err != nil {
 			b.t.Fatalf("build stream ended without a final event: %v (events so far: %v)", err, describe(b.events))
 		}
-		b.events = append(b.events, resp.Event)
-		switch resp.Event.Event.(type) {
+		b.events = append(b.events, ev)
+		switch ev.Event.(type) {
 		case *pb.BuildEvent_BuildFinished, *pb.BuildEvent_BuildFailed, *pb.BuildEvent_BuildCancelled:
 			return b.events
 		}
@@ -238,12 +257,12 @@ func (b *buildWatch) wait() []*pb.BuildEvent {
 // next reads one event.
 func (b *buildWatch) next() *pb.BuildEvent {
 	b.t.Helper()
-	resp, err := b.stream.Recv()
+	ev, err := b.recv()
 	if err != nil {
 		b.t.Fatalf("build stream: %v", err)
 	}
-	b.events = append(b.events, resp.Event)
-	return resp.Event
+	b.events = append(b.events, ev)
+	return ev
 }
 
 func describe(events []*pb.BuildEvent) string {

@@ -23,21 +23,7 @@ func TestARestartedControllerFinishesBuildsWithoutRerunningFinishedSteps(t *test
 	w2 := f.worker("w2", 4)
 	// w1, which ran hello, never comes back.
 	f.clock.Advance(f.cfg.ResumeGrace)
-	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []*pb.BuildEvent
-	for {
-		resp, err := attach.Recv()
-		if err != nil {
-			t.Fatalf("attach after restart: %v (events: %s)", err, describe(events))
-		}
-		events = append(events, resp.Event)
-		if resp.Event.GetBuildFinished() != nil || resp.Event.GetBuildFailed() != nil || resp.Event.GetBuildCancelled() != nil {
-			break
-		}
-	}
+	events := f.attach(id).wait()
 	story := describe(events)
 	if !strings.HasPrefix(story, "accepted resolved(7/7) started:compiler") || !strings.HasSuffix(story, "BUILD-FINISHED") {
 		t.Fatalf("attached after a restart and saw %s; want the whole story from the start to success", story)

@@ -93,40 +93,21 @@ func TestJobsRunningAcrossARestartAreAdoptedNotRunAgain(t *testing.T) {
 	w1.release("goodbye")
 	w2 := f.worker("w2", 4)
 	w1 = f.reconnect(w1)
-	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
+	attach := f.attach(id)
 	// hello is still running on w1: it is adopted, and nothing else may
 	// start it.
-	var seen []*pb.BuildEvent
 	for {
-		resp, err := attach.Recv()
-		if err != nil {
-			t.Fatalf("attach: %v after %s", err, describe(seen))
-		}
-		seen = append(seen, resp.Event)
-		if ss := resp.Event.GetStepStarted(); ss != nil && ss.Step.StepName == "hello" && strings.Count(describe(seen), "started:hello") == 2 {
+		ss := attach.next().GetStepStarted()
+		if ss != nil && ss.Step.StepName == "hello" && strings.Count(describe(attach.events), "started:hello") == 2 {
 			if ss.Worker != "w1" {
-				t.Fatalf("after the restart hello started on %s: %s", ss.Worker, describe(seen))
+				t.Fatalf("after the restart hello started on %s: %s", ss.Worker, describe(attach.events))
 			}
 			break // adopted
 		}
 	}
 	w1.release("hello")
-	var rest []*pb.BuildEvent
-	for {
-		resp, err := attach.Recv()
-		if err != nil {
-			t.Fatalf("attach: %v after %s", err, describe(rest))
-		}
-		rest = append(rest, resp.Event)
-		if resp.Event.GetBuildFinished() != nil || resp.Event.GetBuildFailed() != nil {
-			break
-		}
-	}
-	if !strings.HasSuffix(describe(rest), "BUILD-FINISHED") {
-		t.Fatalf("after adoption: %s", describe(rest))
+	if story := describe(attach.wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("after adoption: %s", story)
 	}
 	if got := w2.startedSteps(); slices.Contains(got, "hello") || slices.Contains(got, "goodbye") {
 		t.Errorf("w2 ran %v: a step running or finished across the restart ran again", got)
@@ -153,21 +134,8 @@ func TestAStepHeldForAWorkerThatNeverReturnsRunsAfterTheGrace(t *testing.T) {
 	f.restartController()
 	w2 := f.worker("w2", 4)
 	f.clock.Advance(f.cfg.ResumeGrace)
-	attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		resp, err := attach.Recv()
-		if err != nil {
-			t.Fatalf("attach: %v", err)
-		}
-		if resp.Event.GetBuildFinished() != nil {
-			break
-		}
-		if resp.Event.GetBuildFailed() != nil {
-			t.Fatalf("build failed: %v", resp.Event)
-		}
+	if story := describe(f.attach(id).wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("build: %s", story)
 	}
 	if !slices.Contains(w2.startedSteps(), "hello") {
 		t.Errorf("w2 ran %v; hello should have run there once w1 stayed away", w2.startedSteps())
