@@ -42,7 +42,7 @@ func BenchmarkNullBuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, s := range g.Steps {
-		m := &pb.Manifest{CacheKey: s.CacheKey, StepName: s.Name, Files: []*pb.ManifestFile{{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: blob.Proto()}}}
+		m := &pb.Manifest{CacheKey: s.CacheKey.String(), StepName: s.Name, Files: []*pb.ManifestFile{{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: blob.Proto()}}}
 		if err := f.cache.PutManifest(ctx, m); err != nil {
 			b.Fatal(err)
 		}

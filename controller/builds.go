@@ -13,6 +13,7 @@ import (
 
 	"distbuild/auth"
 	"distbuild/definitions"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -188,18 +189,18 @@ func (c *Controller) startBuild(req *pb.StartBuild) *build {
 func (c *Controller) resolve(ctx context.Context, b *build) {
 	started := c.cfg.Clock.Now()
 	p, err := c.makePlan(ctx, b.req)
-	var missing []string
+	var missing []digest.CacheKey
 	if err == nil {
-		keys := make([]string, len(p.steps))
+		keys := make([]digest.CacheKey, len(p.steps))
 		for i, s := range p.steps {
 			keys[i] = s.CacheKey
 		}
-		missing, err = c.cfg.Cache.MissingCacheKeys(ctx, keys)
+		_, missing, err = c.cfg.Cache.FindMissing(ctx, nil, keys)
 		if err != nil {
 			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
 		}
 	}
-	isMissing := make(map[string]bool, len(missing))
+	isMissing := make(map[digest.CacheKey]bool, len(missing))
 	for _, k := range missing {
 		isMissing[k] = true
 	}
@@ -238,14 +239,14 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		deps := make([]string, len(s.Deps))
 		names := make([]string, len(s.Deps))
 		for j, d := range s.Deps {
-			deps[j], names[j] = d.CacheKey, d.Name
+			deps[j], names[j] = d.CacheKey.String(), d.Name
 		}
 		cached := !isMissing[s.CacheKey]
 		if !cached {
 			gr.UnbuiltSteps++
 		}
-		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey}
-		info := &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: s.CacheKey, Cached: cached, DependsOn: names}
+		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey.String()}
+		info := &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: ref.CacheKey, Cached: cached, DependsOn: names}
 		if s.Chunk != nil {
 			info.Ref, info.Commit = s.Chunk.Ref, s.Chunk.Commit
 		}
@@ -269,7 +270,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		}
 		b.stepOrder = append(b.stepOrder, s.Name)
 		specs[i] = scheduler.TaskSpec{
-			Key: s.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
+			Key: ref.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
 			Platform: scheduler.Platform{Arch: s.Arch, Tags: b.req.WorkerTags},
 			Duration: c.expected(s),
 			Payload:  &task{step: s, plan: p, ref: ref},
@@ -375,7 +376,7 @@ func (c *Controller) startGrace(b *build) {
 // its history shows started but not ended whose artifacts are now in the
 // cache: they finished while the controller was down. It returns their
 // manifests by step name (fetched outside the lock; there are few).
-func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, isMissing map[string]bool) map[string]*pb.Manifest {
+func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, isMissing map[digest.CacheKey]bool) map[string]*pb.Manifest {
 	c.mu.Lock()
 	var started []*definitions.Step
 	for _, s := range p.steps {
@@ -387,10 +388,10 @@ func (c *Controller) finishedWhileDown(ctx context.Context, b *build, p *plan, i
 	c.mu.Unlock()
 	out := map[string]*pb.Manifest{}
 	for _, s := range started {
-		m, err := c.cfg.Cache.Manifest(ctx, s.CacheKey)
+		m, err := c.cfg.Cache.GetManifest(ctx, s.CacheKey)
 		if err != nil {
 			c.log.Warn("cannot read the manifest of a step that finished during a restart", "step", s.Name, "error", err)
-			m = &pb.Manifest{CacheKey: s.CacheKey}
+			m = &pb.Manifest{CacheKey: s.CacheKey.String()}
 		}
 		out[s.Name] = m
 	}

@@ -17,6 +17,7 @@ import (
 
 	"distbuild/clock"
 	"distbuild/definitions"
+	"distbuild/digest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
@@ -24,11 +25,14 @@ import (
 
 // ArtifactCache is what the controller asks of the shared cache: which
 // steps' artifacts are already there.
+// The trove's *artifactcache.Client is one.
 type ArtifactCache interface {
-	// MissingCacheKeys returns the keys among keys that have no manifest.
-	MissingCacheKeys(ctx context.Context, keys []string) ([]string, error)
-	// Manifest returns the manifest stored under a cache key.
-	Manifest(ctx context.Context, key string) (*pb.Manifest, error)
+	// FindMissing returns the blobs and the cache keys among those asked
+	// about that the cache does not hold (the controller asks only about
+	// keys).
+	FindMissing(ctx context.Context, blobs []digest.Digest, keys []digest.CacheKey) ([]digest.Digest, []digest.CacheKey, error)
+	// GetManifest returns the manifest stored under a cache key.
+	GetManifest(ctx context.Context, key digest.CacheKey) (*pb.Manifest, error)
 }
 
 // Config holds the controller's collaborators and tunables.
@@ -458,7 +462,7 @@ func (c *Controller) apply(events []scheduler.Event) {
 		case scheduler.BuildSucceeded:
 			refs := make([]*pb.ArtifactRef, len(b.plan.targets))
 			for i, s := range b.plan.targets {
-				refs[i] = &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey}
+				refs[i] = &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey.String()}
 			}
 			c.endBuild(b, pb.BuildState_BUILD_STATE_SUCCEEDED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildFinished{BuildFinished: &pb.BuildFinished{Artifacts: refs}}})
 		case scheduler.BuildFailed:
@@ -575,7 +579,7 @@ func (c *Controller) dispatch() {
 		t := a.Task.Payload.(*task)
 		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
-		job.Grant = c.grant(a.JobID, t.step.CacheKey, a.Worker)
+		job.Grant = c.grant(a.JobID, t.ref.CacheKey, a.Worker)
 		s := c.sessions[a.Worker]
 		s.jobs[a.JobID] = t.ref.StepName
 		s.send(&pb.WorkResponse{Start: []*pb.Job{job}})

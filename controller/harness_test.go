@@ -74,7 +74,7 @@ func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *f
 	clk := clock.NewFake(time.Now())
 	cfg := controller.Config{
 		Definitions:     controller.GitDefinitions{Mirrors: mirrors},
-		Cache:           controller.CacheIndex{Client: cache},
+		Cache:           cache,
 		Aliases:         aliases,
 		WorkerLease:     lease,
 		DisconnectGrace: 200 * time.Millisecond,

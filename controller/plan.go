@@ -164,7 +164,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 	job := &pb.Job{
 		Kind:     stepKinds[s.Kind],
 		Name:     s.Name,
-		CacheKey: s.CacheKey,
+		CacheKey: s.CacheKey.String(),
 		Arch:     s.Arch,
 		Timeout:  durationpb.New(c.cfg.StepTimeout),
 	}
@@ -192,9 +192,9 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 			cj.SplitRules = append(cj.SplitRules, &pb.SplitRule{Artifact: r.Artifact, Include: r.Include})
 		}
 		for _, dep := range g.Staging(s) {
-			job.Staging = append(job.Staging, dep.CacheKey)
+			job.Staging = append(job.Staging, dep.CacheKey.String())
 			if len(dep.Chunk.Devices) > 0 {
-				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey)
+				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey.String())
 			}
 		}
 		job.Spec = &pb.Job_Chunk{Chunk: cj}
@@ -208,7 +208,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		job.Spec = &pb.Job_System{System: systemJob(s)}
 		for _, dep := range g.Staging(s) {
 			if len(dep.Chunk.Devices) > 0 {
-				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey)
+				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey.String())
 			}
 		}
 	}
@@ -218,7 +218,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 func members(ms []definitions.ChunkArtifact) []*pb.ChunkArtifact {
 	out := make([]*pb.ChunkArtifact, len(ms))
 	for i, m := range ms {
-		out[i] = &pb.ChunkArtifact{CacheKey: m.Chunk.CacheKey, Artifact: m.Artifact}
+		out[i] = &pb.ChunkArtifact{CacheKey: m.Chunk.CacheKey.String(), Artifact: m.Artifact}
 	}
 	return out
 }
@@ -235,7 +235,7 @@ func systemJob(s *definitions.Step) *pb.SystemJob {
 				continue
 			}
 			for _, m := range a.Members {
-				sj.Contents = append(sj.Contents, &pb.ChunkArtifact{CacheKey: m.Chunk.CacheKey, Artifact: m.Artifact})
+				sj.Contents = append(sj.Contents, &pb.ChunkArtifact{CacheKey: m.Chunk.CacheKey.String(), Artifact: m.Artifact})
 				steps := m.Chunk.Chunk.SystemIntegration[m.Artifact]
 				for _, name := range slices.Sorted(maps.Keys(steps)) {
 					integration = append(integration, &pb.IntegrationCommands{Name: name, Commands: steps[name]})

@@ -107,8 +107,7 @@ func soak(t *testing.T) {
 	// step it reported finished must really be in the cache.
 	var keys []digest.CacheKey
 	for _, s := range g.Steps {
-		k, _ := digest.ParseCacheKey(s.CacheKey)
-		keys = append(keys, k)
+		keys = append(keys, s.CacheKey)
 	}
 	_, missing, err := f.cache.FindMissing(ctx, nil, keys)
 	if err != nil {

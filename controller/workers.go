@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/auth"
+	"distbuild/digest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
@@ -370,7 +371,11 @@ func (c *Controller) checkManifest(s *session, js *pb.JobStatus) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
-	stored, err := c.cfg.Cache.Manifest(ctx, reported.CacheKey)
+	key, err := digest.ParseCacheKey(reported.CacheKey)
+	if err != nil {
+		return fmt.Errorf("its manifest names no valid cache key: %w", err)
+	}
+	stored, err := c.cfg.Cache.GetManifest(ctx, key)
 	switch {
 	case status.Code(err) == codes.NotFound:
 		return fmt.Errorf("the cache holds no manifest for %s", reported.CacheKey)

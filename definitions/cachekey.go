@@ -2,9 +2,10 @@ package definitions
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
+
+	"distbuild/digest"
 )
 
 // cacheKeyFormat versions the encoding below. Change it whenever the encoding
@@ -67,21 +68,20 @@ type systemStratumKey struct {
 	Artifacts []string `json:"artifacts"`
 }
 
-func hashKey(v any) string {
+func hashKey(v any) digest.CacheKey {
 	data, err := json.Marshal(v)
 	if err != nil {
 		// Only strings, ints, slices and maps of them are encoded.
 		panic("definitions: cache key input not encodable: " + err.Error())
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
+	return digest.CacheKey(sha256.Sum256(data))
 }
 
 // chunkKey covers the chunk's source commit, how it is built, how its output
 // is split, and (through their keys) everything it is built on. Dependency
 // keys are sorted: the order build-depends are written in does not change
 // what is staged.
-func chunkKey(s *Step) string {
+func chunkKey(s *Step) digest.CacheKey {
 	c := s.Chunk
 	in := chunkKeyInput{
 		Format:            cacheKeyFormat,
@@ -105,12 +105,12 @@ func chunkKey(s *Step) string {
 }
 
 // stratumKey covers which chunk artifacts go into which stratum artifact.
-func stratumKey(s *Step) string {
+func stratumKey(s *Step) digest.CacheKey {
 	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.DefinedName, Arch: s.Arch, Chunks: depKeys(s)}
 	for _, a := range s.Stratum.Artifacts {
 		k := stratumArtifactKey{Name: a.Name, Members: make([]string, 0, len(a.Members))}
 		for _, m := range a.Members {
-			k.Members = append(k.Members, m.Chunk.CacheKey+"/"+m.Artifact)
+			k.Members = append(k.Members, m.Chunk.CacheKey.String()+"/"+m.Artifact)
 		}
 		in.Artifacts = append(in.Artifacts, k)
 	}
@@ -119,10 +119,10 @@ func stratumKey(s *Step) string {
 
 // systemKey covers the strata and which of their artifacts the system takes.
 // Configuration extensions are deployment-time only and stay out.
-func systemKey(s *Step) string {
+func systemKey(s *Step) digest.CacheKey {
 	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.DefinedName, Arch: s.Arch}
 	for _, st := range s.System.Strata {
-		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey, Artifacts: st.Artifacts})
+		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey.String(), Artifacts: st.Artifacts})
 	}
 	return hashKey(in)
 }
@@ -130,7 +130,7 @@ func systemKey(s *Step) string {
 func depKeys(s *Step) []string {
 	keys := make([]string, len(s.Deps))
 	for i, d := range s.Deps {
-		keys[i] = d.CacheKey
+		keys[i] = d.CacheKey.String()
 	}
 	slices.Sort(keys)
 	return keys

@@ -14,7 +14,7 @@ func keys(t *testing.T, edits []edit) map[string]string {
 	g := mustResolve(t, apply(t, edits))
 	out := map[string]string{}
 	for _, s := range g.Steps {
-		out[s.Name] = s.CacheKey
+		out[s.Name] = s.CacheKey.String()
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"distbuild/definitions"
+	"distbuild/digest"
 )
 
 const clusterMorph = `name: release
@@ -87,7 +88,7 @@ func TestAClusterOfTwoArchitecturesBuildsEachSystemForItsOwn(t *testing.T) {
 	if got := names(g.Steps); !slices.Equal(got, slices.Concat(x86, arm)) {
 		t.Fatalf("steps = %v\nwant    %v", got, slices.Concat(x86, arm))
 	}
-	keys := map[string]string{}
+	keys := map[digest.CacheKey]string{}
 	for i, s := range g.Steps {
 		if want := map[bool]string{true: "x86_64", false: "armv7lhf"}[i < len(x86)]; s.Arch != want {
 			t.Errorf("%s is built for %q, want %s", s.Name, s.Arch, want)
@@ -98,7 +99,7 @@ func TestAClusterOfTwoArchitecturesBuildsEachSystemForItsOwn(t *testing.T) {
 			}
 		}
 		if prev, dup := keys[s.CacheKey]; dup {
-			t.Errorf("%s and %s share cache key %s", prev, s.Name, s.CacheKey[:12])
+			t.Errorf("%s and %s share cache key %s", prev, s.Name, s.CacheKey.String()[:12])
 		}
 		keys[s.CacheKey] = s.Name
 	}

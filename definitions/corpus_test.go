@@ -10,6 +10,7 @@ import (
 
 	"distbuild/definitions"
 	"distbuild/definitions/definitionstest"
+	"distbuild/digest"
 )
 
 // resolveCorpus resolves one morph of the corpus, branch refs included.
@@ -89,7 +90,7 @@ func TestCorpusStepsShareCacheKeysExactlyWhereTheWorkIsTheSame(t *testing.T) {
 	if g.Step("groff@docs").CacheKey == g.Step("groff").CacheKey {
 		t.Error("docs' groff, built on foundation, shares a key with foundation's")
 	}
-	keys := map[string]string{}
+	keys := map[digest.CacheKey]string{}
 	for _, s := range g.Steps {
 		if prev, dup := keys[s.CacheKey]; dup {
 			t.Errorf("%s and %s are two steps with one cache key", prev, s.Name)
@@ -281,7 +282,7 @@ func TestCorpusMultiArchClusterBuildsEveryStepForEachArchitectureThatNeedsIt(t *
 func TestCorpusMultiArchClusterSharesStepsOnlyWithinAnArchitecture(t *testing.T) {
 	c := definitionstest.NewCorpus(8)
 	g := resolveCorpus(t, c.FS, c.MultiArchCluster)
-	keys := map[string]*definitions.Step{}
+	keys := map[digest.CacheKey]*definitions.Step{}
 	for _, s := range g.Steps {
 		if prev, dup := keys[s.CacheKey]; dup {
 			t.Errorf("%s (%s) and %s (%s) are two steps with one cache key", prev.Name, prev.Arch, s.Name, s.Arch)

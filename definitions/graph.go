@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"distbuild/digest"
 	"distbuild/splitrule"
 )
 
@@ -76,8 +77,9 @@ type Step struct {
 	Kind        Kind
 	// Arch is the architecture the step is built for: it is in the cache
 	// key, and only workers of this architecture can run the step.
-	Arch     string
-	CacheKey string
+	Arch string
+	// CacheKey names the step's result in the artifact cache.
+	CacheKey digest.CacheKey
 	// Deps are the steps this one directly needs: for a chunk, the chunks
 	// it names in build-depends and the strata its stratum build-depends
 	// on; for a stratum, its chunks; for a system, its strata.
@@ -248,7 +250,7 @@ func (d *Definitions) Resolve(ctx context.Context, morphPath string, refs RefRes
 		systems: map[string]*Step{},
 		commits: map[[2]string]string{},
 		chunks:  map[string]*Chunk{},
-		byKey:   map[string]*Step{},
+		byKey:   map[digest.CacheKey]*Step{},
 		warned:  map[Error]bool{},
 		graph:   &Graph{},
 	}
@@ -292,8 +294,8 @@ type resolver struct {
 	systems  map[string]*Step           // by file
 	arch     string                     // the architecture of the system being resolved
 	commits  map[[2]string]string
-	chunks   map[string]*Chunk // chunk morphs by file
-	byKey    map[string]*Step  // every step, by cache key
+	chunks   map[string]*Chunk         // chunk morphs by file
+	byKey    map[digest.CacheKey]*Step // every step, by cache key
 	warned   map[Error]bool
 	graph    *Graph
 	visiting []string // stratum files on the DFS stack, for cycle messages

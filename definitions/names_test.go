@@ -7,6 +7,7 @@ import (
 	"testing/fstest"
 
 	"distbuild/definitions"
+	"distbuild/digest"
 )
 
 // collidingTree is the base tree with every name clash real repositories
@@ -110,10 +111,10 @@ func TestSameChunkBuiltTheSameWayInTwoStrataIsOneStep(t *testing.T) {
 	if other := g.Step("zlib@tools"); other.CacheKey == zlib.CacheKey {
 		t.Error("tools' zlib, built on other strata, shares core's cache key")
 	}
-	keys := map[string]string{}
+	keys := map[digest.CacheKey]string{}
 	for _, s := range g.Steps {
 		if prev, dup := keys[s.CacheKey]; dup {
-			t.Errorf("steps %s and %s share cache key %s", prev, s.Name, s.CacheKey[:12])
+			t.Errorf("steps %s and %s share cache key %s", prev, s.Name, s.CacheKey.String()[:12])
 		}
 		keys[s.CacheKey] = s.Name
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"distbuild/definitions"
+	"distbuild/digest"
 	"distbuild/splitrule"
 )
 
@@ -27,7 +28,7 @@ type farm struct {
 	work    string
 	// installs maps a chunk's cache key to its install tree (DESTDIR), so a
 	// chunk shared by two systems is built once, as in the real cache.
-	installs map[string]string
+	installs map[digest.CacheKey]string
 	// logs holds each built chunk's log by step name.
 	logs map[string]string
 	// built counts the chunks actually built, for the cache-reuse check.
@@ -40,7 +41,7 @@ func newFarm(troveDir, work string) *farm {
 		// farm applies to the trove's URL; git finds the x.git directory.
 		aliases:  definitions.NewRepoAliases(filepath.Join(troveDir, "git")),
 		work:     work,
-		installs: map[string]string{},
+		installs: map[digest.CacheKey]string{},
 		logs:     map[string]string{},
 	}
 }
@@ -78,7 +79,7 @@ func (f *farm) buildChunks(ctx context.Context, g *definitions.Graph, logf func(
 
 func (f *farm) buildChunk(ctx context.Context, g *definitions.Graph, s *definitions.Step) error {
 	c := s.Chunk
-	dirName := s.Name + "-" + s.CacheKey[:12]
+	dirName := s.Name + "-" + s.CacheKey.String()[:12]
 	src := filepath.Join(f.work, "src", dirName)
 	staging := filepath.Join(f.work, "staging", dirName)
 	dest := filepath.Join(f.work, "install", dirName)

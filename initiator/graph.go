@@ -155,7 +155,7 @@ func renderGraphJSON(w io.Writer, g *definitions.Graph) error {
 		doc.Systems[i] = s.Name
 	}
 	for _, s := range g.Steps {
-		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), Arch: s.Arch, CacheKey: s.CacheKey, DependsOn: depNames(s)}
+		js := GraphStepJSON{Name: s.Name, DefinedName: s.DefinedName, Kind: s.Kind.String(), Arch: s.Arch, CacheKey: s.CacheKey.String(), DependsOn: depNames(s)}
 		if c := s.Chunk; c != nil {
 			js.Stratum, js.Repo, js.Ref, js.Commit, js.BuildMode, js.BuildSystem = c.Stratum, c.Repo, c.Ref, c.Commit, string(c.BuildMode), c.BuildSystem
 		}
@@ -178,9 +178,9 @@ func renderGraphDot(w io.Writer, g *definitions.Graph) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "digraph %s {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n", dotID(g.Name))
 	for _, s := range g.Steps {
-		label := s.Name + "\n" + s.CacheKey[:12]
+		label := s.Name + "\n" + s.CacheKey.String()[:12]
 		if len(g.Archs) > 1 {
-			label = s.Name + "\n" + s.Arch + "\n" + s.CacheKey[:12]
+			label = s.Name + "\n" + s.Arch + "\n" + s.CacheKey.String()[:12]
 		}
 		fmt.Fprintf(&b, "  %s [shape=%s, label=%s];\n", dotID(s.Name), dotShapes[s.Kind], dotID(label))
 	}

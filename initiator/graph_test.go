@@ -56,7 +56,7 @@ func TestGraphJSONListsEveryStepWithTheLibrarysKeys(t *testing.T) {
 	}
 	for i, s := range doc.Steps {
 		want := g.Steps[i]
-		if s.Name != want.Name || s.CacheKey != want.CacheKey || s.Kind != want.Kind.String() || len(s.DependsOn) != len(want.Deps) {
+		if s.Name != want.Name || s.CacheKey != want.CacheKey.String() || s.Kind != want.Kind.String() || len(s.DependsOn) != len(want.Deps) {
 			t.Errorf("step %d = %+v, want %s %s %s", i, s, want.Name, want.Kind, want.CacheKey)
 		}
 		if want.Kind == definitions.KindChunk && (s.Commit != want.Chunk.Commit || s.Stratum == "") {

@@ -167,7 +167,7 @@ func run(args []string, stderr io.Writer) int {
 	stateErr := make(chan error, 1)
 	c, err := controller.New(controller.Config{
 		Definitions:         controller.GitDefinitions{Mirrors: mirrors},
-		Cache:               controller.CacheIndex{Client: cache},
+		Cache:               cache,
 		Aliases:             repoAliases,
 		Policy:              pol,
 		MaxAttempts:         *maxAttempts,
