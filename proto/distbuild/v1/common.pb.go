@@ -476,7 +476,8 @@ type ResourceUsage struct {
 	UserCpuSeconds float64 `protobuf:"fixed64,1,opt,name=user_cpu_seconds,json=userCpuSeconds,proto3" json:"user_cpu_seconds,omitempty"`
 	// CPU time in the kernel, seconds.
 	SystemCpuSeconds float64 `protobuf:"fixed64,2,opt,name=system_cpu_seconds,json=systemCpuSeconds,proto3" json:"system_cpu_seconds,omitempty"`
-	// The largest resident set of any one command's process tree member.
+	// The largest resident memory of a command's process tree, as sampled
+	// (so commands shorter than a sample interval show none).
 	PeakMemoryBytes int64 `protobuf:"varint,3,opt,name=peak_memory_bytes,json=peakMemoryBytes,proto3" json:"peak_memory_bytes,omitempty"`
 	// Bytes read from storage.
 	ReadBytes int64 `protobuf:"varint,4,opt,name=read_bytes,json=readBytes,proto3" json:"read_bytes,omitempty"`
