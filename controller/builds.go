@@ -264,7 +264,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			// down: tell the build's followers, as if it had been heard.
 			sf := finishedEvent(ref, m)
 			st := replayed[s.Name]
-			st.State, st.Worker, st.Log = pb.StepState_STEP_STATE_FINISHED, sf.Worker, sf.Log
+			st.State, st.Worker, st.Log, st.Duration = pb.StepState_STEP_STATE_FINISHED, sf.Worker, sf.Log, sf.Duration
 			b.steps[s.Name] = st
 			catchUp = append(catchUp, &pb.BuildEvent{Event: &pb.BuildEvent_StepFinished{StepFinished: sf}})
 		}

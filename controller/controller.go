@@ -274,15 +274,15 @@ func (b *build) replay(events []*pb.BuildEvent) {
 		case *pb.BuildEvent_StepStarted:
 			b.setStep(e.StepStarted.Step.StepName, pb.StepState_STEP_STATE_RUNNING, e.StepStarted.Worker, e.StepStarted.Attempt, "")
 		case *pb.BuildEvent_StepFinished:
-			st := b.setStep(e.StepFinished.Step.StepName, pb.StepState_STEP_STATE_FINISHED, e.StepFinished.Worker, b.steps[e.StepFinished.Step.StepName].GetAttempts(), "")
-			st.Log = e.StepFinished.Log
+			sf := e.StepFinished
+			recordEnd(b.setStep(sf.Step.StepName, pb.StepState_STEP_STATE_FINISHED, sf.Worker, b.steps[sf.Step.StepName].GetAttempts(), ""), sf.Log, sf.Duration, sf.Profile)
 		case *pb.BuildEvent_StepFailed:
 			f := e.StepFailed
 			state := pb.StepState_STEP_STATE_FAILED
 			if f.WillRetry {
 				state = pb.StepState_STEP_STATE_READY
 			}
-			b.setStep(f.Step.StepName, state, f.Worker, f.Attempt, f.Reason).Log = f.Log
+			recordEnd(b.setStep(f.Step.StepName, state, f.Worker, f.Attempt, f.Reason), f.Log, f.Profile.GetDuration(), f.Profile)
 		}
 	}
 	if !b.live() {
@@ -406,6 +406,9 @@ type task struct {
 	worker   string
 	duration time.Duration
 	log      *pb.Digest
+	// profile is where the last attempt that ended spent its time, as its
+	// worker reported it (bounded).
+	profile *pb.StepProfile
 }
 
 func (b *build) summary() *pb.BuildSummary {
@@ -454,9 +457,9 @@ func (c *Controller) apply(events []scheduler.Event) {
 		case scheduler.StepFinished:
 			t := ev.Task.Payload.(*task)
 			st := b.setStep(t.ref.StepName, pb.StepState_STEP_STATE_FINISHED, t.worker, int32(ev.Task.Attempts()), "")
-			st.Log = t.log
-			b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFinished{StepFinished: &pb.StepFinished{
-				Step: t.ref, Worker: t.worker, Duration: durationpb.New(t.duration), Log: t.log}}})
+			sf := &pb.StepFinished{Step: t.ref, Worker: t.worker, Duration: durationpb.New(t.duration), Log: t.log, Profile: t.profile}
+			recordEnd(st, sf.Log, sf.Duration, sf.Profile)
+			b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFinished{StepFinished: sf}})
 		case scheduler.StepFailed:
 			c.stepFailed(b, ev)
 		case scheduler.BuildSucceeded:
@@ -485,14 +488,14 @@ func (c *Controller) stepFailed(b *build, ev scheduler.Event) {
 		kind = pb.FailureKind_FAILURE_KIND_BUILD
 	}
 	sf := &pb.StepFailed{Step: t.ref, Worker: f.Worker, Kind: kind, Reason: f.Reason, ExitCode: int32(f.ExitCode),
-		Attempt: int32(ev.Task.Attempts()), WillRetry: ev.WillRetry, Log: t.log}
+		Attempt: int32(ev.Task.Attempts()), WillRetry: ev.WillRetry, Log: t.log, Profile: t.profile}
 	state := pb.StepState_STEP_STATE_FAILED
 	if ev.WillRetry {
 		state = pb.StepState_STEP_STATE_READY
 	} else {
 		b.lastFailure = sf
 	}
-	b.setStep(t.ref.StepName, state, f.Worker, int32(ev.Task.Attempts()), f.Reason).Log = t.log
+	recordEnd(b.setStep(t.ref.StepName, state, f.Worker, int32(ev.Task.Attempts()), f.Reason), t.log, t.profile.GetDuration(), t.profile)
 	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFailed{StepFailed: sf}})
 	c.log.Warn("step failed", "build", b.id, "step", t.ref.StepName, "worker", f.Worker, "reason", f.Reason, "will_retry", ev.WillRetry)
 }
@@ -513,6 +516,12 @@ func (c *Controller) markCancelled(b *build, stopped []scheduler.Cancellation) {
 			}
 		}
 	}
+}
+
+// recordEnd keeps what an ended attempt left with its step's status: its
+// log, how long it ran and where that time went.
+func recordEnd(st *pb.StepStatus, log *pb.Digest, took *durationpb.Duration, profile *pb.StepProfile) {
+	st.Log, st.Duration, st.Profile = log, took, profile
 }
 
 func (b *build) setStep(name string, state pb.StepState, worker string, attempts int32, reason string) *pb.StepStatus {

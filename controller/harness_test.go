@@ -323,6 +323,8 @@ type testWorker struct {
 	took map[string]time.Duration
 	// lie makes the worker report steps done without storing anything.
 	lie bool
+	// profiles, by step name, are reported with the jobs' outcomes.
+	profiles map[string]*pb.StepProfile
 	// conn, when set, is the connection the worker dials the controller on
 	// (e.g. one carrying its token).
 	conn *grpc.ClientConn
@@ -458,7 +460,7 @@ func (w *testWorker) build(j *pb.Job) {
 	w.mu.Lock()
 	reason, fail := w.fail[j.Name]
 	w.mu.Unlock()
-	st := &pb.JobStatus{JobId: j.JobId, CacheKey: j.CacheKey}
+	st := &pb.JobStatus{JobId: j.JobId, CacheKey: j.CacheKey, Profile: w.profiles[j.Name]}
 	if fail {
 		st.Phase = pb.JobPhase_JOB_PHASE_FAILED
 		st.Failure = &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_BUILD, Reason: reason, ExitCode: 2, Log: logD.Proto()}

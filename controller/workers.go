@@ -68,8 +68,13 @@ type session struct {
 	// resumed after a restart has been resolved.
 	last *pb.WorkerState
 
+	// connected is when the session began.
+	connected time.Time
+
 	mu    sync.Mutex
 	queue []*pb.WorkResponse
+	// lastSeen is when the worker last sent anything.
+	lastSeen time.Time
 }
 
 func (s *session) send(r *pb.WorkResponse) {
@@ -174,6 +179,7 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
 	}
 	s := &session{name: reg.Name, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
 		jobs: map[string]string{}, verifying: map[string]bool{}, cancelled: map[string]*pb.StepStatus{}}
+	s.connected, s.lastSeen = c.cfg.Clock.Now(), c.cfg.Clock.Now()
 	c.sessions[reg.Name] = s
 	c.sched.AddWorker(reg.Name, int(reg.Slots), reg.Arch, reg.Tags)
 	c.sched.WorkerHolds(reg.Name, reg.LocalCacheKeys)
@@ -214,6 +220,9 @@ func (c *Controller) handle(s *session, msg *pb.WorkRequest) error {
 	case s.heard <- struct{}{}:
 	default:
 	}
+	s.mu.Lock()
+	s.lastSeen = c.cfg.Clock.Now()
+	s.mu.Unlock()
 	switch m := msg.Message.(type) {
 	case *pb.WorkRequest_State:
 		c.report(s, m.State)
@@ -401,6 +410,7 @@ func (c *Controller) jobDone(s *session, t *scheduler.Task, js *pb.JobStatus) {
 	}
 	p := t.Payload.(*task)
 	p.worker = s.name
+	p.profile = boundedProfile(js.GetProfile())
 	if m.Started != nil && m.Finished != nil {
 		p.duration = m.Finished.AsTime().Sub(m.Started.AsTime())
 		c.learnDuration(p.ref.StepName, p.duration)
@@ -421,6 +431,7 @@ func (c *Controller) jobFailed(s *session, js *pb.JobStatus) {
 	}
 	if t := c.sched.Job(js.JobId); t != nil {
 		t.Payload.(*task).log = f.GetLog()
+		t.Payload.(*task).profile = boundedProfile(js.GetProfile())
 	}
 	reason := f.GetReason()
 	if reason == "" {

@@ -56,7 +56,7 @@ func TestBuildsOutliveTheirInitiator(t *testing.T) {
 				t.Errorf("the replay lacks the start of %s, which ended before attaching", step)
 			}
 			log, err := os.ReadFile(filepath.Join(f.defs, "build-step-"+step+".log"))
-			if err != nil || !strings.HasPrefix(string(log), "# distbuild: ") || !strings.Contains(string(log), " "+step+" on worker-") {
+			if err != nil || !regexp.MustCompile(`^\[ *\d+\.\d{3}s\] # distbuild: `).MatchString(string(log)) || !strings.Contains(string(log), " "+step+" on worker-") {
 				t.Errorf("build-step-%s.log of a step that ended before attaching is not its complete log: %v\n%s", step, err, log)
 			}
 		}
@@ -68,7 +68,8 @@ func TestBuildsOutliveTheirInitiator(t *testing.T) {
 
 	t.Run("status shows every step finished", func(t *testing.T) {
 		r := f.initiator("status", id)
-		steps := regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+worker-\d\s+\d+\s*$`).FindAllStringSubmatch(r.stdout, -1)
+		// Each step with its worker, attempts, duration and phases.
+		steps := regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+worker-\d\s+\d+\s+\S+s\s+(?:stage|fetch) \S+(?:, [\w-]+ \S+)*, upload \S+\s*$`).FindAllStringSubmatch(r.stdout, -1)
 		if r.code != 0 || !strings.Contains(r.stdout, "state:     succeeded\n") || len(steps) != len(f.graph(demoSystem)) {
 			t.Fatalf("status: exit %d, %d steps built; want success and all %d steps\n%s%s", r.code, len(steps), len(f.graph(demoSystem)), r.stdout, r.stderr)
 		}
@@ -131,7 +132,7 @@ func TestBuildsOutliveTheirInitiator(t *testing.T) {
 		}
 		// strbuf did not run in this build: its log is the one the first
 		// build stored with the artifact.
-		if r := f.initiator("logs", other, "strbuf"); r.code != 0 || !strings.HasPrefix(r.stdout, "# distbuild: chunk strbuf on worker-") {
+		if r := f.initiator("logs", other, "strbuf"); r.code != 0 || !regexp.MustCompile(`^\[ *\d+\.\d{3}s\] # distbuild: chunk strbuf on worker-`).MatchString(r.stdout) {
 			t.Errorf("logs of a step found in the cache: exit %d, want the log stored with its artifact\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		if r := f.initiator("attach", other); r.code != 1 || !strings.Contains(r.stdout, "build cancelled: cancelled on request") {

@@ -26,39 +26,32 @@ Exit status: 0 when every step succeeded; 1 when the build failed or was
 cancelled, or when you stopped following before it ended.`
 
 func runAttach(env *Env, args []string) int {
-	fs := newFlags(env, "attach", "[flags] BUILD_ID", attachAbout)
-	controller := controllerFlag(fs)
-	cacheAddr := cacheFlag(fs)
-	from := fs.Uint64("from", 0, "replay only events with at least this sequence number (0 or 1: all of them)")
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	id := fs.Arg(0)
-	client, err := dialController(*controller)
-	if err != nil {
-		return fail(env, "attach", err)
-	}
-	defer client.Close()
-	ctx, stop := context.WithCancel(context.Background())
+	cmd := newControllerCommand(env, "attach", "[flags] BUILD_ID", attachAbout, 1)
+	cacheAddr := cacheFlag(cmd.fs)
+	from := cmd.fs.Uint64("from", 0, "replay only events with at least this sequence number (0 or 1: all of them)")
+	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
+		return attach(ctx, env, client, cmd.fs.Arg(0), *cacheAddr, *from)
+	})
+}
+
+// attach follows build id until it ends or the user stops following.
+func attach(ctx context.Context, env *Env, client *controllerClient, id, cacheAddr string, from uint64) (int, error) {
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	// Status first: an unknown id is then reported as such, not as a broken
 	// stream, and the note on Ctrl-C can say whether the build outlives us.
 	st, err := client.status(ctx, id)
 	if err != nil {
-		return fail(env, "attach", err)
+		return 0, err
 	}
-	cache, err := dialCache(*cacheAddr)
+	cache, err := dialCache(cacheAddr)
 	if err != nil {
-		return fail(env, "attach", fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err))
+		return 0, fmt.Errorf("artifact cache address %q: %w", cacheAddr, err)
 	}
 	defer cache.Close()
-	stream, err := client.Attach(ctx, &pb.AttachRequest{BuildId: id, FromSequence: *from})
+	stream, err := client.Attach(ctx, &pb.AttachRequest{BuildId: id, FromSequence: from})
 	if err != nil {
-		return fail(env, "attach", client.explain(err))
+		return 0, err
 	}
 
 	interrupts := make(chan os.Signal, 1)
@@ -87,7 +80,7 @@ func runAttach(env *Env, args []string) int {
 	return followEvents(ctx, env, "attach", client, w, func() (*pb.BuildEvent, error) {
 		resp, err := stream.Recv()
 		return resp.GetEvent(), err
-	}, nil, ticks)
+	}, nil, ticks), nil
 }
 
 // afterDetaching says what becomes of the build once this initiator stops

@@ -13,32 +13,19 @@ cancelled; 1 when it had already succeeded or failed, so there was nothing
 to cancel.`
 
 func runCancel(env *Env, args []string) int {
-	fs := newFlags(env, "cancel", "[flags] BUILD_ID", cancelAbout)
-	controller := controllerFlag(fs)
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	client, err := dialController(*controller)
-	if err != nil {
-		return fail(env, "cancel", err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-	defer cancel()
-	resp, err := client.Cancel(ctx, &pb.CancelRequest{BuildId: fs.Arg(0)})
-	if err != nil {
-		return fail(env, "cancel", client.explain(err))
-	}
-	b := resp.GetBuild()
-	switch b.GetState() {
-	case pb.BuildState_BUILD_STATE_SUCCEEDED, pb.BuildState_BUILD_STATE_FAILED:
-		fmt.Fprintf(env.Stdout, "build %s: %s (it had already ended; nothing was cancelled)\n", b.GetBuildId(), buildState(b.GetState()))
-		return ExitFailure
-	}
-	fmt.Fprintf(env.Stdout, "build %s: %s\n", b.GetBuildId(), buildState(b.GetState()))
-	return ExitOK
+	cmd := newControllerCommand(env, "cancel", "[flags] BUILD_ID", cancelAbout, 1)
+	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
+		resp, err := unary(ctx, client, client.Cancel, &pb.CancelRequest{BuildId: cmd.fs.Arg(0)})
+		if err != nil {
+			return 0, err
+		}
+		b := resp.GetBuild()
+		switch b.GetState() {
+		case pb.BuildState_BUILD_STATE_SUCCEEDED, pb.BuildState_BUILD_STATE_FAILED:
+			fmt.Fprintf(env.Stdout, "build %s: %s (it had already ended; nothing was cancelled)\n", b.GetBuildId(), buildState(b.GetState()))
+			return ExitFailure, nil
+		}
+		fmt.Fprintf(env.Stdout, "build %s: %s\n", b.GetBuildId(), buildState(b.GetState()))
+		return ExitOK, nil
+	})
 }

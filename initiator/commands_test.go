@@ -20,8 +20,24 @@ import (
 // Attach from their recorded events.
 type fakeController struct {
 	pb.UnimplementedBuildServiceServer
-	builds map[string]*pb.StatusResponse
-	events map[string][]*pb.BuildEvent
+	builds  map[string]*pb.StatusResponse
+	events  map[string][]*pb.BuildEvent
+	workers *pb.WorkersResponse
+}
+
+func (f *fakeController) List(context.Context, *pb.ListRequest) (*pb.ListResponse, error) {
+	resp := &pb.ListResponse{}
+	for _, b := range f.builds {
+		resp.Builds = append(resp.Builds, b.Build)
+	}
+	return resp, nil
+}
+
+func (f *fakeController) Workers(context.Context, *pb.WorkersRequest) (*pb.WorkersResponse, error) {
+	if f.workers == nil {
+		return &pb.WorkersResponse{}, nil
+	}
+	return f.workers, nil
 }
 
 func (f *fakeController) Attach(req *pb.AttachRequest, stream pb.BuildService_AttachServer) error {
@@ -73,11 +89,17 @@ func serve(t *testing.T, builds ...*pb.StatusResponse) string {
 // serveEvents is serve with the events Attach replays, by build id.
 func serveEvents(t *testing.T, events map[string][]*pb.BuildEvent, builds ...*pb.StatusResponse) string {
 	t.Helper()
+	return serveFake(t, &fakeController{events: events}, builds...)
+}
+
+// serveFake runs f, with builds added, on loopback and returns its address.
+func serveFake(t *testing.T, f *fakeController, builds ...*pb.StatusResponse) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeController{builds: map[string]*pb.StatusResponse{}, events: events}
+	f.builds = map[string]*pb.StatusResponse{}
 	for _, b := range builds {
 		f.builds[b.Build.BuildId] = b
 	}
@@ -89,7 +111,7 @@ func serveEvents(t *testing.T, events map[string][]*pb.BuildEvent, builds ...*pb
 }
 
 func TestBuildCommandsNameTheControllerTheyCannotReach(t *testing.T) {
-	for _, args := range [][]string{{"attach", "b1"}, {"list"}, {"status", "b1"}, {"cancel", "b1"}, {"logs", "b1", "zlib"}} {
+	for _, args := range [][]string{{"attach", "b1"}, {"list"}, {"status", "b1"}, {"cancel", "b1"}, {"logs", "b1", "zlib"}, {"workers"}, {"timeline", "--svg", "/nonexistent/x.svg", "b1"}} {
 		status, _, errOut := run(append(args, "--controller", nowhere)...)
 		if want := "initiator " + args[0] + ": cannot reach the controller at " + nowhere + ": "; status != initiator.ExitFailure || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want one line starting %q", args, status, errOut, want)
@@ -98,7 +120,7 @@ func TestBuildCommandsNameTheControllerTheyCannotReach(t *testing.T) {
 }
 
 func TestBuildCommandsRejectWrongArgumentsWithUsage(t *testing.T) {
-	for _, args := range [][]string{{"attach"}, {"list", "extra"}, {"status"}, {"cancel", "a", "b"}, {"logs", "b1"}, {"status", "--no-such-flag", "b1"}} {
+	for _, args := range [][]string{{"attach"}, {"list", "extra"}, {"status"}, {"cancel", "a", "b"}, {"logs", "b1"}, {"status", "--no-such-flag", "b1"}, {"workers", "extra"}, {"timeline"}} {
 		if status, _, errOut := run(args...); status != initiator.ExitUsage || !strings.Contains(errOut, "initiator "+args[0]) {
 			t.Errorf("%v: exit %d, stderr %q; want usage and exit %d", args, status, errOut, initiator.ExitUsage)
 		}

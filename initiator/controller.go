@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -41,22 +45,81 @@ func dialController(addr string) (*controllerClient, error) {
 
 func (c *controllerClient) Close() error { return c.conn.Close() }
 
-// status fetches one build's status.
-func (c *controllerClient) status(ctx context.Context, id string) (*pb.StatusResponse, error) {
+// controllerCommand is a subcommand that talks to the controller: its
+// name, its flags and how many arguments it takes.
+type controllerCommand struct {
+	fs   *pflag.FlagSet
+	name string
+	args int
+	addr *string
+}
+
+// newControllerCommand makes the flag set of a subcommand that talks to
+// the controller, with --controller already on it; the caller adds its own
+// flags before run.
+func newControllerCommand(env *Env, name, synopsis, about string, args int) *controllerCommand {
+	fs := newFlags(env, name, synopsis, about)
+	return &controllerCommand{fs: fs, name: name, args: args, addr: controllerFlag(fs)}
+}
+
+// run is what every such subcommand does around its own work: parse the
+// flags (usage and exit 2 for wrong arguments), dial the controller, run
+// do, and report its error, explained, as one line naming the command.
+// do returns the exit status it wants when it has no error.
+func (c *controllerCommand) run(env *Env, args []string, do func(ctx context.Context, client *controllerClient) (int, error)) int {
+	if ok, status := parseFlags(c.fs, args); !ok {
+		return status
+	}
+	if c.fs.NArg() != c.args {
+		c.fs.Usage()
+		return ExitUsage
+	}
+	client, err := dialController(*c.addr)
+	if err != nil {
+		return fail(env, c.name, err)
+	}
+	defer client.Close()
+	status, err := do(context.Background(), client)
+	if err != nil {
+		return fail(env, c.name, client.explain(err))
+	}
+	return status
+}
+
+// unary makes one call to the controller, bounded by rpcTimeout, and
+// explains its error.
+func unary[Req, Resp any](ctx context.Context, c *controllerClient, call func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	resp, err := c.Status(ctx, &pb.StatusRequest{BuildId: id})
+	resp, err := call(ctx, req)
 	return resp, c.explain(err)
+}
+
+// status fetches one build's status.
+func (c *controllerClient) status(ctx context.Context, id string) (*pb.StatusResponse, error) {
+	return unary(ctx, c, c.Status, &pb.StatusRequest{BuildId: id})
+}
+
+// writeJSON prints a response as one JSON document (protojson, indented),
+// for scripts.
+func writeJSON(w io.Writer, m proto.Message) error {
+	data, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", data)
+	return err
 }
 
 // explain turns a gRPC error into one line a user can act on. NotFound and
 // InvalidArgument carry the controller's own words (e.g. `no build "x"`);
-// anything else says which controller failed.
+// anything else says which controller failed. Errors that are not the
+// controller's (already explained, or local) are returned as they are.
 func (c *controllerClient) explain(err error) error {
-	if err == nil {
-		return nil
+	st, ok := status.FromError(err)
+	if err == nil || !ok {
+		return err
 	}
-	st := status.Convert(err)
 	switch st.Code() {
 	case codes.NotFound, codes.InvalidArgument:
 		return errors.New(st.Message())

@@ -7,6 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -16,39 +18,31 @@ AGE is the time since the build was accepted, TOOK how long it ran (so far,
 while it runs), STEPS its finished steps out of all of them.`
 
 func runList(env *Env, args []string) int {
-	fs := newFlags(env, "list", "[flags]", listAbout)
-	controller := controllerFlag(fs)
-	all := fs.Bool("all", false, "include builds that have ended")
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return ExitUsage
-	}
-	client, err := dialController(*controller)
-	if err != nil {
-		return fail(env, "list", err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-	defer cancel()
-	resp, err := client.List(ctx, &pb.ListRequest{IncludeEnded: *all})
-	if err != nil {
-		return fail(env, "list", client.explain(err))
-	}
-	if len(resp.Builds) == 0 {
-		if *all {
+	cmd := newControllerCommand(env, "list", "[flags]", listAbout, 0)
+	all := cmd.fs.Bool("all", false, "include builds that have ended")
+	asJSON := jsonFlag(cmd.fs)
+	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
+		resp, err := unary(ctx, client, client.List, &pb.ListRequest{IncludeEnded: *all})
+		switch {
+		case err != nil:
+			return 0, err
+		case *asJSON:
+			return ExitOK, writeJSON(env.Stdout, resp)
+		case len(resp.Builds) == 0 && *all:
 			fmt.Fprintln(env.Stdout, "no builds")
-		} else {
+		case len(resp.Builds) == 0:
 			fmt.Fprintln(env.Stdout, "no live builds (--all includes ended ones)")
+		default:
+			return ExitOK, writeList(env.Stdout, resp.Builds, time.Now())
 		}
-		return ExitOK
-	}
-	if err := writeList(env.Stdout, resp.Builds, time.Now()); err != nil {
-		return fail(env, "list", err)
-	}
-	return ExitOK
+		return ExitOK, nil
+	})
+}
+
+// jsonFlag adds --json, which prints the controller's answer as one JSON
+// document instead of a table.
+func jsonFlag(fs *pflag.FlagSet) *bool {
+	return fs.Bool("json", false, "print the controller's answer as one JSON document (protobuf JSON mapping), for scripts")
 }
 
 // writeList prints builds as a table, in the order given.

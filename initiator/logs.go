@@ -19,56 +19,44 @@ the build found in the cache shows the log of the build that made it. A
 step that has not ended yet has no log: follow it with initiator attach.`
 
 func runLogs(env *Env, args []string) int {
-	fs := newFlags(env, "logs", "[flags] BUILD_ID STEP", logsAbout)
-	controller := controllerFlag(fs)
-	cacheAddr := cacheFlag(fs)
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return ExitUsage
-	}
-	id, name := fs.Arg(0), fs.Arg(1)
-	client, err := dialController(*controller)
-	if err != nil {
-		return fail(env, "logs", err)
-	}
-	defer client.Close()
-	ctx := context.Background()
-	resp, err := client.status(ctx, id)
-	if err != nil {
-		return fail(env, "logs", err)
-	}
-	var st *pb.StepStatus
-	for _, s := range resp.GetSteps() {
-		if s.GetStep().GetStepName() == name {
-			st = s
+	cmd := newControllerCommand(env, "logs", "[flags] BUILD_ID STEP", logsAbout, 2)
+	cacheAddr := cacheFlag(cmd.fs)
+	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
+		id, name := cmd.fs.Arg(0), cmd.fs.Arg(1)
+		resp, err := client.status(ctx, id)
+		if err != nil {
+			return 0, err
 		}
-	}
-	if st == nil {
-		return fail(env, "logs", fmt.Errorf("build %s has no step %q (initiator status %s lists its steps)", id, name, id))
-	}
-	cache, err := dialCache(*cacheAddr)
-	if err != nil {
-		return fail(env, "logs", fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err))
-	}
-	defer cache.Close()
-	log, err := stepLog(ctx, cache, id, st)
-	if err != nil {
-		return fail(env, "logs", err)
-	}
-	switch s := st.GetState(); s {
-	case pb.StepState_STEP_STATE_FINISHED, pb.StepState_STEP_STATE_FAILED:
-	case pb.StepState_STEP_STATE_CANCELLED:
-		fmt.Fprintf(env.Stderr, "initiator logs: step %s was cancelled with its build; this is what it printed until then\n", name)
-	default:
-		fmt.Fprintf(env.Stderr, "initiator logs: step %s is %s (attempt %d); this is the log of its last failed attempt\n", name, stepState(s), st.GetAttempts())
-	}
-	if err := writeLog(ctx, cache, log, env.Stdout); err != nil {
-		return fail(env, "logs", fmt.Errorf("cannot fetch the log of %s from the artifact cache at %s: %s", name, *cacheAddr, status.Convert(err).Message()))
-	}
-	return ExitOK
+		var st *pb.StepStatus
+		for _, s := range resp.GetSteps() {
+			if s.GetStep().GetStepName() == name {
+				st = s
+			}
+		}
+		if st == nil {
+			return 0, fmt.Errorf("build %s has no step %q (initiator status %s lists its steps)", id, name, id)
+		}
+		cache, err := dialCache(*cacheAddr)
+		if err != nil {
+			return 0, fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err)
+		}
+		defer cache.Close()
+		log, err := stepLog(ctx, cache, id, st)
+		if err != nil {
+			return 0, err
+		}
+		switch s := st.GetState(); s {
+		case pb.StepState_STEP_STATE_FINISHED, pb.StepState_STEP_STATE_FAILED:
+		case pb.StepState_STEP_STATE_CANCELLED:
+			fmt.Fprintf(env.Stderr, "initiator logs: step %s was cancelled with its build; this is what it printed until then\n", name)
+		default:
+			fmt.Fprintf(env.Stderr, "initiator logs: step %s is %s (attempt %d); this is the log of its last failed attempt\n", name, stepState(s), st.GetAttempts())
+		}
+		if err := writeLog(ctx, cache, log, env.Stdout); err != nil {
+			return 0, fmt.Errorf("cannot fetch the log of %s from the artifact cache at %s: %s", name, *cacheAddr, status.Convert(err).Message())
+		}
+		return ExitOK, nil
+	})
 }
 
 // stepLog finds the digest of a step's log, or says why there is none. The

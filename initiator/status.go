@@ -12,37 +12,36 @@ import (
 )
 
 const statusAbout = `Shows a build at a glance and one line per step: its state, the worker
-running or last running it, its attempts so far and, when it failed, why.
+running or last running it, its attempts so far, how long its last attempt
+that ended took and where that time went (each phase on its worker: fetch,
+stage, configure, build, test, install, strip, pack, upload) and, when it
+failed, why. --json prints the controller's whole answer, with each step's
+resource use and CPU and memory series.
 Exit status: 0 when the build succeeded or is still resolving or running;
 1 when it failed or was cancelled (and when the build cannot be found).`
 
 func runStatus(env *Env, args []string) int {
-	fs := newFlags(env, "status", "[flags] BUILD_ID", statusAbout)
-	controller := controllerFlag(fs)
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return ExitUsage
-	}
-	client, err := dialController(*controller)
-	if err != nil {
-		return fail(env, "status", err)
-	}
-	defer client.Close()
-	resp, err := client.status(context.Background(), fs.Arg(0))
-	if err != nil {
-		return fail(env, "status", err)
-	}
-	if err := writeStatus(env.Stdout, resp, time.Now()); err != nil {
-		return fail(env, "status", err)
-	}
-	switch resp.GetBuild().GetState() {
-	case pb.BuildState_BUILD_STATE_FAILED, pb.BuildState_BUILD_STATE_CANCELLED:
-		return ExitFailure
-	}
-	return ExitOK
+	cmd := newControllerCommand(env, "status", "[flags] BUILD_ID", statusAbout, 1)
+	asJSON := jsonFlag(cmd.fs)
+	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
+		resp, err := client.status(ctx, cmd.fs.Arg(0))
+		if err != nil {
+			return 0, err
+		}
+		if *asJSON {
+			err = writeJSON(env.Stdout, resp)
+		} else {
+			err = writeStatus(env.Stdout, resp, time.Now())
+		}
+		if err != nil {
+			return 0, err
+		}
+		switch resp.GetBuild().GetState() {
+		case pb.BuildState_BUILD_STATE_FAILED, pb.BuildState_BUILD_STATE_CANCELLED:
+			return ExitFailure, nil
+		}
+		return ExitOK, nil
+	})
 }
 
 // writeStatus prints the build's summary, then a table of its steps in
@@ -81,11 +80,42 @@ func writeStatus(w io.Writer, s *pb.StatusResponse, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATE\tWORKER\tATTEMPTS\tREASON")
+	fmt.Fprintln(tw, "STEP\tSTATE\tWORKER\tATTEMPTS\tTOOK\tPHASES\tREASON")
 	for _, st := range s.GetSteps() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", st.GetStep().GetStepName(), stepState(st.GetState()), stepWorker(st), st.GetAttempts(), oneLine(st.GetReason()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.GetStep().GetStepName(), stepState(st.GetState()), stepWorker(st), st.GetAttempts(),
+			stepTook(st), phases(st.GetProfile()), oneLine(st.GetReason()))
 	}
 	return tw.Flush()
+}
+
+// stepTook is how long the step's last attempt that ended ran, or "-".
+func stepTook(st *pb.StepStatus) string {
+	if st.GetDuration() == nil {
+		return "-"
+	}
+	return shortDuration(st.GetDuration().AsDuration())
+}
+
+// phases lists where a step's time went, e.g. "fetch 0.2s, build 12.1s",
+// or "-" when its worker did not say.
+func phases(p *pb.StepProfile) string {
+	if len(p.GetPhases()) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(p.GetPhases()))
+	for i, ph := range p.GetPhases() {
+		parts[i] = ph.GetName() + " " + shortDuration(ph.GetDuration().AsDuration())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shortDuration is a duration to a tenth of a second below a minute, and
+// to the second above.
+func shortDuration(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
 }
 
 // stepWorker names the worker of a step, or says that it was found in the

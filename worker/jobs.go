@@ -27,6 +27,8 @@ type job struct {
 	phase    pb.JobPhase
 	manifest *pb.Manifest
 	failure  *pb.JobFailure
+	// profile is where the job's time went, reported with its outcome.
+	profile *pb.StepProfile
 }
 
 func (w *Worker) snapshot() *pb.WorkRequest {
@@ -34,7 +36,7 @@ func (w *Worker) snapshot() *pb.WorkRequest {
 	defer w.mu.Unlock()
 	st := &pb.WorkerState{}
 	for id, j := range w.jobs {
-		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Failure: j.failure})
+		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Failure: j.failure, Profile: j.profile})
 	}
 	return &pb.WorkRequest{Message: &pb.WorkRequest_State{State: st}}
 }
@@ -81,6 +83,13 @@ type reporter struct {
 }
 
 func (r reporter) Phase(phase pb.JobPhase) { r.w.setPhase(r.j, phase) }
+
+// Profile keeps the profile for the reports that carry the job's outcome.
+func (r reporter) Profile(p *pb.StepProfile) {
+	r.w.mu.Lock()
+	r.j.profile = p
+	r.w.mu.Unlock()
+}
 
 func (r reporter) Output(stream pb.OutputStream, data []byte) {
 	r.w.emit(r.ctx, &pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{

@@ -29,6 +29,40 @@ type Result struct {
 	// it, as a shell reports it. A non-zero code is the build's failure,
 	// not Run's, so Run's error stays nil for it.
 	ExitCode int
+	// Usage is what the command's process tree used, as the kernel
+	// accounted it when the command was reaped: the command and every
+	// descendant it waited for (a build's compilers, its tests).
+	Usage Usage
+}
+
+// Usage is a finished command's resource use, from getrusage(2)
+// accounting of the command and its waited-for descendants.
+type Usage struct {
+	User, System time.Duration
+	// PeakMemory is the largest resident set of any one process in the
+	// tree, in bytes.
+	PeakMemory int64
+	// ReadBytes and WrittenBytes are storage I/O: blocks read and written
+	// by the file systems, in bytes (nothing for a tmpfs or the page
+	// cache).
+	ReadBytes, WrittenBytes int64
+}
+
+func usageOf(ps *os.ProcessState) Usage {
+	if ps == nil {
+		return Usage{}
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || ru == nil {
+		return Usage{User: ps.UserTime(), System: ps.SystemTime()}
+	}
+	return Usage{
+		User:         time.Duration(ru.Utime.Nano()),
+		System:       time.Duration(ru.Stime.Nano()),
+		PeakMemory:   ru.Maxrss * 1024, // Linux reports kilobytes
+		ReadBytes:    ru.Inblock * 512, // in 512-byte units, whatever the block size
+		WrittenBytes: ru.Oublock * 512,
+	}
 }
 
 // Run runs s.Command as s describes and returns when it has ended. It
@@ -68,6 +102,9 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	pgid := cmd.Process.Pid // Setpgid or Setsid made the command its group's leader
+	if s.Started != nil {
+		s.Started(pgid)
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
@@ -76,7 +113,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		err = terminate(pgid, s.killGrace(), waited)
 	}
 	signalGroup(pgid, syscall.SIGKILL)
-	res := Result{ExitCode: exitCode(cmd.ProcessState)}
+	res := Result{ExitCode: exitCode(cmd.ProcessState), Usage: usageOf(cmd.ProcessState)}
 	if stopped != nil {
 		return res, stopped
 	}

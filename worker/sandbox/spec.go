@@ -61,6 +61,10 @@ type Spec struct {
 	// for that long (ErrStalled): a hung test suite is caught long before
 	// a generous Timeout.
 	NoOutputTimeout time.Duration
+	// Started, when set, is called with the command's process id as soon
+	// as it runs (before Run returns), so the caller can watch its process
+	// tree in /proc while it runs.
+	Started func(pid int)
 	// KillGrace is how long a command being stopped has between SIGTERM and
 	// SIGKILL, and how long a finished command's background processes may
 	// hold its output open; zero means five seconds.

@@ -28,12 +28,14 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 	}
 
 	build, staging, destdir := filepath.Join(dir, "build"), filepath.Join(dir, "staging"), filepath.Join(dir, "install")
+	t.prof.phase("fetch")
 	if err := r.checkout(ctx, c, build); err != nil {
 		return nil, err
 	}
 	out.note("# source %s at %s", c.RepoUrl, c.Commit)
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
+	t.prof.phase("stage")
 	for _, d := range []string{staging, destdir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -59,21 +61,23 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 	spec.Env = r.buildEnv(t.job, c, spec)
 	for _, phase := range c.Phases {
 		for _, cmd := range phase.Commands {
+			t.prof.phase(phase.Name)
 			out.note("# %s: %s", phase.Name, cmd)
 			spec.Command = cmd
-			if err := r.runCommand(ctx, spec, phase.Name, out); err != nil {
+			if err := r.runCommand(ctx, t, spec, phase.Name); err != nil {
 				return nil, err
 			}
 		}
 	}
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_UPLOADING)
+	t.prof.phase("pack")
 	if err := makeDevices(destdir, c.Devices); err != nil {
 		return nil, err
 	}
-	files, err := r.packAndUpload(ctx, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
+	files, err := r.packAndUpload(ctx, t, destdir, filepath.Join(dir, "artifacts"), func(p string) (string, bool) {
 		return splitrule.Match(rules, p)
-	}, out)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -88,8 +92,14 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 // stall is a setup failure and retried elsewhere, a non-zero exit a build
 // failure unless the worker's disk is (nearly) full, when the command most
 // likely failed for want of space and another worker may well succeed.
-func (r *Runner) runCommand(ctx context.Context, spec sandbox.Spec, phase string, out *output) error {
+// What the command's process tree uses goes into the step's profile.
+func (r *Runner) runCommand(ctx context.Context, t *task, spec sandbox.Spec, phase string) error {
+	out := t.out
+	stop := func() {}
+	spec.Started = func(pid int) { stop = t.prof.watchTree(pid) }
 	res, err := sandbox.Run(ctx, spec)
+	stop()
+	t.prof.used(res.Usage)
 	what := fmt.Sprintf("%s command %q", phase, firstLine(spec.Command))
 	switch {
 	case errors.Is(err, sandbox.ErrStalled):

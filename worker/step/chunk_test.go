@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"distbuild/clock"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
@@ -43,7 +44,7 @@ func TestChunkJobBuildsFromGitAndStoresArtifactsAndLog(t *testing.T) {
 	if root := readTar(t, w, artifact.Digest); root["usr/share/hello.txt"] != "hello\n" {
 		t.Errorf("artifact holds %v; want usr/share/hello.txt", root)
 	}
-	if text := string(fetchBlob(t, w, log.Digest)); !strings.Contains(text, "# build: ") || !strings.Contains(text, "\ninstalled\n") {
+	if text := string(fetchBlob(t, w, log.Digest)); !strings.Contains(text, "# build: ") || !strings.Contains(text, "s] installed\n") {
 		t.Errorf("stored log %q lacks the command and its output", text)
 	}
 	stored, err := w.manifest(context.Background(), j.spec.CacheKey)
@@ -139,9 +140,11 @@ func TestLogOverTheLimitKeepsHeadMarkerAndTail(t *testing.T) {
 	const limit = 64 << 10
 	// seq prints 108894 bytes, then the notes follow.
 	const command = "seq 1 20000"
-	full := newTestRunner(t, sandbox.None)
+	// A clock that stands still stamps every line of both runs alike.
+	still := func(c *Config) { c.Clock = clock.NewFake(time.Unix(0, 0)) }
+	full := newTestRunner(t, sandbox.None, still)
 	j := runJob(t, full, chunkSpec(repo, commit, command))
-	capped := newTestRunner(t, sandbox.None, func(c *Config) { c.LogLimit = limit })
+	capped := newTestRunner(t, sandbox.None, still, func(c *Config) { c.LogLimit = limit })
 	k := runJob(t, capped, chunkSpec(repo, commit, command))
 	if j.manifest == nil || k.manifest == nil {
 		t.Fatalf("jobs failed: %v, %v", j.failure, k.failure)
@@ -157,7 +160,7 @@ func TestLogOverTheLimitKeepsHeadMarkerAndTail(t *testing.T) {
 	if got != want {
 		t.Errorf("capped log (%d bytes) is not the first and last 32KiB of the whole log with %q between them", len(got), marker)
 	}
-	if !strings.HasSuffix(got, "20000\n# the chunk installed nothing\n") {
+	if !strings.HasSuffix(got, "] 20000\n[   0.000s] # the chunk installed nothing\n") {
 		t.Errorf("capped log ends %q; want the end of the output", got[len(got)-100:])
 	}
 }

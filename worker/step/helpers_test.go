@@ -134,14 +134,23 @@ type result struct {
 	phase    pb.JobPhase
 	manifest *pb.Manifest
 	failure  *pb.JobFailure
+	// profile is what the runner told a recorder as the job ended.
+	profile *pb.StepProfile
 }
 
 // recorder is a Reporter that keeps what it is told; phases also go to a
 // channel, for tests that wait for one.
 type recorder struct {
-	phases chan pb.JobPhase
-	mu     sync.Mutex
-	output bytes.Buffer
+	phases  chan pb.JobPhase
+	mu      sync.Mutex
+	output  bytes.Buffer
+	profile *pb.StepProfile
+}
+
+func (r *recorder) Profile(p *pb.StepProfile) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.profile = p
 }
 
 func newRecorder() *recorder { return &recorder{phases: make(chan pb.JobPhase, 16)} }
@@ -179,6 +188,11 @@ func runJobIn(t *testing.T, ctx context.Context, r *Runner, spec *pb.Job, rep Re
 	case <-done:
 	case <-time.After(hangBound):
 		t.Fatalf("job %s did not finish", spec.JobId)
+	}
+	if rec, ok := rep.(*recorder); ok {
+		rec.mu.Lock()
+		res.profile = rec.profile
+		rec.mu.Unlock()
 	}
 	res.phase = pb.JobPhase_JOB_PHASE_DONE
 	if res.failure != nil {

@@ -82,6 +82,9 @@ type Reporter interface {
 	// the worker's own notes, in order. data is valid only during the
 	// call.
 	Output(stream pb.OutputStream, data []byte)
+	// Profile is where the step's time went, told once as it ends, before
+	// Run returns.
+	Profile(profile *pb.StepProfile)
 }
 
 // Runner runs steps; one Runner serves all of a worker's slots at once.
@@ -150,11 +153,14 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 		defer os.RemoveAll(dir)
 	}
 	started := r.cfg.Clock.Now()
-	files, log, err := r.execute(ctx, job, dir, rep)
+	prof := newProfiler(r.cfg.Clock, started)
+	defer func() { rep.Profile(prof.profile()) }()
+	files, log, err := r.execute(ctx, job, dir, rep, prof)
 	// The log is uploaded whatever happened, after a cancel or timeout
 	// too: failed steps' logs matter most.
 	var logDigest *pb.Digest
 	if log.path != "" {
+		prof.phase("upload")
 		d, uerr := r.uploadLog(context.WithoutCancel(ctx), log)
 		if uerr == nil {
 			logDigest = d.Proto()
@@ -188,19 +194,19 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 
 // execute builds the job's artifacts into the cache and returns their files
 // and the job's log.
-func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter) ([]*pb.ManifestFile, storedLog, error) {
+func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter, prof *profiler) ([]*pb.ManifestFile, storedLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, storedLog{}, err
 	}
 	log := storedLog{path: filepath.Join(dir, "log")}
-	out, err := newOutput(log.path, r.cfg.LogLimit, rep)
+	out, err := newOutput(log.path, r.cfg.LogLimit, rep, r.cfg.Clock, prof.start)
 	if err != nil {
 		return nil, storedLog{}, err
 	}
 	out.note("# distbuild: %s %s on %s", kindNames[job.Kind], job.Name, r.cfg.Worker)
 	var files []*pb.ManifestFile
 	if err = out.err(); err == nil {
-		files, err = r.build(ctx, &task{job: job, dir: dir, out: out, rep: rep})
+		files, err = r.build(ctx, &task{job: job, dir: dir, out: out, rep: rep, prof: prof})
 	}
 	if lerr := out.err(); lerr != nil && (err == nil || errors.As(err, new(*commandError))) {
 		// A command whose output could not be kept may have died of it.
@@ -227,6 +233,8 @@ type task struct {
 	dir string // the job's own directory, removed when it ends
 	out *output
 	rep Reporter
+	// prof records the step's phases and what its commands use.
+	prof *profiler
 }
 
 // build does the work of the job's kind.
@@ -236,7 +244,8 @@ func (r *Runner) build(ctx context.Context, t *task) ([]*pb.ManifestFile, error)
 		return r.buildChunk(ctx, t, spec.Chunk)
 	case *pb.Job_Stratum:
 		t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
-		return r.recordStratum(ctx, spec.Stratum, t.out)
+		t.prof.phase("stage")
+		return r.recordStratum(ctx, t, spec.Stratum)
 	case *pb.Job_System:
 		return r.assembleSystem(ctx, t, spec.System)
 	}

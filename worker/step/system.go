@@ -25,7 +25,8 @@ type stratumMember struct {
 // recordStratum writes one metadata blob per stratum artifact listing the
 // chunk artifacts it holds. Split artifacts a chunk did not produce (it
 // installed nothing matching them) are left out.
-func (r *Runner) recordStratum(ctx context.Context, s *pb.StratumJob, out *output) ([]*pb.ManifestFile, error) {
+func (r *Runner) recordStratum(ctx context.Context, t *task, s *pb.StratumJob) ([]*pb.ManifestFile, error) {
+	out := t.out
 	manifests := map[string]*pb.Manifest{}
 	var files []*pb.ManifestFile
 	for _, a := range s.Artifacts {
@@ -48,6 +49,7 @@ func (r *Runner) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 			return nil, err
 		}
 		what := "uploading " + a.Name
+		t.prof.phase("upload")
 		d, err := r.uploadBytes(ctx, what, data)
 		if err != nil {
 			return nil, doing(what, err)
@@ -64,6 +66,7 @@ func (r *Runner) recordStratum(ctx context.Context, s *pb.StratumJob, out *outpu
 func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) ([]*pb.ManifestFile, error) {
 	out := t.out
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
+	t.prof.phase("stage")
 	root := filepath.Join(t.dir, "root")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
@@ -91,25 +94,29 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
 	for _, step := range s.Integration {
 		for _, cmd := range step.Commands {
+			t.prof.phase("system-integration")
 			out.note("# system-integration %s: %s", step.Name, cmd)
-			if err := r.integrate(ctx, root, cmd, out); err != nil {
+			if err := r.integrate(ctx, t, root, cmd); err != nil {
 				return nil, err
 			}
 		}
 	}
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_UPLOADING)
+	t.prof.phase("pack")
 	name := t.job.Name + "-rootfs"
-	return r.packAndUpload(ctx, root, filepath.Join(t.dir, "artifacts"), func(string) (string, bool) { return name, true }, out)
+	return r.packAndUpload(ctx, t, root, filepath.Join(t.dir, "artifacts"), func(string) (string, bool) { return name, true })
 }
 
 // packAndUpload packs tree into split artifacts by classify and uploads
 // them, describing each for the manifest.
-func (r *Runner) packAndUpload(ctx context.Context, tree, outDir string, classify func(string) (string, bool), out *output) ([]*pb.ManifestFile, error) {
+func (r *Runner) packAndUpload(ctx context.Context, t *task, tree, outDir string, classify func(string) (string, bool)) ([]*pb.ManifestFile, error) {
+	out := t.out
 	packed, err := tarball.Pack(tree, outDir, classify)
 	if err != nil {
 		return nil, fmt.Errorf("packing the artifacts: %w", err)
 	}
+	t.prof.phase("upload")
 	var files []*pb.ManifestFile
 	for _, a := range packed {
 		f, err := r.upload(ctx, a.Path, a.Name, a.SHA256, a.Size)
@@ -127,8 +134,9 @@ func (r *Runner) packAndUpload(ctx context.Context, tree, outDir string, classif
 // command, it runs in a process group of its own (under bubblewrap, a pid
 // namespace), all of which is killed when the job ends or the command
 // writes nothing for Config.StallTimeout.
-func (r *Runner) integrate(ctx context.Context, root, command string, out *output) error {
-	return r.runCommand(ctx, sandbox.Spec{
+func (r *Runner) integrate(ctx context.Context, t *task, root, command string) error {
+	out := t.out
+	return r.runCommand(ctx, t, sandbox.Spec{
 		Mode:            r.cfg.Sandbox,
 		Root:            root,
 		Command:         command,
@@ -136,5 +144,5 @@ func (r *Runner) integrate(ctx context.Context, root, command string, out *outpu
 		Stdout:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
 		Stderr:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
 		NoOutputTimeout: r.cfg.StallTimeout,
-	}, "system-integration", out)
+	}, "system-integration")
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"distbuild/clock"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )
@@ -104,12 +105,12 @@ func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
 // a directory of its own, and a log that a recorder hears.
 func newTask(t *testing.T, job *pb.Job) *task {
 	t.Helper()
-	out, err := newOutput(filepath.Join(t.TempDir(), "log"), 0, newRecorder())
+	out, err := newOutput(filepath.Join(t.TempDir(), "log"), 0, newRecorder(), clock.System, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.close() })
-	return &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder()}
+	return &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder(), prof: newProfiler(clock.System, time.Now())}
 }
 
 func readTar(t *testing.T, w *Runner, d *pb.Digest) map[string]string {

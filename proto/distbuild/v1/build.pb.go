@@ -1187,7 +1187,10 @@ type StepFinished struct {
 	// How long the step ran.
 	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
 	// The step's complete log in the cache, when it ran.
-	Log           *Digest `protobuf:"bytes,4,opt,name=log,proto3" json:"log,omitempty"`
+	Log *Digest `protobuf:"bytes,4,opt,name=log,proto3" json:"log,omitempty"`
+	// Where the step's time went on its worker; unset when it was found in
+	// the cache or its worker did not say.
+	Profile       *StepProfile `protobuf:"bytes,5,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1250,6 +1253,13 @@ func (x *StepFinished) GetLog() *Digest {
 	return nil
 }
 
+func (x *StepFinished) GetProfile() *StepProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
 // StepFailed reports a failed attempt at a step.
 type StepFailed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1268,7 +1278,9 @@ type StepFailed struct {
 	// True when the step will be tried again.
 	WillRetry bool `protobuf:"varint,7,opt,name=will_retry,json=willRetry,proto3" json:"will_retry,omitempty"`
 	// The attempt's complete log in the cache, when one was stored.
-	Log           *Digest `protobuf:"bytes,8,opt,name=log,proto3" json:"log,omitempty"`
+	Log *Digest `protobuf:"bytes,8,opt,name=log,proto3" json:"log,omitempty"`
+	// Where the attempt's time went on its worker, when it said.
+	Profile       *StepProfile `protobuf:"bytes,9,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1355,6 +1367,13 @@ func (x *StepFailed) GetWillRetry() bool {
 func (x *StepFailed) GetLog() *Digest {
 	if x != nil {
 		return x.Log
+	}
+	return nil
+}
+
+func (x *StepFailed) GetProfile() *StepProfile {
+	if x != nil {
+		return x.Profile
 	}
 	return nil
 }
@@ -1786,7 +1805,11 @@ type StepStatus struct {
 	// Why it failed, when it did.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Its complete log in the cache, when one was stored.
-	Log           *Digest `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	Log *Digest `protobuf:"bytes,6,opt,name=log,proto3" json:"log,omitempty"`
+	// How long its last attempt that ended ran, by its worker's clock.
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Where that attempt's time went, when its worker said.
+	Profile       *StepProfile `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1859,6 +1882,20 @@ func (x *StepStatus) GetReason() string {
 func (x *StepStatus) GetLog() *Digest {
 	if x != nil {
 		return x.Log
+	}
+	return nil
+}
+
+func (x *StepStatus) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *StepStatus) GetProfile() *StepProfile {
+	if x != nil {
+		return x.Profile
 	}
 	return nil
 }
@@ -2010,6 +2047,271 @@ func (x *CancelResponse) GetBuild() *BuildSummary {
 	return nil
 }
 
+// WorkersRequest asks for the connected workers.
+type WorkersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkersRequest) Reset() {
+	*x = WorkersRequest{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkersRequest) ProtoMessage() {}
+
+func (x *WorkersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkersRequest.ProtoReflect.Descriptor instead.
+func (*WorkersRequest) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{25}
+}
+
+// WorkerJob is one job a connected worker holds.
+type WorkerJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's id.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The step it runs.
+	StepName string `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
+	// What it is doing, as the worker last reported.
+	Phase JobPhase `protobuf:"varint,3,opt,name=phase,proto3,enum=distbuild.v1.JobPhase" json:"phase,omitempty"`
+	// The builds that want the step.
+	BuildIds      []string `protobuf:"bytes,4,rep,name=build_ids,json=buildIds,proto3" json:"build_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerJob) Reset() {
+	*x = WorkerJob{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerJob) ProtoMessage() {}
+
+func (x *WorkerJob) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerJob.ProtoReflect.Descriptor instead.
+func (*WorkerJob) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WorkerJob) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *WorkerJob) GetStepName() string {
+	if x != nil {
+		return x.StepName
+	}
+	return ""
+}
+
+func (x *WorkerJob) GetPhase() JobPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return JobPhase_JOB_PHASE_UNSPECIFIED
+}
+
+func (x *WorkerJob) GetBuildIds() []string {
+	if x != nil {
+		return x.BuildIds
+	}
+	return nil
+}
+
+// WorkerInfo is one connected worker.
+type WorkerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The worker's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How many jobs it runs at once.
+	Slots int32 `protobuf:"varint,2,opt,name=slots,proto3" json:"slots,omitempty"`
+	// How many of those are free now.
+	FreeSlots int32 `protobuf:"varint,3,opt,name=free_slots,json=freeSlots,proto3" json:"free_slots,omitempty"`
+	// The architecture it builds for.
+	Arch string `protobuf:"bytes,4,opt,name=arch,proto3" json:"arch,omitempty"`
+	// Its key=value properties.
+	Tags map[string]string `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The jobs it holds.
+	Jobs []*WorkerJob `protobuf:"bytes,6,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// When it connected.
+	Connected *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=connected,proto3" json:"connected,omitempty"`
+	// When the controller last heard from it.
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerInfo) Reset() {
+	*x = WorkerInfo{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerInfo) ProtoMessage() {}
+
+func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
+func (*WorkerInfo) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WorkerInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetSlots() int32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetFreeSlots() int32 {
+	if x != nil {
+		return x.FreeSlots
+	}
+	return 0
+}
+
+func (x *WorkerInfo) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *WorkerInfo) GetTags() map[string]string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetJobs() []*WorkerJob {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetConnected() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Connected
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+// WorkersResponse lists the connected workers by name.
+type WorkersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workers.
+	Workers       []*WorkerInfo `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkersResponse) Reset() {
+	*x = WorkersResponse{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkersResponse) ProtoMessage() {}
+
+func (x *WorkersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkersResponse.ProtoReflect.Descriptor instead.
+func (*WorkersResponse) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *WorkersResponse) GetWorkers() []*WorkerInfo {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
 var File_distbuild_v1_build_proto protoreflect.FileDescriptor
 
 const file_distbuild_v1_build_proto_rawDesc = "" +
@@ -2086,12 +2388,13 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"StepOutput\x12\x1b\n" +
 	"\tstep_name\x18\x01 \x01(\tR\bstepName\x122\n" +
 	"\x06stream\x18\x02 \x01(\x0e2\x1a.distbuild.v1.OutputStreamR\x06stream\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\xb4\x01\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\xe9\x01\n" +
 	"\fStepFinished\x12-\n" +
 	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x12\x16\n" +
 	"\x06worker\x18\x02 \x01(\tR\x06worker\x125\n" +
 	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12&\n" +
-	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\x98\x02\n" +
+	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\x123\n" +
+	"\aprofile\x18\x05 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"\xcd\x02\n" +
 	"\n" +
 	"StepFailed\x12-\n" +
 	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x12\x16\n" +
@@ -2102,7 +2405,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12\x1d\n" +
 	"\n" +
 	"will_retry\x18\a \x01(\bR\twillRetry\x12&\n" +
-	"\x03log\x18\b \x01(\v2\x14.distbuild.v1.DigestR\x03log\"H\n" +
+	"\x03log\x18\b \x01(\v2\x14.distbuild.v1.DigestR\x03log\x123\n" +
+	"\aprofile\x18\t \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"H\n" +
 	"\rBuildFinished\x127\n" +
 	"\tartifacts\x18\x01 \x03(\v2\x19.distbuild.v1.ArtifactRefR\tartifacts\"_\n" +
 	"\vBuildFailed\x12\x16\n" +
@@ -2127,7 +2431,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\fListResponse\x122\n" +
 	"\x06builds\x18\x01 \x03(\v2\x1a.distbuild.v1.BuildSummaryR\x06builds\"*\n" +
 	"\rStatusRequest\x12\x19\n" +
-	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xde\x01\n" +
+	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xca\x02\n" +
 	"\n" +
 	"StepStatus\x12-\n" +
 	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x12-\n" +
@@ -2135,14 +2439,38 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x06worker\x18\x03 \x01(\tR\x06worker\x12\x1a\n" +
 	"\battempts\x18\x04 \x01(\x05R\battempts\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12&\n" +
-	"\x03log\x18\x06 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"r\n" +
+	"\x03log\x18\x06 \x01(\v2\x14.distbuild.v1.DigestR\x03log\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x123\n" +
+	"\aprofile\x18\b \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"r\n" +
 	"\x0eStatusResponse\x120\n" +
 	"\x05build\x18\x01 \x01(\v2\x1a.distbuild.v1.BuildSummaryR\x05build\x12.\n" +
 	"\x05steps\x18\x02 \x03(\v2\x18.distbuild.v1.StepStatusR\x05steps\"*\n" +
 	"\rCancelRequest\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"B\n" +
 	"\x0eCancelResponse\x120\n" +
-	"\x05build\x18\x01 \x01(\v2\x1a.distbuild.v1.BuildSummaryR\x05build*[\n" +
+	"\x05build\x18\x01 \x01(\v2\x1a.distbuild.v1.BuildSummaryR\x05build\"\x10\n" +
+	"\x0eWorkersRequest\"\x8a\x01\n" +
+	"\tWorkerJob\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
+	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12,\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x12\x1b\n" +
+	"\tbuild_ids\x18\x04 \x03(\tR\bbuildIds\"\xfa\x02\n" +
+	"\n" +
+	"WorkerInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x1d\n" +
+	"\n" +
+	"free_slots\x18\x03 \x01(\x05R\tfreeSlots\x12\x12\n" +
+	"\x04arch\x18\x04 \x01(\tR\x04arch\x126\n" +
+	"\x04tags\x18\x05 \x03(\v2\".distbuild.v1.WorkerInfo.TagsEntryR\x04tags\x12+\n" +
+	"\x04jobs\x18\x06 \x03(\v2\x17.distbuild.v1.WorkerJobR\x04jobs\x128\n" +
+	"\tconnected\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tconnected\x127\n" +
+	"\tlast_seen\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x1a7\n" +
+	"\tTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
+	"\x0fWorkersResponse\x122\n" +
+	"\aworkers\x18\x01 \x03(\v2\x18.distbuild.v1.WorkerInfoR\aworkers*[\n" +
 	"\vFailureKind\x12\x1c\n" +
 	"\x18FAILURE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FAILURE_KIND_BUILD\x10\x01\x12\x16\n" +
@@ -2163,13 +2491,14 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x13STEP_STATE_FINISHED\x10\x04\x12\x15\n" +
 	"\x11STEP_STATE_FAILED\x10\x05\x12\x16\n" +
 	"\x12STEP_STATE_SKIPPED\x10\x06\x12\x18\n" +
-	"\x14STEP_STATE_CANCELLED\x10\a2\xe4\x02\n" +
+	"\x14STEP_STATE_CANCELLED\x10\a2\xac\x03\n" +
 	"\fBuildService\x12D\n" +
 	"\x05Build\x12\x1a.distbuild.v1.BuildRequest\x1a\x1b.distbuild.v1.BuildResponse(\x010\x01\x12E\n" +
 	"\x06Attach\x12\x1b.distbuild.v1.AttachRequest\x1a\x1c.distbuild.v1.AttachResponse0\x01\x12=\n" +
 	"\x04List\x12\x19.distbuild.v1.ListRequest\x1a\x1a.distbuild.v1.ListResponse\x12C\n" +
 	"\x06Status\x12\x1b.distbuild.v1.StatusRequest\x1a\x1c.distbuild.v1.StatusResponse\x12C\n" +
-	"\x06Cancel\x12\x1b.distbuild.v1.CancelRequest\x1a\x1c.distbuild.v1.CancelResponseB*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
+	"\x06Cancel\x12\x1b.distbuild.v1.CancelRequest\x1a\x1c.distbuild.v1.CancelResponse\x12F\n" +
+	"\aWorkers\x12\x1c.distbuild.v1.WorkersRequest\x1a\x1d.distbuild.v1.WorkersResponseB*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
 
 var (
 	file_distbuild_v1_build_proto_rawDescOnce sync.Once
@@ -2184,7 +2513,7 @@ func file_distbuild_v1_build_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_build_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_distbuild_v1_build_proto_goTypes = []any{
 	(FailureKind)(0),              // 0: distbuild.v1.FailureKind
 	(BuildState)(0),               // 1: distbuild.v1.BuildState
@@ -2214,21 +2543,28 @@ var file_distbuild_v1_build_proto_goTypes = []any{
 	(*StatusResponse)(nil),        // 25: distbuild.v1.StatusResponse
 	(*CancelRequest)(nil),         // 26: distbuild.v1.CancelRequest
 	(*CancelResponse)(nil),        // 27: distbuild.v1.CancelResponse
-	nil,                           // 28: distbuild.v1.StartBuild.WorkerTagsEntry
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(StepKind)(0),                 // 30: distbuild.v1.StepKind
-	(*ArtifactRef)(nil),           // 31: distbuild.v1.ArtifactRef
-	(OutputStream)(0),             // 32: distbuild.v1.OutputStream
-	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
-	(*Digest)(nil),                // 34: distbuild.v1.Digest
+	(*WorkersRequest)(nil),        // 28: distbuild.v1.WorkersRequest
+	(*WorkerJob)(nil),             // 29: distbuild.v1.WorkerJob
+	(*WorkerInfo)(nil),            // 30: distbuild.v1.WorkerInfo
+	(*WorkersResponse)(nil),       // 31: distbuild.v1.WorkersResponse
+	nil,                           // 32: distbuild.v1.StartBuild.WorkerTagsEntry
+	nil,                           // 33: distbuild.v1.WorkerInfo.TagsEntry
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(StepKind)(0),                 // 35: distbuild.v1.StepKind
+	(*ArtifactRef)(nil),           // 36: distbuild.v1.ArtifactRef
+	(OutputStream)(0),             // 37: distbuild.v1.OutputStream
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*Digest)(nil),                // 39: distbuild.v1.Digest
+	(*StepProfile)(nil),           // 40: distbuild.v1.StepProfile
+	(JobPhase)(0),                 // 41: distbuild.v1.JobPhase
 }
 var file_distbuild_v1_build_proto_depIdxs = []int32{
 	4,  // 0: distbuild.v1.BuildRequest.start:type_name -> distbuild.v1.StartBuild
 	5,  // 1: distbuild.v1.BuildRequest.cancel:type_name -> distbuild.v1.CancelBuild
-	28, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
+	32, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
 	9,  // 3: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
 	9,  // 4: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
-	29, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
+	34, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
 	10, // 6: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
 	12, // 7: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
 	13, // 8: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
@@ -2238,43 +2574,55 @@ var file_distbuild_v1_build_proto_depIdxs = []int32{
 	17, // 12: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
 	18, // 13: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
 	19, // 14: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
-	30, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
+	35, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
 	11, // 16: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
-	31, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
-	32, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
-	31, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
-	33, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
-	34, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
-	31, // 22: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
-	0,  // 23: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
-	34, // 24: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
-	31, // 25: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
-	1,  // 26: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
-	4,  // 27: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
-	29, // 28: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
-	29, // 29: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
-	20, // 30: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
-	31, // 31: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
-	2,  // 32: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
-	34, // 33: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
-	20, // 34: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
-	24, // 35: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
-	20, // 36: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
-	3,  // 37: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
-	7,  // 38: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
-	21, // 39: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
-	23, // 40: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
-	26, // 41: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
-	6,  // 42: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
-	8,  // 43: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
-	22, // 44: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
-	25, // 45: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
-	27, // 46: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
-	42, // [42:47] is the sub-list for method output_type
-	37, // [37:42] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	36, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
+	37, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
+	36, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
+	38, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
+	39, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
+	40, // 22: distbuild.v1.StepFinished.profile:type_name -> distbuild.v1.StepProfile
+	36, // 23: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
+	0,  // 24: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
+	39, // 25: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
+	40, // 26: distbuild.v1.StepFailed.profile:type_name -> distbuild.v1.StepProfile
+	36, // 27: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
+	1,  // 28: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
+	4,  // 29: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
+	34, // 30: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
+	34, // 31: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
+	20, // 32: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
+	36, // 33: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
+	2,  // 34: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
+	39, // 35: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
+	38, // 36: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
+	40, // 37: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
+	20, // 38: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
+	24, // 39: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
+	20, // 40: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
+	41, // 41: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
+	33, // 42: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
+	29, // 43: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
+	34, // 44: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
+	34, // 45: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
+	30, // 46: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
+	3,  // 47: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
+	7,  // 48: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
+	21, // 49: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
+	23, // 50: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
+	26, // 51: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
+	28, // 52: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
+	6,  // 53: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
+	8,  // 54: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
+	22, // 55: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
+	25, // 56: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
+	27, // 57: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
+	31, // 58: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
+	53, // [53:59] is the sub-list for method output_type
+	47, // [47:53] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_build_proto_init() }
@@ -2304,7 +2652,7 @@ func file_distbuild_v1_build_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_build_proto_rawDesc), len(file_distbuild_v1_build_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BuildService_Build_FullMethodName  = "/distbuild.v1.BuildService/Build"
-	BuildService_Attach_FullMethodName = "/distbuild.v1.BuildService/Attach"
-	BuildService_List_FullMethodName   = "/distbuild.v1.BuildService/List"
-	BuildService_Status_FullMethodName = "/distbuild.v1.BuildService/Status"
-	BuildService_Cancel_FullMethodName = "/distbuild.v1.BuildService/Cancel"
+	BuildService_Build_FullMethodName   = "/distbuild.v1.BuildService/Build"
+	BuildService_Attach_FullMethodName  = "/distbuild.v1.BuildService/Attach"
+	BuildService_List_FullMethodName    = "/distbuild.v1.BuildService/List"
+	BuildService_Status_FullMethodName  = "/distbuild.v1.BuildService/Status"
+	BuildService_Cancel_FullMethodName  = "/distbuild.v1.BuildService/Cancel"
+	BuildService_Workers_FullMethodName = "/distbuild.v1.BuildService/Workers"
 )
 
 // BuildServiceClient is the client API for BuildService service.
@@ -50,6 +51,8 @@ type BuildServiceClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Cancel stops a build. Steps that other builds still want keep running.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
+	// Workers lists the workers connected now, with their capacity and jobs.
+	Workers(ctx context.Context, in *WorkersRequest, opts ...grpc.CallOption) (*WorkersResponse, error)
 }
 
 type buildServiceClient struct {
@@ -122,6 +125,16 @@ func (c *buildServiceClient) Cancel(ctx context.Context, in *CancelRequest, opts
 	return out, nil
 }
 
+func (c *buildServiceClient) Workers(ctx context.Context, in *WorkersRequest, opts ...grpc.CallOption) (*WorkersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WorkersResponse)
+	err := c.cc.Invoke(ctx, BuildService_Workers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BuildServiceServer is the server API for BuildService service.
 // All implementations must embed UnimplementedBuildServiceServer
 // for forward compatibility.
@@ -146,6 +159,8 @@ type BuildServiceServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Cancel stops a build. Steps that other builds still want keep running.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
+	// Workers lists the workers connected now, with their capacity and jobs.
+	Workers(context.Context, *WorkersRequest) (*WorkersResponse, error)
 	mustEmbedUnimplementedBuildServiceServer()
 }
 
@@ -170,6 +185,9 @@ func (UnimplementedBuildServiceServer) Status(context.Context, *StatusRequest) (
 }
 func (UnimplementedBuildServiceServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedBuildServiceServer) Workers(context.Context, *WorkersRequest) (*WorkersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Workers not implemented")
 }
 func (UnimplementedBuildServiceServer) mustEmbedUnimplementedBuildServiceServer() {}
 func (UnimplementedBuildServiceServer) testEmbeddedByValue()                      {}
@@ -264,6 +282,24 @@ func _BuildService_Cancel_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuildService_Workers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WorkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildServiceServer).Workers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildService_Workers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildServiceServer).Workers(ctx, req.(*WorkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BuildService_ServiceDesc is the grpc.ServiceDesc for BuildService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -282,6 +318,10 @@ var BuildService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cancel",
 			Handler:    _BuildService_Cancel_Handler,
+		},
+		{
+			MethodName: "Workers",
+			Handler:    _BuildService_Workers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -9,6 +9,7 @@ package distbuildv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -128,6 +129,74 @@ func (x OutputStream) Number() protoreflect.EnumNumber {
 // Deprecated: Use OutputStream.Descriptor instead.
 func (OutputStream) EnumDescriptor() ([]byte, []int) {
 	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+// JobPhase is what a job is doing, as reported by its worker.
+type JobPhase int32
+
+const (
+	JobPhase_JOB_PHASE_UNSPECIFIED JobPhase = 0
+	// Fetching the source at the exact commit.
+	JobPhase_JOB_PHASE_FETCHING_SOURCES JobPhase = 1
+	// Downloading and unpacking dependency artifacts.
+	JobPhase_JOB_PHASE_STAGING JobPhase = 2
+	// Running the build commands.
+	JobPhase_JOB_PHASE_RUNNING JobPhase = 3
+	// Packing and uploading artifacts, the log and the manifest.
+	JobPhase_JOB_PHASE_UPLOADING JobPhase = 4
+	// Finished: the manifest is in the cache.
+	JobPhase_JOB_PHASE_DONE JobPhase = 5
+	// Failed; see the failure.
+	JobPhase_JOB_PHASE_FAILED JobPhase = 6
+)
+
+// Enum value maps for JobPhase.
+var (
+	JobPhase_name = map[int32]string{
+		0: "JOB_PHASE_UNSPECIFIED",
+		1: "JOB_PHASE_FETCHING_SOURCES",
+		2: "JOB_PHASE_STAGING",
+		3: "JOB_PHASE_RUNNING",
+		4: "JOB_PHASE_UPLOADING",
+		5: "JOB_PHASE_DONE",
+		6: "JOB_PHASE_FAILED",
+	}
+	JobPhase_value = map[string]int32{
+		"JOB_PHASE_UNSPECIFIED":      0,
+		"JOB_PHASE_FETCHING_SOURCES": 1,
+		"JOB_PHASE_STAGING":          2,
+		"JOB_PHASE_RUNNING":          3,
+		"JOB_PHASE_UPLOADING":        4,
+		"JOB_PHASE_DONE":             5,
+		"JOB_PHASE_FAILED":           6,
+	}
+)
+
+func (x JobPhase) Enum() *JobPhase {
+	p := new(JobPhase)
+	*p = x
+	return p
+}
+
+func (x JobPhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobPhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_distbuild_v1_common_proto_enumTypes[2].Descriptor()
+}
+
+func (JobPhase) Type() protoreflect.EnumType {
+	return &file_distbuild_v1_common_proto_enumTypes[2]
+}
+
+func (x JobPhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobPhase.Descriptor instead.
+func (JobPhase) EnumDescriptor() ([]byte, []int) {
+	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 // Digest names a blob by the SHA-256 of its content and its length. The size
@@ -254,11 +323,304 @@ func (x *ArtifactRef) GetCacheKey() string {
 	return ""
 }
 
+// StepProfile is where one attempt at a step spent its time on its worker:
+// each phase's start and length, what its commands' process trees used,
+// and a coarse series of CPU and memory while they ran. Every list is
+// bounded (see the worker's step runner), so a profile stays a few
+// kilobytes however long the step ran.
+type StepProfile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From the attempt's start to its end, by the worker's clock.
+	Duration *durationpb.Duration `protobuf:"bytes,1,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The phases in the order they ran: "fetch", "stage", each command phase
+	// ("configure", "build", "test", "install", "strip",
+	// "system-integration"), "pack", "upload".
+	Phases []*PhaseTime `protobuf:"bytes,2,rep,name=phases,proto3" json:"phases,omitempty"`
+	// What the step's commands used, summed over every command.
+	Usage *ResourceUsage `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	// CPU and memory of the running command's process tree, about once a
+	// second; older samples are merged pairwise when the series is full, so
+	// a long step keeps its whole span at a coarser step.
+	Samples       []*ResourceSample `protobuf:"bytes,4,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepProfile) Reset() {
+	*x = StepProfile{}
+	mi := &file_distbuild_v1_common_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepProfile) ProtoMessage() {}
+
+func (x *StepProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_common_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepProfile.ProtoReflect.Descriptor instead.
+func (*StepProfile) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StepProfile) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *StepProfile) GetPhases() []*PhaseTime {
+	if x != nil {
+		return x.Phases
+	}
+	return nil
+}
+
+func (x *StepProfile) GetUsage() *ResourceUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *StepProfile) GetSamples() []*ResourceSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// PhaseTime is one phase of a step.
+type PhaseTime struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The phase's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When it started, from the step's start.
+	Start *durationpb.Duration `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	// How long it ran.
+	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PhaseTime) Reset() {
+	*x = PhaseTime{}
+	mi := &file_distbuild_v1_common_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PhaseTime) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PhaseTime) ProtoMessage() {}
+
+func (x *PhaseTime) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_common_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PhaseTime.ProtoReflect.Descriptor instead.
+func (*PhaseTime) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PhaseTime) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PhaseTime) GetStart() *durationpb.Duration {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *PhaseTime) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+// ResourceUsage is what a step's commands used, as the kernel accounts it
+// for their process trees.
+type ResourceUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CPU time in user mode, seconds.
+	UserCpuSeconds float64 `protobuf:"fixed64,1,opt,name=user_cpu_seconds,json=userCpuSeconds,proto3" json:"user_cpu_seconds,omitempty"`
+	// CPU time in the kernel, seconds.
+	SystemCpuSeconds float64 `protobuf:"fixed64,2,opt,name=system_cpu_seconds,json=systemCpuSeconds,proto3" json:"system_cpu_seconds,omitempty"`
+	// The largest resident memory of a command's process tree, as sampled
+	// (so commands shorter than a sample interval show none).
+	PeakMemoryBytes int64 `protobuf:"varint,3,opt,name=peak_memory_bytes,json=peakMemoryBytes,proto3" json:"peak_memory_bytes,omitempty"`
+	// Bytes read from storage.
+	ReadBytes int64 `protobuf:"varint,4,opt,name=read_bytes,json=readBytes,proto3" json:"read_bytes,omitempty"`
+	// Bytes written to storage.
+	WrittenBytes  int64 `protobuf:"varint,5,opt,name=written_bytes,json=writtenBytes,proto3" json:"written_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceUsage) Reset() {
+	*x = ResourceUsage{}
+	mi := &file_distbuild_v1_common_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceUsage) ProtoMessage() {}
+
+func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_common_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceUsage.ProtoReflect.Descriptor instead.
+func (*ResourceUsage) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ResourceUsage) GetUserCpuSeconds() float64 {
+	if x != nil {
+		return x.UserCpuSeconds
+	}
+	return 0
+}
+
+func (x *ResourceUsage) GetSystemCpuSeconds() float64 {
+	if x != nil {
+		return x.SystemCpuSeconds
+	}
+	return 0
+}
+
+func (x *ResourceUsage) GetPeakMemoryBytes() int64 {
+	if x != nil {
+		return x.PeakMemoryBytes
+	}
+	return 0
+}
+
+func (x *ResourceUsage) GetReadBytes() int64 {
+	if x != nil {
+		return x.ReadBytes
+	}
+	return 0
+}
+
+func (x *ResourceUsage) GetWrittenBytes() int64 {
+	if x != nil {
+		return x.WrittenBytes
+	}
+	return 0
+}
+
+// ResourceSample is one point of a step's CPU and memory series.
+type ResourceSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it was taken, from the step's start.
+	Offset *durationpb.Duration `protobuf:"bytes,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// CPUs busy on average since the previous sample (1.5: one and a half).
+	CpuCores float64 `protobuf:"fixed64,2,opt,name=cpu_cores,json=cpuCores,proto3" json:"cpu_cores,omitempty"`
+	// Resident memory of the command's process tree.
+	MemoryBytes   int64 `protobuf:"varint,3,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceSample) Reset() {
+	*x = ResourceSample{}
+	mi := &file_distbuild_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceSample) ProtoMessage() {}
+
+func (x *ResourceSample) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceSample.ProtoReflect.Descriptor instead.
+func (*ResourceSample) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResourceSample) GetOffset() *durationpb.Duration {
+	if x != nil {
+		return x.Offset
+	}
+	return nil
+}
+
+func (x *ResourceSample) GetCpuCores() float64 {
+	if x != nil {
+		return x.CpuCores
+	}
+	return 0
+}
+
+func (x *ResourceSample) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
 var File_distbuild_v1_common_proto protoreflect.FileDescriptor
 
 const file_distbuild_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x19distbuild/v1/common.proto\x12\fdistbuild.v1\";\n" +
+	"\x19distbuild/v1/common.proto\x12\fdistbuild.v1\x1a\x1egoogle/protobuf/duration.proto\";\n" +
 	"\x06Digest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\tR\x04hash\x12\x1d\n" +
 	"\n" +
@@ -266,7 +628,27 @@ const file_distbuild_v1_common_proto_rawDesc = "" +
 	"\vArtifactRef\x12\x1b\n" +
 	"\tstep_name\x18\x01 \x01(\tR\bstepName\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x1b\n" +
-	"\tcache_key\x18\x03 \x01(\tR\bcacheKey*g\n" +
+	"\tcache_key\x18\x03 \x01(\tR\bcacheKey\"\xe0\x01\n" +
+	"\vStepProfile\x125\n" +
+	"\bduration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12/\n" +
+	"\x06phases\x18\x02 \x03(\v2\x17.distbuild.v1.PhaseTimeR\x06phases\x121\n" +
+	"\x05usage\x18\x03 \x01(\v2\x1b.distbuild.v1.ResourceUsageR\x05usage\x126\n" +
+	"\asamples\x18\x04 \x03(\v2\x1c.distbuild.v1.ResourceSampleR\asamples\"\x87\x01\n" +
+	"\tPhaseTime\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x05start\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05start\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xd7\x01\n" +
+	"\rResourceUsage\x12(\n" +
+	"\x10user_cpu_seconds\x18\x01 \x01(\x01R\x0euserCpuSeconds\x12,\n" +
+	"\x12system_cpu_seconds\x18\x02 \x01(\x01R\x10systemCpuSeconds\x12*\n" +
+	"\x11peak_memory_bytes\x18\x03 \x01(\x03R\x0fpeakMemoryBytes\x12\x1d\n" +
+	"\n" +
+	"read_bytes\x18\x04 \x01(\x03R\treadBytes\x12#\n" +
+	"\rwritten_bytes\x18\x05 \x01(\x03R\fwrittenBytes\"\x83\x01\n" +
+	"\x0eResourceSample\x121\n" +
+	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x12\x1b\n" +
+	"\tcpu_cores\x18\x02 \x01(\x01R\bcpuCores\x12!\n" +
+	"\fmemory_bytes\x18\x03 \x01(\x03R\vmemoryBytes*g\n" +
 	"\bStepKind\x12\x19\n" +
 	"\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSTEP_KIND_CHUNK\x10\x01\x12\x15\n" +
@@ -275,7 +657,15 @@ const file_distbuild_v1_common_proto_rawDesc = "" +
 	"\fOutputStream\x12\x1d\n" +
 	"\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n" +
-	"\x14OUTPUT_STREAM_STDERR\x10\x02B*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
+	"\x14OUTPUT_STREAM_STDERR\x10\x02*\xb6\x01\n" +
+	"\bJobPhase\x12\x19\n" +
+	"\x15JOB_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aJOB_PHASE_FETCHING_SOURCES\x10\x01\x12\x15\n" +
+	"\x11JOB_PHASE_STAGING\x10\x02\x12\x15\n" +
+	"\x11JOB_PHASE_RUNNING\x10\x03\x12\x17\n" +
+	"\x13JOB_PHASE_UPLOADING\x10\x04\x12\x12\n" +
+	"\x0eJOB_PHASE_DONE\x10\x05\x12\x14\n" +
+	"\x10JOB_PHASE_FAILED\x10\x06B*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
 
 var (
 	file_distbuild_v1_common_proto_rawDescOnce sync.Once
@@ -289,21 +679,34 @@ func file_distbuild_v1_common_proto_rawDescGZIP() []byte {
 	return file_distbuild_v1_common_proto_rawDescData
 }
 
-var file_distbuild_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_distbuild_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_distbuild_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_distbuild_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_distbuild_v1_common_proto_goTypes = []any{
-	(StepKind)(0),       // 0: distbuild.v1.StepKind
-	(OutputStream)(0),   // 1: distbuild.v1.OutputStream
-	(*Digest)(nil),      // 2: distbuild.v1.Digest
-	(*ArtifactRef)(nil), // 3: distbuild.v1.ArtifactRef
+	(StepKind)(0),               // 0: distbuild.v1.StepKind
+	(OutputStream)(0),           // 1: distbuild.v1.OutputStream
+	(JobPhase)(0),               // 2: distbuild.v1.JobPhase
+	(*Digest)(nil),              // 3: distbuild.v1.Digest
+	(*ArtifactRef)(nil),         // 4: distbuild.v1.ArtifactRef
+	(*StepProfile)(nil),         // 5: distbuild.v1.StepProfile
+	(*PhaseTime)(nil),           // 6: distbuild.v1.PhaseTime
+	(*ResourceUsage)(nil),       // 7: distbuild.v1.ResourceUsage
+	(*ResourceSample)(nil),      // 8: distbuild.v1.ResourceSample
+	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
 }
 var file_distbuild_v1_common_proto_depIdxs = []int32{
 	0, // 0: distbuild.v1.ArtifactRef.kind:type_name -> distbuild.v1.StepKind
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9, // 1: distbuild.v1.StepProfile.duration:type_name -> google.protobuf.Duration
+	6, // 2: distbuild.v1.StepProfile.phases:type_name -> distbuild.v1.PhaseTime
+	7, // 3: distbuild.v1.StepProfile.usage:type_name -> distbuild.v1.ResourceUsage
+	8, // 4: distbuild.v1.StepProfile.samples:type_name -> distbuild.v1.ResourceSample
+	9, // 5: distbuild.v1.PhaseTime.start:type_name -> google.protobuf.Duration
+	9, // 6: distbuild.v1.PhaseTime.duration:type_name -> google.protobuf.Duration
+	9, // 7: distbuild.v1.ResourceSample.offset:type_name -> google.protobuf.Duration
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_common_proto_init() }
@@ -316,8 +719,8 @@ func file_distbuild_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_common_proto_rawDesc), len(file_distbuild_v1_common_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   2,
+			NumEnums:      3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -23,74 +23,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// JobPhase is what a job is doing, as reported by its worker.
-type JobPhase int32
-
-const (
-	JobPhase_JOB_PHASE_UNSPECIFIED JobPhase = 0
-	// Fetching the source at the exact commit.
-	JobPhase_JOB_PHASE_FETCHING_SOURCES JobPhase = 1
-	// Downloading and unpacking dependency artifacts.
-	JobPhase_JOB_PHASE_STAGING JobPhase = 2
-	// Running the build commands.
-	JobPhase_JOB_PHASE_RUNNING JobPhase = 3
-	// Packing and uploading artifacts, the log and the manifest.
-	JobPhase_JOB_PHASE_UPLOADING JobPhase = 4
-	// Finished: the manifest is in the cache.
-	JobPhase_JOB_PHASE_DONE JobPhase = 5
-	// Failed; see the failure.
-	JobPhase_JOB_PHASE_FAILED JobPhase = 6
-)
-
-// Enum value maps for JobPhase.
-var (
-	JobPhase_name = map[int32]string{
-		0: "JOB_PHASE_UNSPECIFIED",
-		1: "JOB_PHASE_FETCHING_SOURCES",
-		2: "JOB_PHASE_STAGING",
-		3: "JOB_PHASE_RUNNING",
-		4: "JOB_PHASE_UPLOADING",
-		5: "JOB_PHASE_DONE",
-		6: "JOB_PHASE_FAILED",
-	}
-	JobPhase_value = map[string]int32{
-		"JOB_PHASE_UNSPECIFIED":      0,
-		"JOB_PHASE_FETCHING_SOURCES": 1,
-		"JOB_PHASE_STAGING":          2,
-		"JOB_PHASE_RUNNING":          3,
-		"JOB_PHASE_UPLOADING":        4,
-		"JOB_PHASE_DONE":             5,
-		"JOB_PHASE_FAILED":           6,
-	}
-)
-
-func (x JobPhase) Enum() *JobPhase {
-	p := new(JobPhase)
-	*p = x
-	return p
-}
-
-func (x JobPhase) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (JobPhase) Descriptor() protoreflect.EnumDescriptor {
-	return file_distbuild_v1_worker_proto_enumTypes[0].Descriptor()
-}
-
-func (JobPhase) Type() protoreflect.EnumType {
-	return &file_distbuild_v1_worker_proto_enumTypes[0]
-}
-
-func (x JobPhase) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use JobPhase.Descriptor instead.
-func (JobPhase) EnumDescriptor() ([]byte, []int) {
-	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{0}
-}
-
 // BuildMode says which tools a chunk builds with.
 type BuildMode int32
 
@@ -131,11 +63,11 @@ func (x BuildMode) String() string {
 }
 
 func (BuildMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_distbuild_v1_worker_proto_enumTypes[1].Descriptor()
+	return file_distbuild_v1_worker_proto_enumTypes[0].Descriptor()
 }
 
 func (BuildMode) Type() protoreflect.EnumType {
-	return &file_distbuild_v1_worker_proto_enumTypes[1]
+	return &file_distbuild_v1_worker_proto_enumTypes[0]
 }
 
 func (x BuildMode) Number() protoreflect.EnumNumber {
@@ -144,7 +76,7 @@ func (x BuildMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BuildMode.Descriptor instead.
 func (BuildMode) EnumDescriptor() ([]byte, []int) {
-	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{1}
+	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{0}
 }
 
 // WorkRequest is one message from a worker.
@@ -429,7 +361,9 @@ type JobStatus struct {
 	Failure *JobFailure `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
 	// The job's cache key, so a restarted controller can recognise a job it
 	// handed out before the restart and adopt it rather than run it again.
-	CacheKey      string `protobuf:"bytes,5,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
+	CacheKey string `protobuf:"bytes,5,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
+	// Where the job's time went; set when phase is DONE or FAILED.
+	Profile       *StepProfile `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +431,13 @@ func (x *JobStatus) GetCacheKey() string {
 		return x.CacheKey
 	}
 	return ""
+}
+
+func (x *JobStatus) GetProfile() *StepProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
 }
 
 // WorkerState is a full snapshot of what a worker is doing: every job it
@@ -1553,13 +1494,14 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.distbuild.v1.FailureKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12&\n" +
-	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\xd5\x01\n" +
+	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\x8a\x02\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x122\n" +
 	"\bmanifest\x18\x03 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\x122\n" +
 	"\afailure\x18\x04 \x01(\v2\x18.distbuild.v1.JobFailureR\afailure\x12\x1b\n" +
-	"\tcache_key\x18\x05 \x01(\tR\bcacheKey\":\n" +
+	"\tcache_key\x18\x05 \x01(\tR\bcacheKey\x123\n" +
+	"\aprofile\x18\x06 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\":\n" +
 	"\vWorkerState\x12+\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x17.distbuild.v1.JobStatusR\x04jobs\"j\n" +
 	"\tJobOutput\x12\x15\n" +
@@ -1632,15 +1574,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	" \x01(\v2\x16.distbuild.v1.ChunkJobH\x00R\x05chunk\x124\n" +
 	"\astratum\x18\v \x01(\v2\x18.distbuild.v1.StratumJobH\x00R\astratum\x121\n" +
 	"\x06system\x18\f \x01(\v2\x17.distbuild.v1.SystemJobH\x00R\x06systemB\x06\n" +
-	"\x04spec*\xb6\x01\n" +
-	"\bJobPhase\x12\x19\n" +
-	"\x15JOB_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n" +
-	"\x1aJOB_PHASE_FETCHING_SOURCES\x10\x01\x12\x15\n" +
-	"\x11JOB_PHASE_STAGING\x10\x02\x12\x15\n" +
-	"\x11JOB_PHASE_RUNNING\x10\x03\x12\x17\n" +
-	"\x13JOB_PHASE_UPLOADING\x10\x04\x12\x12\n" +
-	"\x0eJOB_PHASE_DONE\x10\x05\x12\x14\n" +
-	"\x10JOB_PHASE_FAILED\x10\x06*n\n" +
+	"\x04spec*n\n" +
 	"\tBuildMode\x12\x1a\n" +
 	"\x16BUILD_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12BUILD_MODE_STAGING\x10\x01\x12\x18\n" +
@@ -1661,75 +1595,77 @@ func file_distbuild_v1_worker_proto_rawDescGZIP() []byte {
 	return file_distbuild_v1_worker_proto_rawDescData
 }
 
-var file_distbuild_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_distbuild_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_distbuild_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_distbuild_v1_worker_proto_goTypes = []any{
-	(JobPhase)(0),                 // 0: distbuild.v1.JobPhase
-	(BuildMode)(0),                // 1: distbuild.v1.BuildMode
-	(*WorkRequest)(nil),           // 2: distbuild.v1.WorkRequest
-	(*WorkerRegistration)(nil),    // 3: distbuild.v1.WorkerRegistration
-	(*JobFailure)(nil),            // 4: distbuild.v1.JobFailure
-	(*JobStatus)(nil),             // 5: distbuild.v1.JobStatus
-	(*WorkerState)(nil),           // 6: distbuild.v1.WorkerState
-	(*JobOutput)(nil),             // 7: distbuild.v1.JobOutput
-	(*WorkResponse)(nil),          // 8: distbuild.v1.WorkResponse
-	(*CommandPhase)(nil),          // 9: distbuild.v1.CommandPhase
-	(*SplitRule)(nil),             // 10: distbuild.v1.SplitRule
-	(*Submodule)(nil),             // 11: distbuild.v1.Submodule
-	(*DeviceNode)(nil),            // 12: distbuild.v1.DeviceNode
-	(*ChunkJob)(nil),              // 13: distbuild.v1.ChunkJob
-	(*ChunkArtifact)(nil),         // 14: distbuild.v1.ChunkArtifact
-	(*StratumArtifact)(nil),       // 15: distbuild.v1.StratumArtifact
-	(*StratumJob)(nil),            // 16: distbuild.v1.StratumJob
-	(*IntegrationCommands)(nil),   // 17: distbuild.v1.IntegrationCommands
-	(*SystemJob)(nil),             // 18: distbuild.v1.SystemJob
-	(*Job)(nil),                   // 19: distbuild.v1.Job
-	nil,                           // 20: distbuild.v1.WorkerRegistration.TagsEntry
-	(FailureKind)(0),              // 21: distbuild.v1.FailureKind
-	(*Digest)(nil),                // 22: distbuild.v1.Digest
+	(BuildMode)(0),                // 0: distbuild.v1.BuildMode
+	(*WorkRequest)(nil),           // 1: distbuild.v1.WorkRequest
+	(*WorkerRegistration)(nil),    // 2: distbuild.v1.WorkerRegistration
+	(*JobFailure)(nil),            // 3: distbuild.v1.JobFailure
+	(*JobStatus)(nil),             // 4: distbuild.v1.JobStatus
+	(*WorkerState)(nil),           // 5: distbuild.v1.WorkerState
+	(*JobOutput)(nil),             // 6: distbuild.v1.JobOutput
+	(*WorkResponse)(nil),          // 7: distbuild.v1.WorkResponse
+	(*CommandPhase)(nil),          // 8: distbuild.v1.CommandPhase
+	(*SplitRule)(nil),             // 9: distbuild.v1.SplitRule
+	(*Submodule)(nil),             // 10: distbuild.v1.Submodule
+	(*DeviceNode)(nil),            // 11: distbuild.v1.DeviceNode
+	(*ChunkJob)(nil),              // 12: distbuild.v1.ChunkJob
+	(*ChunkArtifact)(nil),         // 13: distbuild.v1.ChunkArtifact
+	(*StratumArtifact)(nil),       // 14: distbuild.v1.StratumArtifact
+	(*StratumJob)(nil),            // 15: distbuild.v1.StratumJob
+	(*IntegrationCommands)(nil),   // 16: distbuild.v1.IntegrationCommands
+	(*SystemJob)(nil),             // 17: distbuild.v1.SystemJob
+	(*Job)(nil),                   // 18: distbuild.v1.Job
+	nil,                           // 19: distbuild.v1.WorkerRegistration.TagsEntry
+	(FailureKind)(0),              // 20: distbuild.v1.FailureKind
+	(*Digest)(nil),                // 21: distbuild.v1.Digest
+	(JobPhase)(0),                 // 22: distbuild.v1.JobPhase
 	(*Manifest)(nil),              // 23: distbuild.v1.Manifest
-	(OutputStream)(0),             // 24: distbuild.v1.OutputStream
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(StepKind)(0),                 // 26: distbuild.v1.StepKind
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*AttemptGrant)(nil),          // 28: distbuild.v1.AttemptGrant
+	(*StepProfile)(nil),           // 24: distbuild.v1.StepProfile
+	(OutputStream)(0),             // 25: distbuild.v1.OutputStream
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(StepKind)(0),                 // 27: distbuild.v1.StepKind
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*AttemptGrant)(nil),          // 29: distbuild.v1.AttemptGrant
 }
 var file_distbuild_v1_worker_proto_depIdxs = []int32{
-	3,  // 0: distbuild.v1.WorkRequest.register:type_name -> distbuild.v1.WorkerRegistration
-	6,  // 1: distbuild.v1.WorkRequest.state:type_name -> distbuild.v1.WorkerState
-	7,  // 2: distbuild.v1.WorkRequest.output:type_name -> distbuild.v1.JobOutput
-	20, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
-	21, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
-	22, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
-	0,  // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
+	2,  // 0: distbuild.v1.WorkRequest.register:type_name -> distbuild.v1.WorkerRegistration
+	5,  // 1: distbuild.v1.WorkRequest.state:type_name -> distbuild.v1.WorkerState
+	6,  // 2: distbuild.v1.WorkRequest.output:type_name -> distbuild.v1.JobOutput
+	19, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
+	20, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
+	21, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
+	22, // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
 	23, // 7: distbuild.v1.JobStatus.manifest:type_name -> distbuild.v1.Manifest
-	4,  // 8: distbuild.v1.JobStatus.failure:type_name -> distbuild.v1.JobFailure
-	5,  // 9: distbuild.v1.WorkerState.jobs:type_name -> distbuild.v1.JobStatus
-	24, // 10: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
-	19, // 11: distbuild.v1.WorkResponse.start:type_name -> distbuild.v1.Job
-	25, // 12: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
-	11, // 13: distbuild.v1.ChunkJob.submodules:type_name -> distbuild.v1.Submodule
-	1,  // 14: distbuild.v1.ChunkJob.build_mode:type_name -> distbuild.v1.BuildMode
-	9,  // 15: distbuild.v1.ChunkJob.phases:type_name -> distbuild.v1.CommandPhase
-	12, // 16: distbuild.v1.ChunkJob.devices:type_name -> distbuild.v1.DeviceNode
-	10, // 17: distbuild.v1.ChunkJob.split_rules:type_name -> distbuild.v1.SplitRule
-	14, // 18: distbuild.v1.StratumArtifact.members:type_name -> distbuild.v1.ChunkArtifact
-	15, // 19: distbuild.v1.StratumJob.artifacts:type_name -> distbuild.v1.StratumArtifact
-	14, // 20: distbuild.v1.SystemJob.contents:type_name -> distbuild.v1.ChunkArtifact
-	17, // 21: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
-	26, // 22: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
-	27, // 23: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
-	28, // 24: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
-	13, // 25: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
-	16, // 26: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
-	18, // 27: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
-	2,  // 28: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
-	8,  // 29: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
-	29, // [29:30] is the sub-list for method output_type
-	28, // [28:29] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	3,  // 8: distbuild.v1.JobStatus.failure:type_name -> distbuild.v1.JobFailure
+	24, // 9: distbuild.v1.JobStatus.profile:type_name -> distbuild.v1.StepProfile
+	4,  // 10: distbuild.v1.WorkerState.jobs:type_name -> distbuild.v1.JobStatus
+	25, // 11: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
+	18, // 12: distbuild.v1.WorkResponse.start:type_name -> distbuild.v1.Job
+	26, // 13: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
+	10, // 14: distbuild.v1.ChunkJob.submodules:type_name -> distbuild.v1.Submodule
+	0,  // 15: distbuild.v1.ChunkJob.build_mode:type_name -> distbuild.v1.BuildMode
+	8,  // 16: distbuild.v1.ChunkJob.phases:type_name -> distbuild.v1.CommandPhase
+	11, // 17: distbuild.v1.ChunkJob.devices:type_name -> distbuild.v1.DeviceNode
+	9,  // 18: distbuild.v1.ChunkJob.split_rules:type_name -> distbuild.v1.SplitRule
+	13, // 19: distbuild.v1.StratumArtifact.members:type_name -> distbuild.v1.ChunkArtifact
+	14, // 20: distbuild.v1.StratumJob.artifacts:type_name -> distbuild.v1.StratumArtifact
+	13, // 21: distbuild.v1.SystemJob.contents:type_name -> distbuild.v1.ChunkArtifact
+	16, // 22: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
+	27, // 23: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
+	28, // 24: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
+	29, // 25: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
+	12, // 26: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
+	15, // 27: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
+	17, // 28: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
+	1,  // 29: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
+	7,  // 30: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
+	30, // [30:31] is the sub-list for method output_type
+	29, // [29:30] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_worker_proto_init() }
@@ -1755,7 +1691,7 @@ func file_distbuild_v1_worker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_worker_proto_rawDesc), len(file_distbuild_v1_worker_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      1,
 			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
