@@ -197,6 +197,9 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		missing, err = c.cfg.Cache.MissingCacheKeys(ctx, keys)
 		if err != nil {
 			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
+		} else {
+			c.metrics.cacheHits.Add(float64(len(keys) - len(missing)))
+			c.metrics.cacheMisses.Add(float64(len(missing)))
 		}
 	}
 	isMissing := make(map[string]bool, len(missing))
