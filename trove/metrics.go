@@ -29,9 +29,11 @@ type metrics struct {
 	scrubbed     prometheus.Counter     // blobs re-hashed
 	corrupt      prometheus.Counter     // blobs found corrupt
 
-	// methods are the gRPC methods the trove serves, the only values of
-	// the method label: a client calling anything else cannot grow it.
-	methods map[string]bool
+	// methods are the gRPC methods the trove serves, with their metrics
+	// resolved once: the only values of the method label, so a client
+	// calling anything else cannot grow it ("other" counts those).
+	methods map[string]*rpcMetrics
+	other   *rpcMetrics
 }
 
 func newMetrics(st *store.Store) *metrics {
@@ -74,8 +76,9 @@ func newMetrics(st *store.Store) *metrics {
 			Name: "distbuild_trove_corrupt_blobs_total",
 			Help: "Blobs scrubs found corrupt and quarantined.",
 		}),
-		methods: map[string]bool{},
+		methods: map[string]*rpcMetrics{},
 	}
+	m.other = m.rpc("other")
 	m.reg.MustRegister(m.grpcDuration, m.grpcReceived, m.grpcSent, m.blobsIn, m.blobsOut, m.http, m.scrubs, m.scrubbed, m.corrupt, storeCollector{st})
 	return m
 }
@@ -84,9 +87,26 @@ func newMetrics(st *store.Store) *metrics {
 func (m *metrics) knowMethods(s *grpc.Server) {
 	for svc, info := range s.GetServiceInfo() {
 		for _, meth := range info.Methods {
-			m.methods["/"+svc+"/"+meth.Name] = true
+			name := "/" + svc + "/" + meth.Name
+			m.methods[name] = m.rpc(name)
 		}
 	}
+}
+
+func (m *metrics) rpc(method string) *rpcMetrics {
+	label := strings.TrimPrefix(method, "/")
+	r := &rpcMetrics{
+		received: m.grpcReceived.WithLabelValues(label),
+		sent:     m.grpcSent.WithLabelValues(label),
+		duration: m.grpcDuration.WithLabelValues(label),
+	}
+	switch {
+	case strings.HasSuffix(method, "ArtifactCacheService/Write"):
+		r.done = m.blobsIn
+	case strings.HasSuffix(method, "ArtifactCacheService/Read"):
+		r.done = m.blobsOut
+	}
+	return r
 }
 
 // instrument counts an HTTP handler's requests under the label handler.
@@ -145,25 +165,21 @@ type grpcStats struct{ m *metrics }
 
 type rpcKey struct{}
 
-// rpcMetrics are one call's metrics, resolved once when it starts.
+// rpcMetrics are one method's metrics.
 type rpcMetrics struct {
-	method         string
 	received, sent prometheus.Counter
 	duration       prometheus.Observer
+	// done, when set, counts the method's calls that succeed (blobs in
+	// or out).
+	done prometheus.Counter
 }
 
 func (g grpcStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	method := info.FullMethodName
-	if !g.m.methods[method] {
-		method = "other"
+	r := g.m.methods[info.FullMethodName]
+	if r == nil {
+		r = g.m.other
 	}
-	label := strings.TrimPrefix(method, "/")
-	return context.WithValue(ctx, rpcKey{}, &rpcMetrics{
-		method:   method,
-		received: g.m.grpcReceived.WithLabelValues(label),
-		sent:     g.m.grpcSent.WithLabelValues(label),
-		duration: g.m.grpcDuration.WithLabelValues(label),
-	})
+	return context.WithValue(ctx, rpcKey{}, r)
 }
 
 func (g grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
@@ -178,13 +194,8 @@ func (g grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 		r.sent.Add(float64(s.Length))
 	case *stats.End:
 		r.duration.Observe(s.EndTime.Sub(s.BeginTime).Seconds())
-		if s.Error == nil {
-			switch {
-			case strings.HasSuffix(r.method, "ArtifactCacheService/Write"):
-				g.m.blobsIn.Inc()
-			case strings.HasSuffix(r.method, "ArtifactCacheService/Read"):
-				g.m.blobsOut.Inc()
-			}
+		if s.Error == nil && r.done != nil {
+			r.done.Inc()
 		}
 	}
 }
