@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"distbuild/internal/observability"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -51,7 +52,15 @@ func (v ManifestVerifier) VerifyManifest(ctx context.Context, m *pb.Manifest) er
 
 // CachePolicy is who may call the artifact cache when it requires
 // authentication: anyone registered may read, only workers may write.
+// Health checks are open to anyone; reflection, which describes the API,
+// to those who may read.
 func CachePolicy(fullMethod string) []Kind {
+	switch {
+	case observability.IsHealth(fullMethod):
+		return []Kind{Anyone}
+	case observability.IsReflection(fullMethod):
+		return []Kind{KindWorker, KindUser}
+	}
 	if strings.HasSuffix(fullMethod, "/Write") || strings.HasSuffix(fullMethod, "/PutManifest") {
 		return []Kind{KindWorker}
 	}

@@ -24,6 +24,10 @@ type Kind string
 const (
 	KindWorker Kind = "worker"
 	KindUser   Kind = "user"
+	// Anyone, in a Policy, opens a method to every caller, without
+	// credentials: the gRPC health service, which probes and load
+	// balancers call without a token. It is never a principal's kind.
+	Anyone Kind = "anyone"
 )
 
 // Entry is one registered worker or user.

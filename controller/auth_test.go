@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,10 +11,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"distbuild/auth"
 	"distbuild/controller"
+	"distbuild/internal/observability/observabilitytest"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -93,4 +96,42 @@ func (f *farm) requireAuth(principals map[string]auth.Kind) (map[string]string, 
 	}
 	f.restartController()
 	return tokens, r, path
+}
+
+// TestHealthIsOpenAndReflectionFollowsTheAPIsRules: probes carry no
+// token, so health answers anyone; reflection describes the API, so only
+// the registered may use it.
+func TestHealthIsOpenAndReflectionFollowsTheAPIsRules(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	tokens, _, _ := f.requireAuth(map[string]auth.Kind{"alice": auth.KindUser, "w1": auth.KindWorker})
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		token      string
+		reflection codes.Code
+	}{
+		"anonymous":         {"", codes.Unauthenticated},
+		"forged":            {"user_not-a-real-token", codes.Unauthenticated},
+		"registered user":   {tokens["alice"], codes.OK},
+		"registered worker": {tokens["w1"], codes.OK},
+	} {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if tc.token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Token(tc.token)))
+		}
+		conn, err := grpc.NewClient(f.addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if st, err := observabilitytest.Health(ctx, conn, ""); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("%s checking health: %v %v, want SERVING", name, st, err)
+		}
+		names, err := observabilitytest.Services(ctx, conn)
+		if status.Code(err) != tc.reflection {
+			t.Errorf("%s listing services: %v, want %v", name, err, tc.reflection)
+		}
+		if err == nil && !slices.Contains(names, "distbuild.v1.BuildService") {
+			t.Errorf("%s listing services: %v, want distbuild.v1.BuildService among them", name, names)
+		}
+	}
 }

@@ -198,6 +198,9 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		_, missing, err = c.cfg.Cache.FindMissing(ctx, nil, keys)
 		if err != nil {
 			err = errors.New("asking the artifact cache which artifacts exist: " + err.Error())
+		} else {
+			c.metrics.cacheHits.Add(float64(len(keys) - len(missing)))
+			c.metrics.cacheMisses.Add(float64(len(missing)))
 		}
 	}
 	isMissing := make(map[digest.CacheKey]bool, len(missing))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -18,6 +19,7 @@ import (
 	"distbuild/clock"
 	"distbuild/definitions"
 	"distbuild/digest"
+	"distbuild/internal/observability"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
@@ -79,7 +81,10 @@ type Config struct {
 	// OnStateError is told when the state database cannot be written; the
 	// daemon stops rather than promise what it cannot keep. Nil logs it.
 	OnStateError func(error)
-	Logger       hclog.Logger
+	// Metrics receives the controller's Prometheus metrics; nil keeps
+	// them unexported.
+	Metrics prometheus.Registerer
+	Logger  hclog.Logger
 }
 
 // Expected durations until history-based estimates exist: they only need
@@ -100,6 +105,7 @@ type Controller struct {
 	log hclog.Logger
 
 	journal *journal
+	metrics *metrics
 
 	mu    sync.Mutex
 	sched *scheduler.Scheduler
@@ -160,18 +166,20 @@ func New(cfg Config) (*Controller, error) {
 		log := cfg.Logger
 		cfg.OnStateError = func(err error) { log.Error("builds are not being saved", "error", err) }
 	}
-	j, err := openJournal(cfg)
-	if err != nil {
-		return nil, err
-	}
 	c := &Controller{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		journal:  j,
-		sched:    scheduler.New(cfg.Policy, scheduler.Options{MaxAttempts: cfg.MaxAttempts, JobIDPrefix: randomID(4) + "-"}),
+		cfg: cfg,
+		log: cfg.Logger,
+		sched: scheduler.New(cfg.Policy, scheduler.Options{MaxAttempts: cfg.MaxAttempts, JobIDPrefix: randomID(4) + "-",
+			Now: cfg.Clock.Now}),
 		builds:   map[string]*build{},
 		sessions: map[string]*session{},
 	}
+	c.metrics = newMetrics(observability.Registerer(cfg.Metrics), c)
+	j, err := openJournal(cfg, c.metrics.eventsWritten)
+	if err != nil {
+		return nil, err
+	}
+	c.journal = j
 	if err := c.restore(); err != nil {
 		j.close()
 		return nil, err
@@ -402,6 +410,8 @@ type task struct {
 	step *definitions.Step
 	plan *plan
 	ref  *pb.ArtifactRef
+	// started is when the current attempt was dispatched.
+	started time.Time
 	// Set when a worker reports the step done.
 	worker   string
 	duration time.Duration
@@ -554,6 +564,7 @@ func (c *Controller) endBuild(b *build, state pb.BuildState, ev *pb.BuildEvent) 
 	}
 	c.save(b)
 	b.log.publish(ev)
+	c.metrics.buildsEnded.WithLabelValues(stateLabel(state.String(), "BUILD_STATE_")).Inc()
 	c.log.Info("build ended", "build", b.id, "state", state.String(), "steps", len(b.stepOrder))
 	c.forgetOldBuilds()
 }
@@ -584,8 +595,17 @@ func (c *Controller) forgetOldBuilds() {
 // held.
 func (c *Controller) dispatch() {
 	assignments, events := c.sched.Dispatch()
+	var now time.Time
+	if len(assignments) > 0 {
+		now = c.cfg.Clock.Now()
+	}
 	for _, a := range assignments {
 		t := a.Task.Payload.(*task)
+		t.started = now
+		c.metrics.stepsStarted.Inc()
+		if ready := a.Task.ReadySince(); !ready.IsZero() {
+			c.metrics.readyToStart.Observe(now.Sub(ready).Seconds())
+		}
 		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
 		job.Grant = c.grant(a.JobID, t.ref.CacheKey, a.Worker)

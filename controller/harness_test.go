@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"distbuild/internal/observability"
 	"fmt"
 	"net"
 	"os"
@@ -163,6 +164,7 @@ func (f *farm) serve() {
 	}
 	srv := grpc.NewServer(append(controller.ServerOptions(), f.opts...)...)
 	c.Register(srv)
+	observability.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.t.Fatal(err)

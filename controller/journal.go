@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
@@ -36,7 +37,9 @@ type journal struct {
 	db *bolt.DB // nil keeps everything in memory
 	// failed is told when a batch cannot be written.
 	failed func(error)
-	log    hclog.Logger
+	// written counts the events written to the database.
+	written prometheus.Counter
+	log     hclog.Logger
 
 	mu      sync.Mutex
 	pending []journalEntry
@@ -59,8 +62,8 @@ type journalEntry struct {
 // openJournal opens cfg.StateFile, refusing a damaged or unexpectedly
 // empty one (see package statedb), and backs it up every
 // cfg.StateBackupInterval.
-func openJournal(cfg Config) (*journal, error) {
-	j := &journal{failed: cfg.OnStateError, log: cfg.Logger, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
+func openJournal(cfg Config, written prometheus.Counter) (*journal, error) {
+	j := &journal{failed: cfg.OnStateError, written: written, log: cfg.Logger, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	if path := cfg.StateFile; path != "" {
 		db, err := statedb.Open(path)
 		if err != nil {
@@ -151,6 +154,14 @@ func (j *journal) flush() {
 			// Disk full or an I/O error: the owner decides (the daemon
 			// stops, so it never promises what it has not kept).
 			j.failed(fmt.Errorf("writing the state database: %w", err))
+		} else {
+			n := 0
+			for _, e := range batch {
+				if e.ev != nil && e.ev.Sequence > 0 {
+					n++
+				}
+			}
+			j.written.Add(float64(n))
 		}
 	}
 	for _, e := range batch {

@@ -53,6 +53,8 @@ type session struct {
 	// publicKey is the key the worker registered, which must verify the
 	// manifests it reports done.
 	publicKey []byte
+	// connected is when the session began.
+	connected time.Time
 
 	// Guarded by Controller.mu:
 	// jobs are the job ids this session has been given (or has had adopted)
@@ -67,9 +69,6 @@ type session struct {
 	// last is the worker's latest snapshot, looked at again when a build
 	// resumed after a restart has been resolved.
 	last *pb.WorkerState
-
-	// connected is when the session began.
-	connected time.Time
 
 	mu    sync.Mutex
 	queue []*pb.WorkResponse
@@ -210,7 +209,15 @@ func (c *Controller) dropSession(s *session, reason string) {
 	delete(c.sessions, s.name)
 	close(s.done)
 	c.log.Warn("worker disconnected; its jobs are requeued", "worker", s.name, "jobs", len(s.jobs), "reason", reason)
-	c.apply(c.sched.RemoveWorker(s.name, fmt.Sprintf("worker %s was lost: %s", s.name, reason)))
+	events := c.sched.RemoveWorker(s.name, fmt.Sprintf("worker %s was lost: %s", s.name, reason))
+	requeued := map[*scheduler.Task]bool{}
+	for _, ev := range events {
+		if ev.Kind == scheduler.StepFailed && ev.WillRetry {
+			requeued[ev.Task] = true
+		}
+	}
+	c.metrics.requeues.Add(float64(len(requeued)))
+	c.apply(events)
 }
 
 // handle processes one message from a worker. Any message renews the
@@ -414,6 +421,9 @@ func (c *Controller) jobDone(s *session, t *scheduler.Task, js *pb.JobStatus) {
 	if m.Started != nil && m.Finished != nil {
 		p.duration = m.Finished.AsTime().Sub(m.Started.AsTime())
 		c.learnDuration(p.ref.StepName, p.duration)
+		c.metrics.stepEnded(outcomeBuilt, p.duration)
+	} else {
+		c.metrics.stepEnded(outcomeBuilt, c.cfg.Clock.Now().Sub(p.started))
 	}
 	for _, f := range m.Files {
 		if f.Role == pb.FileRole_FILE_ROLE_LOG {
@@ -429,15 +439,25 @@ func (c *Controller) jobFailed(s *session, js *pb.JobStatus) {
 	if f.GetKind() == pb.FailureKind_FAILURE_KIND_BUILD {
 		kind = scheduler.BuildFailure
 	}
-	if t := c.sched.Job(js.JobId); t != nil {
-		t.Payload.(*task).log = f.GetLog()
-		t.Payload.(*task).profile = boundedProfile(js.GetProfile())
+	t := c.sched.Job(js.JobId)
+	if t != nil {
+		p := t.Payload.(*task)
+		p.log = f.GetLog()
+		p.profile = boundedProfile(js.GetProfile())
+		outcome := outcomeSetupFailure
+		if kind == scheduler.BuildFailure {
+			outcome = outcomeBuildFailure
+		}
+		c.metrics.stepEnded(outcome, c.cfg.Clock.Now().Sub(p.started))
 	}
 	reason := f.GetReason()
 	if reason == "" {
 		reason = "the worker gave no reason"
 	}
 	c.apply(c.sched.Failed(js.JobId, scheduler.Failure{Kind: kind, Worker: s.name, Reason: reason, ExitCode: int(f.GetExitCode())}))
+	if t != nil && t.State() == scheduler.Ready {
+		c.metrics.retries.Inc()
+	}
 }
 
 // relayOutput passes a running job's output to every build that wants it.

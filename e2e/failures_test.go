@@ -98,7 +98,7 @@ func startCrashFarm(t *testing.T, workers []string, controllerFlags ...string) *
 
 	f.controllerArgs = slices.Concat([]string{"--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache,
 		"--trove-git", "http://" + f.http + "/git"}, controllerFlags)
-	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0"})...)
+	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"})...)
 	f.controller, f.workerAddr = addrs["grpc"], addrs["worker"]
 	for _, w := range workers {
 		f.startWorker(w)
@@ -123,7 +123,7 @@ func (f *crashFarm) startWorker(name string) *proc {
 func (f *crashFarm) restartController() {
 	f.t.Helper()
 	var addrs map[string]string
-	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", f.controller, "--worker-listen", f.workerAddr})...)
+	f.controllerProc, addrs = f.spawnDaemon("controller", "controller", slices.Concat(f.controllerArgs, []string{"--listen", f.controller, "--worker-listen", f.workerAddr, "--http-listen", "127.0.0.1:0"})...)
 	if addrs["grpc"] != f.controller || addrs["worker"] != f.workerAddr {
 		f.t.Fatalf("the restarted controller listens on %v, want %s and %s", addrs, f.controller, f.workerAddr)
 	}

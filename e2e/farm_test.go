@@ -138,7 +138,7 @@ func (f *farm) log(name string) string {
 // and for workers on free ports.
 func (f *farm) startController(args ...string) {
 	f.t.Helper()
-	addrs := f.daemon("controller", append(args, "--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0")...)
+	addrs := f.daemon("controller", append(args, "--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")...)
 	f.controller, f.workerAddr = addrs["grpc"], addrs["worker"]
 }
 

@@ -102,6 +102,10 @@ type Options struct {
 	// time it starts, so a worker's report about a job from before a restart
 	// can never be mistaken for a current job.
 	JobIDPrefix string
+	// Now, when set, stamps each task with when it becomes ready
+	// (Task.ReadySince), for the time from ready to started. Nil stamps
+	// nothing, keeping the scheduler free of clocks.
+	Now func() time.Time
 }
 
 // Scheduler holds every live build, task and worker.
@@ -249,6 +253,9 @@ func (s *Scheduler) makeReady(t *Task) {
 	s.nReady++
 	s.seq++
 	t.readySeq = s.seq
+	if s.opts.Now != nil {
+		t.readyAt = s.opts.Now()
+	}
 	for b := range t.wantedBy {
 		b.ready.push(t, s.policy.Priority(t))
 	}
@@ -310,6 +317,23 @@ func sortedJobIDs(m map[string]*Task) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Counts are how many tasks of live builds are in each state, for
+// metrics.
+type Counts struct {
+	Waiting, Ready, Running int
+}
+
+// Count counts the live builds' tasks by state, looking at each once.
+func (s *Scheduler) Count() Counts {
+	c := Counts{Ready: s.nReady, Running: len(s.jobs)}
+	for _, t := range s.tasks {
+		if t.state == Waiting {
+			c.Waiting++
+		}
+	}
+	return c
 }
 
 // Workers returns the registered workers by name.

@@ -94,11 +94,16 @@ type Task struct {
 	heldFor string
 
 	readySeq    uint64
+	readyAt     time.Time     // when it last became ready, if Options.Now is set
 	bottomLevel time.Duration // longest Duration-weighted path to a sink, itself included
 }
 
 // State reports where the task is.
 func (t *Task) State() State { return t.state }
+
+// ReadySince is when the task last became ready (every dependency done),
+// by Options.Now; zero without it.
+func (t *Task) ReadySince() time.Time { return t.readyAt }
 
 // Attempts counts the attempts started so far.
 func (t *Task) Attempts() int { return t.attempts }

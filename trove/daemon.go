@@ -21,6 +21,7 @@ import (
 	"distbuild/artifactcache/store"
 	"distbuild/clock"
 	"distbuild/internal/addrfile"
+	"distbuild/internal/observability"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 	"distbuild/trove/gitserver"
 
@@ -88,6 +89,10 @@ type Daemon struct {
 	httpLis  net.Listener
 	addrs    addrfile.Addrs
 	scrubber *scrubber
+	metrics  *metrics
+	// health answers gRPC health checks: SERVING while the store can be
+	// used, NOT_SERVING while it cannot and from the start of shutdown.
+	health *observability.Health
 }
 
 // Start opens the store and binds the listeners, so that by the time it
@@ -113,8 +118,9 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, metrics: newMetrics(st)}
 	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
+	d.scrubber.metrics = d.metrics
 	if err := d.listen(); err != nil {
 		d.closeListeners()
 		st.Close()
@@ -139,6 +145,7 @@ func (d *Daemon) listen() error {
 	d.grpcLis = lis
 	d.addrs.GRPC = lis.Addr().String()
 	opts := append(service.ServerOptions(), d.cfg.ServerOptions...)
+	opts = append(opts, grpc.StatsHandler(grpcStats{d.metrics}))
 	if d.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
 	}
@@ -150,19 +157,22 @@ func (d *Daemon) listen() error {
 		Clock:             d.cfg.Clock,
 	}))
 	distbuildv1.RegisterCacheAdminServiceServer(d.grpc, &adminService{scrubber: d.scrubber, log: d.log.Named("admin")})
+	d.metrics.knowMethods(d.grpc)
+	d.health = observability.Register(d.grpc)
 	if d.cfg.HTTPListen == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
 	api := httpapi.New(d.store, d.log.Named("http"))
-	mux.Handle("/blobs/", api)
-	mux.Handle("/artifacts/", api)
+	mux.Handle("/blobs/", d.metrics.instrument("blobs", api))
+	mux.Handle("/artifacts/", d.metrics.instrument("artifacts", api))
+	mux.Handle("/metrics", observability.MetricsHandler(d.metrics.reg))
 	if d.cfg.GitDir != "" {
 		git, err := gitserver.New(d.cfg.GitDir, GitPrefix, d.log.Named("git"))
 		if err != nil {
 			return err
 		}
-		mux.Handle(GitPrefix+"/", git)
+		mux.Handle(GitPrefix+"/", d.metrics.instrument("git", git))
 	}
 	lis, err = net.Listen("tcp", d.cfg.HTTPListen)
 	if err != nil {
@@ -207,6 +217,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer close(scrubsDone)
 		d.scrubber.run(scrubCtx)
 	}()
+	go d.watchStore(scrubCtx)
 
 	var serveErr error
 	select {
@@ -215,6 +226,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	case serveErr = <-errc:
 		d.log.Error("listener failed; shutting down", "error", serveErr)
 	}
+	d.health.Shutdown()
 	d.stopServers()
 	stopScrubs()
 	<-scrubsDone
@@ -255,5 +267,35 @@ func (d *Daemon) stopServers() {
 		d.log.Warn("gRPC calls still running at the shutdown timeout; cancelling them")
 		d.grpc.Stop()
 		<-stopped
+	}
+}
+
+// storeCheckInterval is how often the health service looks at the store.
+const storeCheckInterval = 5 * time.Second
+
+// watchStore keeps the health service's answer in step with the store:
+// NOT_SERVING while the store says it cannot be used (its index cannot be
+// written), SERVING again once it can, until ctx ends.
+func (d *Daemon) watchStore(ctx context.Context) {
+	t := d.cfg.Clock.NewTicker(storeCheckInterval)
+	defer t.Stop()
+	var last error
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		err := d.store.Err()
+		switch {
+		case err != nil && last == nil:
+			d.log.Error("the store cannot be used; health checks answer NOT_SERVING", "error", err)
+		case err == nil && last != nil:
+			d.log.Info("the store can be used again; health checks answer SERVING")
+		}
+		if (err == nil) != (last == nil) && ctx.Err() == nil {
+			d.health.SetServing(err == nil)
+		}
+		last = err
 	}
 }

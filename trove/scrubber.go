@@ -22,6 +22,8 @@ type scrubber struct {
 	// twice as slowly. A channel rather than a mutex, so that waiting for
 	// a turn can be cancelled.
 	turn chan struct{}
+	// metrics, when set, count scrubs and what they found.
+	metrics *metrics
 }
 
 func newScrubber(st *store.Store, clk clock.Clock, interval time.Duration, log hclog.Logger) *scrubber {
@@ -57,5 +59,9 @@ func (s *scrubber) scrub(ctx context.Context) (store.ScrubReport, error) {
 		return store.ScrubReport{}, ctx.Err()
 	}
 	defer func() { <-s.turn }()
-	return s.store.Scrub(ctx)
+	report, err := s.store.Scrub(ctx)
+	if s.metrics != nil {
+		s.metrics.scrubbedStore(report, err)
+	}
+	return report, err
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -24,9 +25,11 @@ type job struct {
 	// errStopping), which becomes the job's failure reason.
 	cancel context.CancelCauseFunc
 
-	phase    pb.JobPhase
-	manifest *pb.Manifest
-	failure  *pb.JobFailure
+	phase pb.JobPhase
+	// phaseSince is when the job entered its phase, for metrics.
+	phaseSince time.Time
+	manifest   *pb.Manifest
+	failure    *pb.JobFailure
 	// profile is where the job's time went, reported with its outcome.
 	profile *pb.StepProfile
 }
@@ -64,7 +67,7 @@ func (w *Worker) newJob(sessionCtx context.Context, spec *pb.Job) (context.Conte
 		return nil, nil
 	}
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(sessionCtx))
-	j := &job{spec: spec, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES, cancel: cancel}
+	j := &job{spec: spec, phase: pb.JobPhase_JOB_PHASE_FETCHING_SOURCES, phaseSince: w.cfg.Clock.Now(), cancel: cancel}
 	w.jobs[spec.JobId] = j
 	return ctx, j
 }
@@ -98,6 +101,9 @@ func (r reporter) Output(stream pb.OutputStream, data []byte) {
 
 func (w *Worker) setPhase(j *job, phase pb.JobPhase) {
 	w.mu.Lock()
+	if phase != j.phase {
+		w.metrics.left(j, w.cfg.Clock.Now())
+	}
 	j.phase = phase
 	w.mu.Unlock()
 	w.reportChanged()
@@ -105,10 +111,13 @@ func (w *Worker) setPhase(j *job, phase pb.JobPhase) {
 
 func (w *Worker) finish(j *job, m *pb.Manifest, f *pb.JobFailure) {
 	w.mu.Lock()
+	w.metrics.left(j, w.cfg.Clock.Now())
 	if f != nil {
 		j.phase, j.failure = pb.JobPhase_JOB_PHASE_FAILED, f
+		w.metrics.finished.WithLabelValues("failed").Inc()
 	} else {
 		j.phase, j.manifest = pb.JobPhase_JOB_PHASE_DONE, m
+		w.metrics.finished.WithLabelValues("built").Inc()
 	}
 	w.mu.Unlock()
 	j.cancel(nil)

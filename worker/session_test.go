@@ -100,8 +100,10 @@ type recordingClock struct {
 }
 
 func (c recordingClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	// Armed before it is told, so the test's Advance cannot come first.
+	timer := c.Fake.AfterFunc(d, f)
 	c.waits <- d
-	return c.Fake.AfterFunc(d, f)
+	return timer
 }
 
 func (c recordingClock) nextWait(t *testing.T) time.Duration {

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"distbuild/clock"
+	"distbuild/internal/observability"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/step"
 )
@@ -31,8 +33,11 @@ type Config struct {
 	Runner Runner
 	// Clock times the reports and the reconnect backoff; nil means the
 	// system clock. Tests pass a fake, so they run in virtual time.
-	Clock  clock.Clock
-	Logger hclog.Logger
+	Clock clock.Clock
+	// Metrics receives the session's Prometheus metrics (jobs by phase,
+	// phase durations, steps finished); nil keeps them unexported.
+	Metrics prometheus.Registerer
+	Logger  hclog.Logger
 }
 
 // Runner runs one job to its end, telling rep its phases and output.
@@ -43,8 +48,9 @@ type Runner interface {
 
 // Worker serves one controller.
 type Worker struct {
-	cfg Config
-	log hclog.Logger
+	cfg     Config
+	log     hclog.Logger
+	metrics *metrics
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -67,7 +73,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}, nil
+	w := &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}
+	w.metrics = newMetrics(observability.Registerer(cfg.Metrics), w)
+	return w, nil
 }
 
 // A lost connection is tried again after minBackoff, doubling up to

@@ -1,6 +1,10 @@
 package store
 
-import "distbuild/clock"
+import (
+	"fmt"
+
+	"distbuild/clock"
+)
 
 // FlushAccessTimes writes the access times gathered in memory to the index
 // in one transaction. It runs periodically and on Close; reads themselves
@@ -14,8 +18,10 @@ func (s *Store) FlushAccessTimes() error {
 	}
 	if err := s.ix.writeAccess(blobs, manifests); err != nil {
 		s.cat.markDirty(blobs, manifests)
+		s.indexErr = fmt.Errorf("writing the index: %w", err)
 		return err
 	}
+	s.indexErr = nil
 	return nil
 }
 

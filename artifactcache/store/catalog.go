@@ -26,6 +26,9 @@ type catalog struct {
 	// them keeps reads from turning into write transactions.
 	dirtyBlobs     map[digest.Hash]struct{}
 	dirtyManifests map[digest.CacheKey]struct{}
+	// evictions and evictedBytes count the artifacts (or lone blobs)
+	// evicted since the store opened, and their size, for metrics.
+	evictions, evictedBytes int64
 }
 
 type blobEntry struct {

@@ -83,6 +83,8 @@ func (s *Store) evictLocked(vs []victim) error {
 		}
 	}
 	for _, v := range vs {
+		s.cat.evictions++
+		s.cat.evictedBytes += v.bytes
 		lastUse := time.Unix(0, v.lastAccess).UTC()
 		if v.manifest != nil {
 			s.log.Info("evicted artifact", "cache_key", *v.manifest, "blobs", len(v.blobs), "bytes", v.bytes, "last_used", lastUse)

@@ -71,6 +71,8 @@ type Store struct {
 	// evictQueue holds victims listed by an earlier eviction, least
 	// recently used first, for the next ones (see makeRoomLocked).
 	evictQueue []victim
+	// indexErr is the latest periodic index write's error (see Err).
+	indexErr error
 
 	stopFlush chan struct{}
 	flushDone chan struct{}
@@ -160,13 +162,26 @@ type Stats struct {
 	ReservedBytes int64
 	// MaxBytes is the configured limit; zero or negative means none.
 	MaxBytes int64
+	// Evictions counts the artifacts (or lone blobs) evicted since the
+	// store opened; EvictedBytes is their size.
+	Evictions, EvictedBytes int64
 }
 
 // Stats returns the current fill level, for logs and tests.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Blobs: len(s.cat.blobs), Manifests: len(s.cat.manifests), UsedBytes: s.cat.used, ReservedBytes: s.cat.reserved, MaxBytes: s.maxSize}
+	return Stats{Blobs: len(s.cat.blobs), Manifests: len(s.cat.manifests), UsedBytes: s.cat.used, ReservedBytes: s.cat.reserved, MaxBytes: s.maxSize,
+		Evictions: s.cat.evictions, EvictedBytes: s.cat.evictedBytes}
+}
+
+// Err is why the store cannot be used now, or nil: the latest write of
+// its index failed (a full disk, an I/O error), so what it is asked to
+// keep may not be kept. It clears once a write succeeds again.
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.indexErr
 }
 
 func (s *Store) now() int64 { return s.clock.Now().UnixNano() }

@@ -23,10 +23,17 @@ import (
 // addresses it wrote to its address file.
 func startController(t *testing.T, bin string, args ...string) addrfile.Addrs {
 	t.Helper()
+	addrs, _ := startControllerProcess(t, bin, args...)
+	return addrs
+}
+
+// startControllerProcess is startController, also returning the process.
+func startControllerProcess(t *testing.T, bin string, args ...string) (addrfile.Addrs, *exec.Cmd) {
+	t.Helper()
 	dir := t.TempDir()
 	addrPath := filepath.Join(dir, "addr")
 	cmd := exec.Command(bin, append([]string{"--state-dir", filepath.Join(dir, "state"), "--cache", "127.0.0.1:1",
-		"--addr-file", addrPath}, args...)...)
+		"--addr-file", addrPath, "--http-listen", "127.0.0.1:0"}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +45,12 @@ func startController(t *testing.T, bin string, args ...string) addrfile.Addrs {
 			if err := json.Unmarshal(data, &addrs); err != nil {
 				t.Fatal(err)
 			}
-			return addrs
+			return addrs, cmd
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("the controller never wrote its address file")
-	return addrfile.Addrs{}
+	return addrfile.Addrs{}, nil
 }
 
 // serves reports which of the controller's services answer at addr.

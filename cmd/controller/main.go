@@ -5,9 +5,11 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"distbuild/gitmirror"
 	"distbuild/internal/addrfile"
 	"distbuild/internal/credentials"
+	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/scheduler"
@@ -52,9 +55,17 @@ With --require-auth only registered workers and users get in (tokens from
 --tls-client-ca requires client certificates); --cache-tls-ca makes its
 connection to the cache use TLS.
 
-It logs "listening grpc=ADDR workers=ADDR" once it accepts connections;
-with port 0, --addr-file tells which ports were chosen, as JSON
-{"grpc":"HOST:PORT","worker":"HOST:PORT"}.
+Both gRPC listeners also serve gRPC health (grpc.health.v1.Health, open
+to anyone even with --require-auth; NOT_SERVING once the controller
+stops) and reflection (for grpcurl; registered workers and users only with
+--require-auth). --http-listen (default 127.0.0.1:7879) serves Prometheus
+metrics at /metrics and a read-only JSON API: /api/builds,
+/api/builds/BUILD_ID and /api/workers. It needs no token, so keep it on
+loopback or a trusted network.
+
+It logs "listening grpc=ADDR workers=ADDR http=ADDR" once it accepts
+connections; with port 0, --addr-file tells which ports were chosen, as
+JSON {"grpc":"HOST:PORT","worker":"HOST:PORT","http":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
 
 It refuses to start on a damaged state database, or on a missing or empty
@@ -63,6 +74,10 @@ backups and repair.
 
 Flags:
 `
+
+// healthNotice is how long health watchers have to hear NOT_SERVING
+// before the gRPC servers stop.
+const healthNotice = 200 * time.Millisecond
 
 // controllerKeyFile holds the controller's ed25519 key, under --state-dir,
 // with which it signs attempt grants.
@@ -89,6 +104,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
 	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators (port 0 picks one)")
 	workerListen := fs.String("worker-listen", "127.0.0.1:7877", "gRPC listen address for workers (port 0 picks one); the same address and fixed port as --listen serves both on one port")
+	httpListen := fs.String("http-listen", "127.0.0.1:7879", `HTTP listen address for /metrics and the read-only JSON API (port 0 picks one; "" turns HTTP off)`)
 	stateDir := fs.String("state-dir", "", "directory for the controller's state: builds and their events (state.db) and git mirrors of definitions (required)")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	troveGit := fs.String("trove-git", "http://127.0.0.1:7080/git", "base URL of the trove's git repositories, for the default repo aliases")
@@ -153,6 +169,11 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
 		return 2
 	}
+	tlsCfg, err := serverTLS.Config()
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 2
+	}
 	cache, err := artifactcache.Dial(*cacheAddr, cacheOpts...)
 	if err != nil {
 		log.Error("cannot reach the artifact cache", "address", *cacheAddr, "error", err)
@@ -165,7 +186,9 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	stateErr := make(chan error, 1)
+	reg := observability.NewRegistry()
 	c, err := controller.New(controller.Config{
+		Metrics:             reg,
 		Definitions:         controller.GitDefinitions{Mirrors: mirrors},
 		Cache:               cache,
 		Aliases:             repoAliases,
@@ -219,12 +242,15 @@ func run(args []string, stderr io.Writer) int {
 	// exposed (and firewalled) on its own; one address serves both.
 	initiators := grpc.NewServer(opts...)
 	workers := initiators
+	var health []*observability.Health
 	if *workerListen == *listen && !strings.HasSuffix(*listen, ":0") {
 		c.Register(initiators)
+		health = append(health, observability.Register(initiators))
 	} else {
 		workers = grpc.NewServer(opts...)
 		c.RegisterInitiatorServices(initiators)
 		c.RegisterWorkerServices(workers)
+		health = append(health, observability.Register(initiators), observability.Register(workers))
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -239,6 +265,24 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	addrs := addrfile.Addrs{GRPC: lis.Addr().String(), Worker: workerLis.Addr().String()}
+	var httpSrv *http.Server
+	var httpLis net.Listener
+	if *httpListen != "" {
+		if httpLis, err = net.Listen("tcp", *httpListen); err != nil {
+			log.Error("cannot listen for HTTP", "address", *httpListen, "error", err)
+			return 1
+		}
+		if tlsCfg != nil {
+			cfg := tlsCfg.Clone()
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+			httpLis = tls.NewListener(httpLis, cfg)
+		}
+		addrs.HTTP = httpLis.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", observability.MetricsHandler(reg))
+		mux.Handle("/api/", c.APIHandler())
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	}
 	if *addrFile != "" {
 		if err := addrfile.Write(*addrFile, addrs); err != nil {
 			log.Error("cannot write the address file", "error", err)
@@ -260,15 +304,32 @@ func run(args []string, stderr io.Writer) int {
 			status = 1
 		}
 		c.Stop()
+		for _, h := range health {
+			h.Shutdown()
+		}
+		// The servers stop at once (their streams last as long as
+		// builds and workers do); a moment first lets health watchers
+		// hear NOT_SERVING before their connections close.
+		time.Sleep(healthNotice)
+		if httpSrv != nil {
+			httpSrv.Close()
+		}
 		workers.Stop()
 		initiators.Stop()
 	}()
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	go func() { served <- initiators.Serve(lis) }()
 	if workers != initiators {
 		go func() { served <- workers.Serve(workerLis) }()
 	}
-	log.Info("listening", "grpc", addrs.GRPC, "workers", addrs.Worker, "cache", *cacheAddr, "policy", pol.Name())
+	if httpSrv != nil {
+		go func() {
+			if err := httpSrv.Serve(httpLis); err != http.ErrServerClosed {
+				served <- err
+			}
+		}()
+	}
+	log.Info("listening", "grpc", addrs.GRPC, "workers", addrs.Worker, "http", addrs.HTTP, "cache", *cacheAddr, "policy", pol.Name())
 	if err := <-served; err != nil {
 		log.Error("serving failed", "error", err)
 		workers.Stop()

@@ -8,6 +8,8 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,8 +24,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"distbuild/artifactcache"
+	"distbuild/internal/addrfile"
 	"distbuild/internal/bytesize"
 	"distbuild/internal/credentials"
+	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
 	"distbuild/manifestsig"
 	"distbuild/worker"
@@ -62,6 +66,12 @@ its first and last halves, with a line saying how much was cut between
 them. The artifacts a worker stages are kept in WORK_DIR/blobs, so the
 next step needing them does not download them again, up to
 --blob-cache-size; beyond it the least recently used go.
+
+With --metrics-listen (off by default; port 0 picks one) it serves
+Prometheus metrics at /metrics: jobs by phase, phase durations, bytes
+fetched and uploaded, the local blob cache's size and hits. --addr-file
+then receives the chosen address as JSON {"metrics":"HOST:PORT"} once it
+listens.
 
 "worker key" prints the worker's ed25519 public key, creating its signing
 key (WORK_DIR/worker.key, or --key-file) on first use. The worker signs the
@@ -177,6 +187,8 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
 	minFree := bytesize.Size(128 << 20)
 	fs.Var(&minFree, "min-free-space", "a build command that fails with less than this free in the work directory's file system is taken to have run out of space: a setup failure, retried on another worker (0: never)")
+	metricsListen := fs.String("metrics-listen", "", `HTTP listen address for Prometheus metrics at /metrics (port 0 picks one; "" serves none)`)
+	addrFile := fs.String("addr-file", "", `once listening, write the metrics address here as JSON {"metrics":ADDR} (removed on a clean exit)`)
 	blobCache := bytesize.Size(50 << 30)
 	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
 	if err := fs.Parse(args); err != nil {
@@ -255,11 +267,13 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	defer conn.Close()
 	// Staged artifacts come through a local copy of what was downloaded
 	// before (WORK_DIR/blobs); everything else goes straight to the trove.
-	blobs, err := cache.NewLocal(filepath.Join(*workDir, "blobs"), int64(blobCache), client, log.Named("blobs"))
+	reg := observability.NewRegistry()
+	blobs, err := cache.NewLocal(filepath.Join(*workDir, "blobs"), int64(blobCache), cache.NewMetered(client, reg), log.Named("blobs"))
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
+	cache.RegisterLocalMetrics(reg, blobs)
 	runner, err := step.New(step.Config{
 		Worker: *name, SigningKey: key, WorkDir: *workDir, Sandbox: sb, Cache: blobs,
 		MaxJobs: *maxJobs, KeepBuildDirs: *keep, AllowSetuid: *allowSetuid, Logger: log,
@@ -272,7 +286,7 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	}
 	w, err := worker.New(worker.Config{
 		Name: *name, Slots: *slots, Arch: *archFlag, Tags: tagMap, PublicKey: key.Public().(ed25519.PublicKey),
-		Conn: conn, Runner: runner, Logger: log,
+		Conn: conn, Runner: runner, Logger: log, Metrics: reg,
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -280,6 +294,26 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *metricsListen != "" {
+		lis, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			log.Error("cannot listen for metrics", "address", *metricsListen, "error", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", observability.MetricsHandler(reg))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+		go srv.Serve(lis)
+		defer srv.Close()
+		log.Info("serving metrics", "address", lis.Addr().String())
+		if *addrFile != "" {
+			if err := addrfile.Write(*addrFile, addrfile.Addrs{Metrics: lis.Addr().String()}); err != nil {
+				log.Error("cannot write the address file", "error", err)
+				return 1
+			}
+			defer os.Remove(*addrFile)
+		}
+	}
 	log.Info("starting", "controller", *controllerAddr, "cache", *cacheAddr, "slots", *slots, "arch", *archFlag, "sandbox", *mode)
 	if err := w.Run(ctx); err != nil {
 		log.Error("stopped with an error", "error", err)

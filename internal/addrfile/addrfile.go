@@ -25,10 +25,13 @@ func Write(path string, addrs Addrs) error {
 // Addrs are a daemon's listen addresses, as written to its address file.
 type Addrs struct {
 	// GRPC is the main gRPC listener: the cache's, or the controller's for
-	// initiators.
-	GRPC string `json:"grpc"`
+	// initiators (a worker has none).
+	GRPC string `json:"grpc,omitempty"`
 	// Worker is the controller's listener for workers.
 	Worker string `json:"worker,omitempty"`
-	// HTTP is the trove's HTTP listener.
+	// HTTP is the HTTP listener: the trove's (cache API, git, metrics)
+	// or the controller's (metrics, JSON API).
 	HTTP string `json:"http,omitempty"`
+	// Metrics is a worker's metrics listener.
+	Metrics string `json:"metrics,omitempty"`
 }

@@ -43,6 +43,23 @@ type Local struct {
 	mu      sync.Mutex
 	entries map[digest.Hash]*localBlob
 	used    int64
+	// hits, misses and evictions count downloads served from disk,
+	// downloads that went to the wrapped cache, and blobs evicted.
+	hits, misses, evictions int64
+}
+
+// LocalStats describe the local copy, for metrics.
+type LocalStats struct {
+	Blobs                   int
+	Bytes, Limit            int64
+	Hits, Misses, Evictions int64
+}
+
+// Stats returns the local copy's size and how it has served downloads.
+func (c *Local) Stats() LocalStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return LocalStats{Blobs: len(c.entries), Bytes: c.used, Limit: c.limit, Hits: c.hits, Misses: c.misses, Evictions: c.evictions}
 }
 
 type localBlob struct {
@@ -94,6 +111,9 @@ func (c *Local) DownloadWithProgress(ctx context.Context, d digest.Digest, path 
 	if ok, err := c.placeCached(d, path); ok || err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.misses++
+	c.mu.Unlock()
 	kept := c.path(d.Hash())
 	for attempt := 0; ; attempt++ {
 		if err := c.Cache.DownloadWithProgress(ctx, d, kept, progress); err != nil {
@@ -142,6 +162,7 @@ func (c *Local) placeCached(d digest.Digest, path string) (ok bool, err error) {
 	}
 	e.lastUse = time.Now()
 	os.Chtimes(kept, time.Time{}, e.lastUse) // best effort: only the order after a restart depends on it
+	c.hits++
 	return true, nil
 }
 
@@ -193,6 +214,7 @@ func (c *Local) evictLocked() {
 		c.used -= size
 		freed += size
 		evicted++
+		c.evictions++
 	}
 	c.log.Info("evicted least recently used blobs from the local cache", "blobs", evicted, "bytes", freed, "used", c.used, "limit", c.limit)
 }

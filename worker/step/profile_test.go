@@ -82,7 +82,7 @@ func TestEveryLineOfAStepsLogIsStampedWithItsTimeFromTheStart(t *testing.T) {
 			}
 		}
 	}()
-	j := runJobIn(t, t.Context(), w, chunkSpec(repo, commit, "sleep 0.2; printf 'one\\ntwo'; echo ' and more' >&2"), rec)
+	j := runJobIn(t, t.Context(), w, chunkSpec(repo, commit, "sleep 0.2; printf 'one\\ntwo'; sleep 0.1; echo ' and more'"), rec)
 	close(rec.phases)
 	if j.manifest == nil {
 		t.Fatalf("job failed: %v", j.failure)
