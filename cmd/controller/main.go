@@ -129,6 +129,7 @@ func run(args []string, stderr io.Writer) int {
 		if err == pflag.ErrHelp {
 			return 0
 		}
+		fmt.Fprintf(stderr, "controller: %v (see controller --help)\n", err)
 		return 2
 	}
 	if *stateDir == "" || fs.NArg() != 0 {
