@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"distbuild/definitions"
+	"distbuild/internal/version"
 )
 
 // Exit statuses, so scripts can tell a usage mistake from a failure.
@@ -67,6 +68,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return ExitUsage
 		}
+		return ExitOK
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		version.Print(stdout, "initiator")
 		return ExitOK
 	}
 	cmd, ok := commands[args[0]]

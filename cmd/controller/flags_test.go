@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,5 +11,31 @@ func TestAFlagMistakeIsSaidNotSwallowed(t *testing.T) {
 	code, _, stderr := runBinary(t, controllerBinary(t), "--state-dir", t.TempDir(), "--lissten", "1")
 	if code != 2 || !strings.Contains(stderr, "unknown flag: --lissten") || !strings.Contains(stderr, "controller --help") {
 		t.Errorf("exit %d, stderr %q; want 2 and the unknown flag named, with where to look", code, stderr)
+	}
+}
+
+func TestSettingsComeFromAConfigFileAndTheCommandLineWins(t *testing.T) {
+	bin := controllerBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "controller.yaml")
+	if err := os.WriteFile(cfg, []byte("state-dir: "+filepath.Join(dir, "state")+"\npolicy: nonsense\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The file's settings are used: its bad policy is refused...
+	if code, _, stderr := runBinary(t, bin, "--config", cfg); code != 2 || !strings.Contains(stderr, `unknown --policy "nonsense"`) {
+		t.Errorf("a bad policy from the file: exit %d, stderr %q; want it refused", code, stderr)
+	}
+	// ...unless the command line sets it, which wins: the next check
+	// (the log level) is then the one that fails.
+	code, _, stderr := runBinary(t, bin, "--config", cfg, "--policy", "fifo", "--log-level", "nonsense")
+	if code != 2 || !strings.Contains(stderr, `unknown --log-level "nonsense"`) {
+		t.Errorf("--policy on the command line over the file's: exit %d, stderr %q; want the policy accepted", code, stderr)
+	}
+}
+
+func TestVersionSaysWhatWasBuilt(t *testing.T) {
+	code, stdout, _ := runBinary(t, controllerBinary(t), "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "controller ") {
+		t.Errorf("--version: exit %d, %q; want the version on stdout", code, stdout)
 	}
 }

@@ -27,9 +27,11 @@ import (
 	"distbuild/definitions"
 	"distbuild/gitmirror"
 	"distbuild/internal/addrfile"
+	"distbuild/internal/config"
 	"distbuild/internal/credentials"
 	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
+	"distbuild/internal/version"
 	"distbuild/manifestsig"
 	"distbuild/scheduler"
 )
@@ -95,10 +97,10 @@ func main() {
 			os.Exit(stateAdmin(args[1:], os.Stdout, os.Stderr))
 		}
 	}
-	os.Exit(run(args, os.Stderr))
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
@@ -125,12 +127,18 @@ func run(args []string, stderr io.Writer) int {
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	config.Register(fs)
+	showVersion := version.Register(fs)
+	if err := config.Parse(fs, args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
 		}
 		fmt.Fprintf(stderr, "controller: %v (see controller --help)\n", err)
 		return 2
+	}
+	if *showVersion {
+		version.Print(stdout, "controller")
+		return 0
 	}
 	if *stateDir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "controller: --state-dir is required and no arguments are taken")

@@ -31,9 +31,11 @@ import (
 	"distbuild/artifactcache/store"
 	"distbuild/auth"
 	"distbuild/internal/bytesize"
+	"distbuild/internal/config"
 	"distbuild/internal/tlsflags"
 	"distbuild/trove"
 
+	"distbuild/internal/version"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -82,6 +84,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, overview)
 		return 0
+	case "version", "--version":
+		version.Print(stdout, "trove")
+		return 0
 	default:
 		fmt.Fprintf(stderr, "trove: unknown command %q\n\n%s", args[0], overview)
 		return 2
@@ -90,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trove serve", pflag.ContinueOnError)
+	config.Register(fs)
 	cfg := trove.Config{}
 	maxSize := bytesize.Size(50 << 30)
 	fs.StringVar(&cfg.Dir, "dir", "", "store directory (created if missing; required)")
@@ -237,7 +243,12 @@ func parse(fs *pflag.FlagSet, args []string, stdout, stderr io.Writer, name, hel
 	fs.SetOutput(stderr)
 	fs.SortFlags = false // in the order registered: the essential ones first
 	fs.Usage = func() {}
-	err := fs.Parse(args)
+	var err error
+	if fs.Lookup(config.FlagName) != nil { // only serve takes a --config file
+		err = config.Parse(fs, args)
+	} else {
+		err = fs.Parse(args)
+	}
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
 		fmt.Fprintf(stdout, "%s\nFlags:\n%s", help, fs.FlagUsages())

@@ -26,9 +26,11 @@ import (
 	"distbuild/artifactcache"
 	"distbuild/internal/addrfile"
 	"distbuild/internal/bytesize"
+	"distbuild/internal/config"
 	"distbuild/internal/credentials"
 	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
+	"distbuild/internal/version"
 	"distbuild/manifestsig"
 	"distbuild/worker"
 	"distbuild/worker/cache"
@@ -86,6 +88,10 @@ Flags:
 var archOf = map[string]string{"amd64": "x86_64", "386": "x86_32", "arm64": "armv8l64", "ppc64": "ppc64"}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		version.Print(os.Stdout, "worker")
+		os.Exit(0)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "key" {
 		os.Exit(printKey(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -191,12 +197,18 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	addrFile := fs.String("addr-file", "", `once listening, write the metrics address here as JSON {"metrics":ADDR} (removed on a clean exit)`)
 	blobCache := bytesize.Size(50 << 30)
 	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
-	if err := fs.Parse(args); err != nil {
+	config.Register(fs)
+	showVersion := version.Register(fs)
+	if err := config.Parse(fs, args); err != nil {
 		if err == pflag.ErrHelp {
 			return 0
 		}
 		fmt.Fprintf(stderr, "worker: %v (see worker --help)\n", err)
 		return 2
+	}
+	if *showVersion {
+		version.Print(os.Stdout, "worker")
+		return 0
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "worker: unexpected argument %q: the worker takes only flags (see worker --help)\n", fs.Arg(0))
