@@ -181,8 +181,8 @@ func (f *farm) serve() {
 // stopController stops the controller the way a crash would as far as its
 // clients can tell: every connection drops at once.
 func (f *farm) stopController() {
+	f.ctl.Stop() // first: the workers' streams it sees end are not lost workers
 	f.conn.Close()
-	f.ctl.Stop()
 	f.srv.Stop()
 	f.ctl.Close()
 }
