@@ -24,7 +24,7 @@ func (s *buildService) Workers(context.Context, *pb.WorkersRequest) (*pb.Workers
 			continue
 		}
 		info := &pb.WorkerInfo{Name: w.Name, Slots: int32(w.Slots), FreeSlots: int32(w.Free()), Arch: w.Arch,
-			Tags: w.Tags, Connected: timestamppb.New(sess.connected)}
+			Tags: w.Tags, Connected: timestamppb.New(sess.connected), Draining: sess.draining}
 		sess.mu.Lock()
 		info.LastSeen = timestamppb.New(sess.lastSeen)
 		sess.mu.Unlock()

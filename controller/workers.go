@@ -53,6 +53,11 @@ type session struct {
 	// publicKey is the key the worker registered, which must verify the
 	// manifests it reports done.
 	publicKey []byte
+	// instance is the worker process's instance id.
+	instance string
+	// draining is set once the worker says it is shutting down; guarded
+	// by Controller.mu.
+	draining bool
 	// connected is when the session began.
 	connected time.Time
 
@@ -112,7 +117,10 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		c.log.Warn("refused a worker registering under another name", "token_of", p.Name, "registered_as", reg.Name)
 		return status.Errorf(codes.PermissionDenied, "the token of worker %s cannot register as %s", p.Name, reg.Name)
 	}
-	s := c.connect(reg)
+	s, err := c.connect(reg)
+	if err != nil {
+		return err
+	}
 	reason := "its connection closed"
 	defer func() { c.disconnect(s, reason) }()
 
@@ -170,13 +178,18 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 }
 
 // connect registers a worker, replacing an older session of the same name.
-func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
+func (c *Controller) connect(reg *pb.WorkerRegistration) (*session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.sessions[reg.Name]; old != nil {
+		if old.instance != reg.InstanceId {
+			c.log.Warn("refused a second worker under a name already connected", "worker", reg.Name)
+			return nil, status.Errorf(codes.AlreadyExists,
+				"a worker named %s is already connected from another process; give each worker its own --name (a restarted worker is let in once the controller notices its old connection is gone, within --worker-lease)", reg.Name)
+		}
 		c.dropSession(old, "it reconnected")
 	}
-	s := &session{name: reg.Name, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
+	s := &session{name: reg.Name, instance: reg.InstanceId, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
 		jobs: map[string]string{}, verifying: map[string]bool{}, cancelled: map[string]*pb.StepStatus{}}
 	s.connected, s.lastSeen = c.cfg.Clock.Now(), c.cfg.Clock.Now()
 	c.sessions[reg.Name] = s
@@ -185,7 +198,7 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) *session {
 	c.log.Info("worker connected", "worker", reg.Name, "slots", reg.Slots, "arch", reg.Arch, "tags", reg.Tags)
 	s.send(&pb.WorkResponse{})
 	c.dispatch()
-	return s
+	return s, nil
 }
 
 // disconnect forgets a session when its stream ends.
@@ -257,6 +270,11 @@ func (c *Controller) report(s *session, state *pb.WorkerState) {
 // adopted, and jobs nobody wants are cancelled. Called with c.mu held.
 func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
 	s.last = state
+	if state.Draining && !s.draining {
+		s.draining = true
+		c.sched.Drain(s.name)
+		c.log.Info("worker draining: it finishes its jobs and gets no new ones", "worker", s.name, "jobs", len(s.jobs))
+	}
 	var ack, cancel []string
 	var confirm []*pb.JobStatus
 	reported := map[string]bool{}

@@ -55,7 +55,11 @@ func writeWorkers(w io.Writer, workers []*pb.WorkerInfo, now time.Time) error {
 		if wk.LastSeen != nil {
 			seen = roughDuration(now.Sub(wk.LastSeen.AsTime())) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d free\t%s\t%s\t%s\t%s\n", wk.Name, wk.FreeSlots, wk.Slots, wk.Arch, orDash(strings.Join(tags, ",")),
+		free := fmt.Sprintf("%d/%d free", wk.FreeSlots, wk.Slots)
+		if wk.Draining {
+			free = "draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", wk.Name, free, wk.Arch, orDash(strings.Join(tags, ",")),
 			seen, orDash(strings.Join(jobs, ", ")))
 	}
 	return tw.Flush()

@@ -17,13 +17,20 @@ type Worker struct {
 	Tags  map[string]string
 
 	running map[string]*Task // by job id
+	// draining workers take no new tasks (Drain).
+	draining bool
 	// cached holds the cache keys whose artifacts the worker has locally:
 	// what it reported at registration, built, or staged.
 	cached map[string]bool
 }
 
 // Free is the number of idle slots.
-func (w *Worker) Free() int { return w.Slots - len(w.running) }
+func (w *Worker) Free() int {
+	if w.draining {
+		return 0
+	}
+	return w.Slots - len(w.running)
+}
 
 // Build is one build's handle on the tasks it wants.
 type Build struct {
@@ -275,13 +282,22 @@ func (s *Scheduler) unready(t *Task) {
 // AddWorker registers a worker, or updates its capacity when it reconnects.
 func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[string]string) {
 	if w, ok := s.workers[name]; ok {
-		w.Slots, w.Arch, w.Tags = slots, arch, tags
+		w.Slots, w.Arch, w.Tags, w.draining = slots, arch, tags, false
 		return
 	}
 	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
 	s.workers[name] = w
 	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return strings.Compare(w.Name, n) })
 	s.sorted = slices.Insert(s.sorted, i, w)
+}
+
+// Drain gives a worker no more tasks; those it runs finish as usual. A
+// worker being shut down asks for this, so its running steps are not
+// wasted and nothing new lands on it.
+func (s *Scheduler) Drain(name string) {
+	if w, ok := s.workers[name]; ok {
+		w.draining = true
+	}
 }
 
 // WorkerHolds records artifacts a worker has in its local cache, e.g. as it

@@ -386,3 +386,20 @@ func TestAnUntrustedWorkerNeverGetsTheTaskAgain(t *testing.T) {
 		t.Fatalf("lib: %+v, want it on the new worker", again)
 	}
 }
+
+func TestADrainingWorkerFinishesItsTasksAndGetsNoNewOnes(t *testing.T) {
+	s := newScheduler(1, 2)
+	addBuild(t, s, "b1", false, spec("lib"), spec("tool"), spec("app"))
+	first := dispatch(s)
+	if len(first) != 2 {
+		t.Fatalf("started %v, want two on the two slots", started(first))
+	}
+	s.Drain("a")
+	s.Finished(first["lib"].JobID)
+	if got := dispatch(s); len(got) != 0 {
+		t.Fatalf("the draining worker was given %v", started(got))
+	}
+	if ev := s.Finished(first["tool"].JobID); len(ev) == 0 {
+		t.Fatal("a running task of a draining worker did not finish")
+	}
+}

@@ -37,7 +37,7 @@ type job struct {
 func (w *Worker) snapshot() *pb.WorkRequest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	st := &pb.WorkerState{}
+	st := &pb.WorkerState{Draining: w.draining}
 	for id, j := range w.jobs {
 		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Failure: j.failure, Profile: j.profile})
 	}
@@ -141,6 +141,7 @@ func (w *Worker) forget(id string) {
 	if j := w.jobs[id]; j != nil && (j.phase == pb.JobPhase_JOB_PHASE_DONE || j.phase == pb.JobPhase_JOB_PHASE_FAILED) {
 		delete(w.jobs, id)
 	}
+	w.checkDrainedLocked()
 }
 
 func (w *Worker) cancelAll() {

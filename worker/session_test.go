@@ -130,7 +130,7 @@ func (blockingRunner) Run(ctx context.Context, job *pb.Job, rep step.Reporter) (
 
 // startWorker runs a worker named w1 against a fake controller in
 // memory until the test ends.
-func startWorker(t *testing.T, clk clock.Clock, runner Runner) *fakeController {
+func startWorker(t *testing.T, clk clock.Clock, runner Runner) (*fakeController, *Worker) {
 	t.Helper()
 	ctl := &fakeController{sessions: make(chan *controllerSession, 1)}
 	lis := bufconn.Listen(1 << 20)
@@ -162,12 +162,12 @@ func startWorker(t *testing.T, clk clock.Clock, runner Runner) *fakeController {
 		conn.Close()
 		srv.Stop()
 	})
-	return ctl
+	return ctl, w
 }
 
 func TestReconnectsBackOffInVirtualTimeAndStartAfreshAfterALongSession(t *testing.T) {
 	clk := recordingClock{Fake: clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), waits: make(chan time.Duration, 16)}
-	ctl := startWorker(t, clk, blockingRunner{})
+	ctl, _ := startWorker(t, clk, blockingRunner{})
 	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
 		ctl.next(t).end <- errors.New("the controller is restarting")
 		if got := clk.nextWait(t); got != want {
@@ -185,7 +185,7 @@ func TestReconnectsBackOffInVirtualTimeAndStartAfreshAfterALongSession(t *testin
 
 func TestTheWorkerReportsEveryTenSecondsOfVirtualTimeByDefault(t *testing.T) {
 	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	ctl := startWorker(t, clk, blockingRunner{})
+	ctl, _ := startWorker(t, clk, blockingRunner{})
 	s := ctl.next(t)
 	s.until(t, "its first report", func(msg *pb.WorkRequest) bool { return msg.GetState() != nil })
 	clk.BlockUntil(1) // the report ticker
@@ -195,7 +195,7 @@ func TestTheWorkerReportsEveryTenSecondsOfVirtualTimeByDefault(t *testing.T) {
 
 func TestAJobRunsThroughTheRunnerAndTheControllersCancelEndsIt(t *testing.T) {
 	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	ctl := startWorker(t, clk, blockingRunner{})
+	ctl, _ := startWorker(t, clk, blockingRunner{})
 	s := ctl.next(t)
 	if err := s.stream.Send(&pb.WorkResponse{Start: []*pb.Job{{JobId: "j1", Name: "hello"}}}); err != nil {
 		t.Fatal(err)
@@ -231,5 +231,43 @@ func TestAJobRunsThroughTheRunnerAndTheControllersCancelEndsIt(t *testing.T) {
 			forgotten = msg.GetState() != nil && jobIn(msg, "j1") == nil
 			return msg.GetState() != nil
 		})
+	}
+}
+
+func TestADrainingWorkerSaysSoAndIsDrainedOnceItsJobsAreReported(t *testing.T) {
+	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctl, w := startWorker(t, clk, blockingRunner{})
+	s := ctl.next(t)
+	if err := s.stream.Send(&pb.WorkResponse{Start: []*pb.Job{{JobId: "j1", Name: "hello"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.until(t, "the job running", func(msg *pb.WorkRequest) bool {
+		j := jobIn(msg, "j1")
+		return j != nil && j.Phase == pb.JobPhase_JOB_PHASE_RUNNING
+	})
+	w.Drain()
+	s.until(t, "a report saying it drains", func(msg *pb.WorkRequest) bool { return msg.GetState().GetDraining() })
+	select {
+	case <-w.Drained():
+		t.Fatal("drained while a job still runs")
+	default:
+	}
+	// The job ends (here the controller cancels it) and is reported and
+	// acknowledged: only then is the worker drained.
+	s.stream.Send(&pb.WorkResponse{CancelJobIds: []string{"j1"}})
+	s.until(t, "the job's end", func(msg *pb.WorkRequest) bool {
+		j := jobIn(msg, "j1")
+		return j != nil && j.Phase == pb.JobPhase_JOB_PHASE_FAILED
+	})
+	select {
+	case <-w.Drained():
+		t.Fatal("drained before the controller acknowledged the job's end")
+	default:
+	}
+	s.stream.Send(&pb.WorkResponse{AcknowledgedJobIds: []string{"j1"}})
+	select {
+	case <-w.Drained():
+	case <-time.After(hangBound):
+		t.Fatal("never drained after its last job was acknowledged")
 	}
 }

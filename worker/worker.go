@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"distbuild/clock"
 	"distbuild/internal/observability"
@@ -60,6 +64,13 @@ type Worker struct {
 	sessionDone chan struct{}
 	// changed wakes the session to send a fresh snapshot.
 	changed chan struct{}
+	// instance is this process's instance id, sent with every
+	// registration.
+	instance string
+	// draining is set by Drain; drained closes once draining and every job
+	// is finished and acknowledged.
+	draining bool
+	drained  chan struct{}
 }
 
 // New checks the configuration.
@@ -73,9 +84,46 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1)}
+	w := &Worker{cfg: cfg, log: cfg.Logger, jobs: map[string]*job{}, changed: make(chan struct{}, 1),
+		instance: randomID(), drained: make(chan struct{})}
 	w.metrics = newMetrics(observability.Registerer(cfg.Metrics), w)
 	return w, nil
+}
+
+// Drain stops the worker taking jobs: it tells the controller, which gives
+// it no more, and the jobs it holds run to their end. Drained then says
+// when every one of them is finished and acknowledged, so a worker being
+// shut down for maintenance wastes no work.
+func (w *Worker) Drain() {
+	w.mu.Lock()
+	if !w.draining {
+		w.draining = true
+		w.log.Info("draining: finishing the jobs held, taking no new ones", "jobs", len(w.jobs))
+	}
+	w.checkDrainedLocked()
+	w.mu.Unlock()
+	w.reportChanged()
+}
+
+// Drained closes once Drain was called and no job is left.
+func (w *Worker) Drained() <-chan struct{} { return w.drained }
+
+// checkDrainedLocked closes drained when draining has finished. Called
+// with w.mu held.
+func (w *Worker) checkDrainedLocked() {
+	if w.draining && len(w.jobs) == 0 {
+		select {
+		case <-w.drained:
+		default:
+			close(w.drained)
+		}
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // never fails on Linux
+	return hex.EncodeToString(b)
 }
 
 // A lost connection is tried again after minBackoff, doubling up to
@@ -100,6 +148,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			w.cancelAll()
 			return nil
+		}
+		if status.Code(err) == codes.AlreadyExists {
+			// Another machine has this name: retrying would only knock
+			// one of the two off, again and again.
+			w.cancelAll()
+			return err
 		}
 		if clk.Now().Sub(start) > time.Minute {
 			backoff = minBackoff
@@ -127,7 +181,7 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 		return err
 	}
 	reg := &pb.WorkerRegistration{Name: w.cfg.Name, Slots: int32(w.cfg.Slots), Arch: w.cfg.Arch, Tags: w.cfg.Tags,
-		PublicKey: w.cfg.PublicKey}
+		PublicKey: w.cfg.PublicKey, InstanceId: w.instance}
 	if err := stream.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: reg}}); err != nil {
 		return err
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAFlagMistakeIsSaidNotSwallowed(t *testing.T) {
@@ -37,5 +39,34 @@ func TestVersionSaysWhatWasBuilt(t *testing.T) {
 	code, stdout, _ := runBinary(t, controllerBinary(t), "--version")
 	if code != 0 || !strings.HasPrefix(stdout, "controller ") {
 		t.Errorf("--version: exit %d, %q; want the version on stdout", code, stdout)
+	}
+}
+
+func TestAListenerBeyondLoopbackWithoutTLSOrAuthIsWarnedAbout(t *testing.T) {
+	bin := controllerBinary(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "--state-dir", filepath.Join(dir, "state"), "--cache", "127.0.0.1:1", "--http-listen", "",
+		"--listen", "0.0.0.0:0", "--worker-listen", "127.0.0.1:0")
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var log string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !strings.Contains(log, "listening:"); time.Sleep(20 * time.Millisecond) {
+		data, _ := os.ReadFile(logPath)
+		log = string(data)
+	}
+	time.Sleep(100 * time.Millisecond) // the warnings follow the listening line
+	data, _ := os.ReadFile(logPath)
+	log = string(data)
+	if strings.Count(log, "a gRPC listener is exposed") != 1 || strings.Contains(log, "listening on 127.0.0.1") || !strings.Contains(log, "--require-auth") {
+		t.Errorf("want one warning, for the listener on every interface only; log:\n%s", log)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"distbuild/internal/addrfile"
 	"distbuild/internal/config"
 	"distbuild/internal/credentials"
+	"distbuild/internal/exposure"
 	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
 	"distbuild/internal/version"
@@ -339,6 +340,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	log.Info("listening", "grpc", addrs.GRPC, "workers", addrs.Worker, "http", addrs.HTTP, "cache", *cacheAddr, "policy", pol.Name())
+	for _, addr := range []string{addrs.GRPC, addrs.Worker} {
+		if w := exposure.Warning(addr, tlsCfg != nil, *requireAuth); w != "" {
+			log.Warn("a gRPC listener is exposed", "warning", w)
+		}
+	}
 	if err := <-served; err != nil {
 		log.Error("serving failed", "error", err)
 		workers.Stop()

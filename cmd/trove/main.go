@@ -32,6 +32,7 @@ import (
 	"distbuild/auth"
 	"distbuild/internal/bytesize"
 	"distbuild/internal/config"
+	"distbuild/internal/exposure"
 	"distbuild/internal/tlsflags"
 	"distbuild/trove"
 
@@ -161,6 +162,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		cfg.Logger.Error("cannot start", "error", err)
 		return 1
+	}
+	// The HTTP API is read-only by design; the gRPC API takes uploads.
+	if w := exposure.Warning(d.Addrs().GRPC, cfg.TLS != nil, *requireAuth); w != "" {
+		cfg.Logger.Warn("the artifact cache is exposed", "warning", w)
 	}
 	if err := d.Serve(ctx); err != nil {
 		cfg.Logger.Error("stopped with an error", "error", err)

@@ -188,6 +188,7 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	controllerTLS.Register(fs, "", "the controller")
 	cacheTLS.Register(fs, "cache-", "the artifact cache")
 	stall := fs.Duration("stall-timeout", 30*time.Minute, "stop a build command that writes no output for this long, and retry the step elsewhere (0: never)")
+	drainTimeout := fs.Duration("drain-timeout", 30*time.Minute, "on SIGTERM or SIGINT, how long to let running steps finish (taking no new ones) before cancelling them; a second signal stops at once")
 	transferStall := fs.Duration("transfer-stall-timeout", 10*time.Minute, "stop a source fetch or artifact transfer that makes no progress for this long, and retry the step elsewhere (0: never)")
 	logLimit := bytesize.Size(64 << 20)
 	fs.Var(&logLimit, "log-limit", "largest step log stored: a longer one keeps its first and last halves, marked where it was cut (0: no limit)")
@@ -304,8 +305,9 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	go drainOnSignal(w, *drainTimeout, stop, log)
 	if *metricsListen != "" {
 		lis, err := net.Listen("tcp", *metricsListen)
 		if err != nil {
@@ -332,4 +334,27 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 		return 1
 	}
 	return 0
+}
+
+// drainOnSignal makes the first SIGTERM or SIGINT drain the worker: it
+// takes no new jobs and stops once the ones it holds are finished and
+// reported, or after timeout; a second signal stops it at once. Running
+// steps are then cancelled, as they always were: a step cancelled on a
+// stopping worker runs again elsewhere.
+func drainOnSignal(w *worker.Worker, timeout time.Duration, stop func(), log hclog.Logger) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+	sig := <-signals
+	log.Info("draining before stopping", "signal", sig.String(), "timeout", timeout)
+	w.Drain()
+	select {
+	case <-w.Drained():
+		log.Info("drained: every job finished and reported")
+	case <-time.After(timeout):
+		log.Warn("drain timeout: cancelling the steps still running", "timeout", timeout)
+	case sig := <-signals:
+		log.Warn("stopping at once", "signal", sig.String())
+	}
+	stop()
 }

@@ -2175,7 +2175,9 @@ type WorkerInfo struct {
 	// When it connected.
 	Connected *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=connected,proto3" json:"connected,omitempty"`
 	// When the controller last heard from it.
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// It is shutting down: it finishes its jobs and gets no new ones.
+	Draining      bool `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2264,6 +2266,13 @@ func (x *WorkerInfo) GetLastSeen() *timestamppb.Timestamp {
 		return x.LastSeen
 	}
 	return nil
+}
+
+func (x *WorkerInfo) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // WorkersResponse lists the connected workers by name.
@@ -2454,7 +2463,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12,\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x12\x1b\n" +
-	"\tbuild_ids\x18\x04 \x03(\tR\bbuildIds\"\xfa\x02\n" +
+	"\tbuild_ids\x18\x04 \x03(\tR\bbuildIds\"\x96\x03\n" +
 	"\n" +
 	"WorkerInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2465,7 +2474,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x04tags\x18\x05 \x03(\v2\".distbuild.v1.WorkerInfo.TagsEntryR\x04tags\x12+\n" +
 	"\x04jobs\x18\x06 \x03(\v2\x17.distbuild.v1.WorkerJobR\x04jobs\x128\n" +
 	"\tconnected\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tconnected\x127\n" +
-	"\tlast_seen\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x1a7\n" +
+	"\tlast_seen\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12\x1a\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +

@@ -199,8 +199,14 @@ type WorkerRegistration struct {
 	// Cache keys of artifacts already in the worker's local cache, so the
 	// scheduler can prefer workers that need to download less.
 	LocalCacheKeys []string `protobuf:"bytes,6,rep,name=local_cache_keys,json=localCacheKeys,proto3" json:"local_cache_keys,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Picked at random by the worker process when it starts. A registration
+	// under a name that another instance holds connected is refused with
+	// AlreadyExists, so two machines given one name are told at once rather
+	// than knocking each other off; the same instance reconnecting replaces
+	// its old session.
+	InstanceId    string `protobuf:"bytes,7,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkerRegistration) Reset() {
@@ -273,6 +279,13 @@ func (x *WorkerRegistration) GetLocalCacheKeys() []string {
 		return x.LocalCacheKeys
 	}
 	return nil
+}
+
+func (x *WorkerRegistration) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
 }
 
 // JobFailure says why a job failed.
@@ -446,7 +459,10 @@ func (x *JobStatus) GetProfile() *StepProfile {
 type WorkerState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The jobs.
-	Jobs          []*JobStatus `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	Jobs []*JobStatus `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// The worker is shutting down: it finishes the jobs it holds and takes
+	// no new ones.
+	Draining      bool `protobuf:"varint,2,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +502,13 @@ func (x *WorkerState) GetJobs() []*JobStatus {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *WorkerState) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // JobOutput carries bytes a job's commands printed.
@@ -1477,7 +1500,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bregister\x18\x01 \x01(\v2 .distbuild.v1.WorkerRegistrationH\x00R\bregister\x121\n" +
 	"\x05state\x18\x02 \x01(\v2\x19.distbuild.v1.WorkerStateH\x00R\x05state\x121\n" +
 	"\x06output\x18\x03 \x01(\v2\x17.distbuild.v1.JobOutputH\x00R\x06outputB\t\n" +
-	"\amessage\"\x94\x02\n" +
+	"\amessage\"\xb5\x02\n" +
 	"\x12WorkerRegistration\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05slots\x18\x02 \x01(\x05R\x05slots\x12\x12\n" +
@@ -1485,7 +1508,9 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x04tags\x18\x04 \x03(\v2*.distbuild.v1.WorkerRegistration.TagsEntryR\x04tags\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x05 \x01(\fR\tpublicKey\x12(\n" +
-	"\x10local_cache_keys\x18\x06 \x03(\tR\x0elocalCacheKeys\x1a7\n" +
+	"\x10local_cache_keys\x18\x06 \x03(\tR\x0elocalCacheKeys\x12\x1f\n" +
+	"\vinstance_id\x18\a \x01(\tR\n" +
+	"instanceId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
@@ -1501,9 +1526,10 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bmanifest\x18\x03 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\x122\n" +
 	"\afailure\x18\x04 \x01(\v2\x18.distbuild.v1.JobFailureR\afailure\x12\x1b\n" +
 	"\tcache_key\x18\x05 \x01(\tR\bcacheKey\x123\n" +
-	"\aprofile\x18\x06 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\":\n" +
+	"\aprofile\x18\x06 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"V\n" +
 	"\vWorkerState\x12+\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x17.distbuild.v1.JobStatusR\x04jobs\"j\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x17.distbuild.v1.JobStatusR\x04jobs\x12\x1a\n" +
+	"\bdraining\x18\x02 \x01(\bR\bdraining\"j\n" +
 	"\tJobOutput\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x122\n" +
 	"\x06stream\x18\x02 \x01(\x0e2\x1a.distbuild.v1.OutputStreamR\x06stream\x12\x12\n" +
