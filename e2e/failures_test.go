@@ -845,3 +845,43 @@ func TestAStalledWorkersLateResultNeverWins(t *testing.T) {
 		t.Errorf("the cached demo-sum was made by %q (%v); want worker-2's, the attempt the build credits", m.Worker, err)
 	}
 }
+
+// TestAWorkerStoppedWithSIGTERMFinishesItsStepFirst stops a worker with
+// SIGTERM in the middle of a step: it drains, finishing and reporting the
+// step (which does not run again elsewhere) and taking no new ones, then
+// exits 0.
+func TestAWorkerStoppedWithSIGTERMFinishesItsStepFirst(t *testing.T) {
+	f := startCrashFarm(t, []string{"worker-1"})
+	const slow = "2.5"
+	f.change("strata/demo-apps/demo-sum.morph", "kind: chunk\n",
+		"kind: chunk\npre-build-commands:\n- case \"$PWD\" in */worker-1/*) sleep "+slow+" ;; esac\n")
+	w1 := f.workers["worker-1"]
+	build := f.startInitiator("build", demoSystem)
+	build.waitForLine(t, "started  demo-sum on worker-1")
+	waitFor(t, "demo-sum's sleep to run on worker-1", func() bool { return sandboxOf(slow, w1.cmd.Process.Pid) != nil })
+	if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	f.startWorker("worker-2")
+	select {
+	case <-w1.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the drained worker did not exit")
+	}
+	if code := w1.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the drained worker exited %d, want 0", code)
+	}
+	r := build.wait(t, 60*time.Second)
+	if r.code != 0 {
+		t.Fatalf("build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if lines := stepLines(r.stdout, "demo-sum"); len(lines) != 2 || !strings.HasPrefix(lines[1], "finished demo-sum on worker-1 ") {
+		t.Errorf("demo-sum's story: %q; want it started and finished on worker-1, which was draining", lines)
+	}
+	if n := f.jobsStarted()["demo-sum"]; n != 1 {
+		t.Errorf("demo-sum started %d times, want once", n)
+	}
+	if !strings.Contains(f.log("worker-1"), "drained: every job finished and reported") {
+		t.Errorf("worker-1's log does not say it drained")
+	}
+}

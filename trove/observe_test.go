@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -81,7 +82,15 @@ func TestMetricsCountTrafficAndTheStore(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	// The HTTP request is counted once its handler returns, which may be
+	// just after the client has its answer.
 	m := observabilitytest.Scrape(t, nil, base+"/metrics")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); m = observabilitytest.Scrape(t, nil, base+"/metrics") {
+		if n, _ := m.Value("distbuild_trove_http_requests_total", "handler", "blobs", "code", "200"); n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	size := float64(len(content))
 	for _, c := range []struct {
 		name            string
