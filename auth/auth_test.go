@@ -147,3 +147,38 @@ func TestTokenFiles(t *testing.T) {
 		t.Error("an empty token file was accepted")
 	}
 }
+
+func TestReloadSeesAnEditTheFilesSizeAndTimeHide(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.json")
+	r, _ := auth.Load(path)
+	token, _ := r.Add(auth.KindWorker, "w1", nil)
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	// Revoke w1 and register w2 under a name as long: the same size, and
+	// the old modification time put back.
+	r.Remove(auth.KindWorker, "w1")
+	r.Add(auth.KindWorker, "w2", nil)
+	r.Workers["w2"] = auth.Entry{TokenSHA256: r.Workers["w2"].TokenSHA256, Added: fi.ModTime().UTC()}
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, _ := os.Stat(path); fi2.Size() != fi.Size() {
+		t.Skipf("the edited registry is %d bytes, not %d: the test needs the same size", fi2.Size(), fi.Size())
+	}
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	if _, err := a.Authenticate(token); err != nil {
+		t.Fatalf("before Reload the unchanged-looking file should still be believed: %v", err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(token); err == nil {
+		t.Error("after Reload w1's revoked token still works")
+	}
+}

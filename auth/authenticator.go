@@ -103,6 +103,16 @@ func (a *Authenticator) reload() error {
 	return nil
 }
 
+// Reload rereads the registry file now, even if its size and modification
+// time look unchanged (an edit within the file system's time resolution,
+// or a file restored from a backup): what a daemon does on SIGHUP.
+func (a *Authenticator) Reload() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.modTime, a.size = time.Time{}, -1
+	return a.reload()
+}
+
 // ControllerKey returns the controller's public key from the registry,
 // with which it signs attempt grants; false when the registry has none.
 func (a *Authenticator) ControllerKey() ([]byte, bool) {

@@ -316,6 +316,8 @@ type testWorker struct {
 	status  map[string]*pb.JobStatus
 	// cancelled is set when the controller cancels a job this worker holds.
 	cancelled bool
+	// toldToDrain is set when the controller asks the worker to drain.
+	toldToDrain bool
 	// noop, when set, makes every job succeed at once with a manifest
 	// naming this blob, without uploads or output: a no-op step.
 	noop *pb.Digest
@@ -396,6 +398,11 @@ func (w *testWorker) serve() {
 			for _, id := range resp.AcknowledgedJobIds {
 				delete(w.status, id)
 			}
+			w.mu.Unlock()
+		}
+		if resp.Drain {
+			w.mu.Lock()
+			w.toldToDrain = true
 			w.mu.Unlock()
 		}
 		if len(resp.CancelJobIds) > 0 {

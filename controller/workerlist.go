@@ -5,6 +5,8 @@ import (
 	"context"
 	"slices"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -50,4 +52,23 @@ func (s *buildService) Workers(context.Context, *pb.WorkersRequest) (*pb.Workers
 		resp.Workers = append(resp.Workers, proto.Clone(info).(*pb.WorkerInfo))
 	}
 	return resp, nil
+}
+
+// DrainWorker tells a connected worker to drain: the controller gives it
+// no new steps, and the worker finishes those it holds and stops.
+func (s *buildService) DrainWorker(_ context.Context, req *pb.DrainWorkerRequest) (*pb.DrainWorkerResponse, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sess := c.sessions[req.GetName()]
+	if sess == nil {
+		return nil, status.Errorf(codes.NotFound, "no worker named %q is connected", req.GetName())
+	}
+	if !sess.draining {
+		sess.draining = true
+		c.sched.Drain(sess.name)
+		c.log.Info("draining a worker on request", "worker", sess.name, "jobs", len(sess.jobs))
+	}
+	sess.send(&pb.WorkResponse{Drain: true})
+	return &pb.DrainWorkerResponse{Jobs: int32(len(sess.jobs))}, nil
 }

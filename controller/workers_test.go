@@ -72,3 +72,31 @@ func TestADrainingWorkerFinishesItsStepAndGetsNoNewOne(t *testing.T) {
 		t.Errorf("w2 built %v, want the other 6 steps", other.startedSteps())
 	}
 }
+
+func TestAnOperatorCanDrainAConnectedWorker(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	w := f.worker("w1", 4)
+	w.hold["compiler"] = true
+	b := f.start("systems/test.morph")
+	w.waitHeld("compiler")
+	if _, err := f.builds.DrainWorker(context.Background(), &pb.DrainWorkerRequest{Name: "nobody"}); status.Code(err) != codes.NotFound {
+		t.Errorf("draining an unknown worker: %v, want NotFound", err)
+	}
+	resp, err := f.builds.DrainWorker(context.Background(), &pb.DrainWorkerRequest{Name: "w1"})
+	if err != nil || resp.Jobs != 1 {
+		t.Fatalf("DrainWorker: %v %v, want the one job it holds", resp, err)
+	}
+	waitFor(t, "the worker to be told to drain", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.toldToDrain
+	})
+	w.release("compiler")
+	other := f.worker("w2", 4)
+	if story := describe(b.wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("build: %s", story)
+	}
+	if got := w.startedSteps(); len(got) != 1 || len(other.startedSteps()) != 6 {
+		t.Errorf("w1 (drained) ran %v and w2 %v; want compiler on w1, the rest on w2", got, other.startedSteps())
+	}
+}

@@ -130,7 +130,13 @@ func (blockingRunner) Run(ctx context.Context, job *pb.Job, rep step.Reporter) (
 
 // startWorker runs a worker named w1 against a fake controller in
 // memory until the test ends.
-func startWorker(t *testing.T, clk clock.Clock, runner Runner) (*fakeController, *Worker) {
+// runningWorker is a worker under test; stopped closes when Run returns.
+type runningWorker struct {
+	*Worker
+	stopped <-chan struct{}
+}
+
+func startWorker(t *testing.T, clk clock.Clock, runner Runner) (*fakeController, runningWorker) {
 	t.Helper()
 	ctl := &fakeController{sessions: make(chan *controllerSession, 1)}
 	lis := bufconn.Listen(1 << 20)
@@ -162,7 +168,7 @@ func startWorker(t *testing.T, clk clock.Clock, runner Runner) (*fakeController,
 		conn.Close()
 		srv.Stop()
 	})
-	return ctl, w
+	return ctl, runningWorker{w, done}
 }
 
 func TestReconnectsBackOffInVirtualTimeAndStartAfreshAfterALongSession(t *testing.T) {
@@ -269,5 +275,29 @@ func TestADrainingWorkerSaysSoAndIsDrainedOnceItsJobsAreReported(t *testing.T) {
 	case <-w.Drained():
 	case <-time.After(hangBound):
 		t.Fatal("never drained after its last job was acknowledged")
+	}
+}
+
+func TestAWorkerToldToDrainStopsOnceItsJobsAreReported(t *testing.T) {
+	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	ctl, w := startWorker(t, clk, blockingRunner{})
+	s := ctl.next(t)
+	s.stream.Send(&pb.WorkResponse{Start: []*pb.Job{{JobId: "j1", Name: "hello"}}})
+	s.until(t, "the job running", func(msg *pb.WorkRequest) bool {
+		j := jobIn(msg, "j1")
+		return j != nil && j.Phase == pb.JobPhase_JOB_PHASE_RUNNING
+	})
+	s.stream.Send(&pb.WorkResponse{Drain: true})
+	s.until(t, "a report saying it drains", func(msg *pb.WorkRequest) bool { return msg.GetState().GetDraining() })
+	s.stream.Send(&pb.WorkResponse{CancelJobIds: []string{"j1"}})
+	s.until(t, "the job's end", func(msg *pb.WorkRequest) bool {
+		j := jobIn(msg, "j1")
+		return j != nil && j.Phase == pb.JobPhase_JOB_PHASE_FAILED
+	})
+	s.stream.Send(&pb.WorkResponse{AcknowledgedJobIds: []string{"j1"}})
+	select {
+	case <-w.stopped:
+	case <-time.After(hangBound):
+		t.Fatal("the drained worker did not stop")
 	}
 }

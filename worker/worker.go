@@ -136,9 +136,20 @@ const (
 	maxBackoff = 30 * time.Second
 )
 
-// Run serves the controller until ctx ends, reconnecting with backoff
-// whenever the connection drops. Running jobs carry on while disconnected.
+// Run serves the controller until ctx ends or the worker has drained,
+// reconnecting with backoff whenever the connection drops. Running jobs
+// carry on while disconnected.
 func (w *Worker) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-w.drained:
+			w.log.Info("drained: every job finished and reported; stopping")
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	client := pb.NewWorkerServiceClient(w.cfg.Conn)
 	clk := w.cfg.Clock
 	backoff := minBackoff
@@ -225,6 +236,9 @@ func (w *Worker) session(ctx context.Context, client pb.WorkerServiceClient) err
 		}
 		for _, id := range resp.AcknowledgedJobIds {
 			w.forget(id)
+		}
+		if resp.Drain {
+			w.Drain()
 		}
 		for _, j := range resp.Start {
 			w.startJob(ctx, j)

@@ -70,3 +70,15 @@ func TestAListenerBeyondLoopbackWithoutTLSOrAuthIsWarnedAbout(t *testing.T) {
 		t.Errorf("want one warning, for the listener on every interface only; log:\n%s", log)
 	}
 }
+
+func TestWorkersDrainAsksTheRunningController(t *testing.T) {
+	bin := controllerBinary(t)
+	addrs := startController(t, bin, "--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0")
+	code, _, stderr := runBinary(t, bin, "workers", "drain", "w9", "--controller", addrs.GRPC)
+	if code != 1 || !strings.Contains(stderr, `no worker named "w9" is connected`) {
+		t.Errorf("draining a worker that is not connected: exit %d, stderr %q; want 1 and the controller's answer", code, stderr)
+	}
+	if code, _, _ := runBinary(t, bin, "workers", "drain"); code != 2 {
+		t.Errorf("no worker named: exit %d, want 2", code)
+	}
+}

@@ -71,6 +71,10 @@ connections; with port 0, --addr-file tells which ports were chosen, as
 JSON {"grpc":"HOST:PORT","worker":"HOST:PORT","http":"HOST:PORT"}.
 SIGTERM or SIGINT stops it.
 
+'controller workers drain NAME' asks a running controller to drain a
+worker: it finishes the steps it holds, takes no new ones, and stops.
+SIGHUP rereads the registry of workers and users.
+
 It refuses to start on a damaged state database, or on a missing or empty
 one where it ran before; 'controller state --help' explains the checks,
 backups and repair.
@@ -96,6 +100,8 @@ func main() {
 			os.Exit(admin(auth.KindUser, args[1:], os.Stdout, os.Stderr))
 		case "state":
 			os.Exit(stateAdmin(args[1:], os.Stdout, os.Stderr))
+		case "workers":
+			os.Exit(drainWorker(args[1:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(args, os.Stdout, os.Stderr))
@@ -195,6 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot load the controller's key", "error", err)
 		return 1
 	}
+	var reloadRegistry func() error
 	stateErr := make(chan error, 1)
 	reg := observability.NewRegistry()
 	c, err := controller.New(controller.Config{
@@ -247,6 +254,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(controller.Policy, log.Named("auth"))),
 			grpc.ChainStreamInterceptor(a.StreamInterceptor(controller.Policy, log.Named("auth"))))
 		log.Info("authentication required", "registry", path)
+		reloadRegistry = a.Reload
 	}
 	// Initiators and workers get a listener each, so each audience can be
 	// exposed (and firewalled) on its own; one address serves both.
@@ -303,6 +311,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go reloadOnHangUp(ctx, reloadRegistry, log)
 	status := 0
 	go func() {
 		select {
@@ -352,4 +361,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return status
+}
+
+// reloadOnHangUp rereads the registry of workers and users on SIGHUP, as
+// daemons do: it is reread whenever it changes anyway, but SIGHUP makes
+// sure. Nothing else is reloaded: every other setting shapes state that
+// would have to be rebuilt.
+func reloadOnHangUp(ctx context.Context, reload func() error, log hclog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if reload == nil {
+				log.Info("SIGHUP: nothing to reload (no --require-auth)")
+				continue
+			}
+			if err := reload(); err != nil {
+				log.Error("SIGHUP: cannot reread the registry", "error", err)
+				continue
+			}
+			log.Info("SIGHUP: reread the registry")
+		}
+	}
 }

@@ -2084,6 +2084,98 @@ func (*WorkersRequest) Descriptor() ([]byte, []int) {
 	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{25}
 }
 
+// DrainWorkerRequest names the worker to drain.
+type DrainWorkerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The worker's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainWorkerRequest) Reset() {
+	*x = DrainWorkerRequest{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainWorkerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainWorkerRequest) ProtoMessage() {}
+
+func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainWorkerRequest.ProtoReflect.Descriptor instead.
+func (*DrainWorkerRequest) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DrainWorkerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DrainWorkerResponse says the worker was told.
+type DrainWorkerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jobs it still holds, which it finishes before stopping.
+	Jobs          int32 `protobuf:"varint,1,opt,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainWorkerResponse) Reset() {
+	*x = DrainWorkerResponse{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainWorkerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainWorkerResponse) ProtoMessage() {}
+
+func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainWorkerResponse.ProtoReflect.Descriptor instead.
+func (*DrainWorkerResponse) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DrainWorkerResponse) GetJobs() int32 {
+	if x != nil {
+		return x.Jobs
+	}
+	return 0
+}
+
 // WorkerJob is one job a connected worker holds.
 type WorkerJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2101,7 +2193,7 @@ type WorkerJob struct {
 
 func (x *WorkerJob) Reset() {
 	*x = WorkerJob{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2205,7 @@ func (x *WorkerJob) String() string {
 func (*WorkerJob) ProtoMessage() {}
 
 func (x *WorkerJob) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2218,7 @@ func (x *WorkerJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerJob.ProtoReflect.Descriptor instead.
 func (*WorkerJob) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{26}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WorkerJob) GetJobId() string {
@@ -2184,7 +2276,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	mi := &file_distbuild_v1_build_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2288,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	mi := &file_distbuild_v1_build_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2301,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{27}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WorkerInfo) GetName() string {
@@ -2286,7 +2378,7 @@ type WorkersResponse struct {
 
 func (x *WorkersResponse) Reset() {
 	*x = WorkersResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	mi := &file_distbuild_v1_build_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2390,7 @@ func (x *WorkersResponse) String() string {
 func (*WorkersResponse) ProtoMessage() {}
 
 func (x *WorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	mi := &file_distbuild_v1_build_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2403,7 @@ func (x *WorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersResponse.ProtoReflect.Descriptor instead.
 func (*WorkersResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{28}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WorkersResponse) GetWorkers() []*WorkerInfo {
@@ -2458,7 +2550,11 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"B\n" +
 	"\x0eCancelResponse\x120\n" +
 	"\x05build\x18\x01 \x01(\v2\x1a.distbuild.v1.BuildSummaryR\x05build\"\x10\n" +
-	"\x0eWorkersRequest\"\x8a\x01\n" +
+	"\x0eWorkersRequest\"(\n" +
+	"\x12DrainWorkerRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\")\n" +
+	"\x13DrainWorkerResponse\x12\x12\n" +
+	"\x04jobs\x18\x01 \x01(\x05R\x04jobs\"\x8a\x01\n" +
 	"\tWorkerJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12,\n" +
@@ -2501,14 +2597,15 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x13STEP_STATE_FINISHED\x10\x04\x12\x15\n" +
 	"\x11STEP_STATE_FAILED\x10\x05\x12\x16\n" +
 	"\x12STEP_STATE_SKIPPED\x10\x06\x12\x18\n" +
-	"\x14STEP_STATE_CANCELLED\x10\a2\xac\x03\n" +
+	"\x14STEP_STATE_CANCELLED\x10\a2\x80\x04\n" +
 	"\fBuildService\x12D\n" +
 	"\x05Build\x12\x1a.distbuild.v1.BuildRequest\x1a\x1b.distbuild.v1.BuildResponse(\x010\x01\x12E\n" +
 	"\x06Attach\x12\x1b.distbuild.v1.AttachRequest\x1a\x1c.distbuild.v1.AttachResponse0\x01\x12=\n" +
 	"\x04List\x12\x19.distbuild.v1.ListRequest\x1a\x1a.distbuild.v1.ListResponse\x12C\n" +
 	"\x06Status\x12\x1b.distbuild.v1.StatusRequest\x1a\x1c.distbuild.v1.StatusResponse\x12C\n" +
 	"\x06Cancel\x12\x1b.distbuild.v1.CancelRequest\x1a\x1c.distbuild.v1.CancelResponse\x12F\n" +
-	"\aWorkers\x12\x1c.distbuild.v1.WorkersRequest\x1a\x1d.distbuild.v1.WorkersResponseB*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
+	"\aWorkers\x12\x1c.distbuild.v1.WorkersRequest\x1a\x1d.distbuild.v1.WorkersResponse\x12R\n" +
+	"\vDrainWorker\x12 .distbuild.v1.DrainWorkerRequest\x1a!.distbuild.v1.DrainWorkerResponseB*Z(distbuild/proto/distbuild/v1;distbuildv1b\x06proto3"
 
 var (
 	file_distbuild_v1_build_proto_rawDescOnce sync.Once
@@ -2523,7 +2620,7 @@ func file_distbuild_v1_build_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_build_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_distbuild_v1_build_proto_goTypes = []any{
 	(FailureKind)(0),              // 0: distbuild.v1.FailureKind
 	(BuildState)(0),               // 1: distbuild.v1.BuildState
@@ -2554,27 +2651,29 @@ var file_distbuild_v1_build_proto_goTypes = []any{
 	(*CancelRequest)(nil),         // 26: distbuild.v1.CancelRequest
 	(*CancelResponse)(nil),        // 27: distbuild.v1.CancelResponse
 	(*WorkersRequest)(nil),        // 28: distbuild.v1.WorkersRequest
-	(*WorkerJob)(nil),             // 29: distbuild.v1.WorkerJob
-	(*WorkerInfo)(nil),            // 30: distbuild.v1.WorkerInfo
-	(*WorkersResponse)(nil),       // 31: distbuild.v1.WorkersResponse
-	nil,                           // 32: distbuild.v1.StartBuild.WorkerTagsEntry
-	nil,                           // 33: distbuild.v1.WorkerInfo.TagsEntry
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
-	(StepKind)(0),                 // 35: distbuild.v1.StepKind
-	(*ArtifactRef)(nil),           // 36: distbuild.v1.ArtifactRef
-	(OutputStream)(0),             // 37: distbuild.v1.OutputStream
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
-	(*Digest)(nil),                // 39: distbuild.v1.Digest
-	(*StepProfile)(nil),           // 40: distbuild.v1.StepProfile
-	(JobPhase)(0),                 // 41: distbuild.v1.JobPhase
+	(*DrainWorkerRequest)(nil),    // 29: distbuild.v1.DrainWorkerRequest
+	(*DrainWorkerResponse)(nil),   // 30: distbuild.v1.DrainWorkerResponse
+	(*WorkerJob)(nil),             // 31: distbuild.v1.WorkerJob
+	(*WorkerInfo)(nil),            // 32: distbuild.v1.WorkerInfo
+	(*WorkersResponse)(nil),       // 33: distbuild.v1.WorkersResponse
+	nil,                           // 34: distbuild.v1.StartBuild.WorkerTagsEntry
+	nil,                           // 35: distbuild.v1.WorkerInfo.TagsEntry
+	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
+	(StepKind)(0),                 // 37: distbuild.v1.StepKind
+	(*ArtifactRef)(nil),           // 38: distbuild.v1.ArtifactRef
+	(OutputStream)(0),             // 39: distbuild.v1.OutputStream
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*Digest)(nil),                // 41: distbuild.v1.Digest
+	(*StepProfile)(nil),           // 42: distbuild.v1.StepProfile
+	(JobPhase)(0),                 // 43: distbuild.v1.JobPhase
 }
 var file_distbuild_v1_build_proto_depIdxs = []int32{
 	4,  // 0: distbuild.v1.BuildRequest.start:type_name -> distbuild.v1.StartBuild
 	5,  // 1: distbuild.v1.BuildRequest.cancel:type_name -> distbuild.v1.CancelBuild
-	32, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
+	34, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
 	9,  // 3: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
 	9,  // 4: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
-	34, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
+	36, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
 	10, // 6: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
 	12, // 7: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
 	13, // 8: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
@@ -2584,52 +2683,54 @@ var file_distbuild_v1_build_proto_depIdxs = []int32{
 	17, // 12: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
 	18, // 13: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
 	19, // 14: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
-	35, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
+	37, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
 	11, // 16: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
-	36, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
-	37, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
-	36, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
-	38, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
-	39, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
-	40, // 22: distbuild.v1.StepFinished.profile:type_name -> distbuild.v1.StepProfile
-	36, // 23: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
+	38, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
+	39, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
+	38, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
+	40, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
+	41, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
+	42, // 22: distbuild.v1.StepFinished.profile:type_name -> distbuild.v1.StepProfile
+	38, // 23: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
 	0,  // 24: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
-	39, // 25: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
-	40, // 26: distbuild.v1.StepFailed.profile:type_name -> distbuild.v1.StepProfile
-	36, // 27: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
+	41, // 25: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
+	42, // 26: distbuild.v1.StepFailed.profile:type_name -> distbuild.v1.StepProfile
+	38, // 27: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
 	1,  // 28: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
 	4,  // 29: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
-	34, // 30: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
-	34, // 31: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
+	36, // 30: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
+	36, // 31: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
 	20, // 32: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
-	36, // 33: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
+	38, // 33: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
 	2,  // 34: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
-	39, // 35: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
-	38, // 36: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
-	40, // 37: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
+	41, // 35: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
+	40, // 36: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
+	42, // 37: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
 	20, // 38: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
 	24, // 39: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
 	20, // 40: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
-	41, // 41: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
-	33, // 42: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
-	29, // 43: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
-	34, // 44: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
-	34, // 45: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
-	30, // 46: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
+	43, // 41: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
+	35, // 42: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
+	31, // 43: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
+	36, // 44: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
+	36, // 45: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
+	32, // 46: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
 	3,  // 47: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
 	7,  // 48: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
 	21, // 49: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
 	23, // 50: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
 	26, // 51: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
 	28, // 52: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
-	6,  // 53: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
-	8,  // 54: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
-	22, // 55: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
-	25, // 56: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
-	27, // 57: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
-	31, // 58: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
-	53, // [53:59] is the sub-list for method output_type
-	47, // [47:53] is the sub-list for method input_type
+	29, // 53: distbuild.v1.BuildService.DrainWorker:input_type -> distbuild.v1.DrainWorkerRequest
+	6,  // 54: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
+	8,  // 55: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
+	22, // 56: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
+	25, // 57: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
+	27, // 58: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
+	33, // 59: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
+	30, // 60: distbuild.v1.BuildService.DrainWorker:output_type -> distbuild.v1.DrainWorkerResponse
+	54, // [54:61] is the sub-list for method output_type
+	47, // [47:54] is the sub-list for method input_type
 	47, // [47:47] is the sub-list for extension type_name
 	47, // [47:47] is the sub-list for extension extendee
 	0,  // [0:47] is the sub-list for field type_name
@@ -2662,7 +2763,7 @@ func file_distbuild_v1_build_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_build_proto_rawDesc), len(file_distbuild_v1_build_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

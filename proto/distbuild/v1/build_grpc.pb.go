@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BuildService_Build_FullMethodName   = "/distbuild.v1.BuildService/Build"
-	BuildService_Attach_FullMethodName  = "/distbuild.v1.BuildService/Attach"
-	BuildService_List_FullMethodName    = "/distbuild.v1.BuildService/List"
-	BuildService_Status_FullMethodName  = "/distbuild.v1.BuildService/Status"
-	BuildService_Cancel_FullMethodName  = "/distbuild.v1.BuildService/Cancel"
-	BuildService_Workers_FullMethodName = "/distbuild.v1.BuildService/Workers"
+	BuildService_Build_FullMethodName       = "/distbuild.v1.BuildService/Build"
+	BuildService_Attach_FullMethodName      = "/distbuild.v1.BuildService/Attach"
+	BuildService_List_FullMethodName        = "/distbuild.v1.BuildService/List"
+	BuildService_Status_FullMethodName      = "/distbuild.v1.BuildService/Status"
+	BuildService_Cancel_FullMethodName      = "/distbuild.v1.BuildService/Cancel"
+	BuildService_Workers_FullMethodName     = "/distbuild.v1.BuildService/Workers"
+	BuildService_DrainWorker_FullMethodName = "/distbuild.v1.BuildService/DrainWorker"
 )
 
 // BuildServiceClient is the client API for BuildService service.
@@ -53,6 +54,9 @@ type BuildServiceClient interface {
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// Workers lists the workers connected now, with their capacity and jobs.
 	Workers(ctx context.Context, in *WorkersRequest, opts ...grpc.CallOption) (*WorkersResponse, error)
+	// DrainWorker asks a connected worker to take no new steps, finish the
+	// ones it holds, and stop: maintenance without wasted work.
+	DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error)
 }
 
 type buildServiceClient struct {
@@ -135,6 +139,16 @@ func (c *buildServiceClient) Workers(ctx context.Context, in *WorkersRequest, op
 	return out, nil
 }
 
+func (c *buildServiceClient) DrainWorker(ctx context.Context, in *DrainWorkerRequest, opts ...grpc.CallOption) (*DrainWorkerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainWorkerResponse)
+	err := c.cc.Invoke(ctx, BuildService_DrainWorker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BuildServiceServer is the server API for BuildService service.
 // All implementations must embed UnimplementedBuildServiceServer
 // for forward compatibility.
@@ -161,6 +175,9 @@ type BuildServiceServer interface {
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// Workers lists the workers connected now, with their capacity and jobs.
 	Workers(context.Context, *WorkersRequest) (*WorkersResponse, error)
+	// DrainWorker asks a connected worker to take no new steps, finish the
+	// ones it holds, and stop: maintenance without wasted work.
+	DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error)
 	mustEmbedUnimplementedBuildServiceServer()
 }
 
@@ -188,6 +205,9 @@ func (UnimplementedBuildServiceServer) Cancel(context.Context, *CancelRequest) (
 }
 func (UnimplementedBuildServiceServer) Workers(context.Context, *WorkersRequest) (*WorkersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Workers not implemented")
+}
+func (UnimplementedBuildServiceServer) DrainWorker(context.Context, *DrainWorkerRequest) (*DrainWorkerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainWorker not implemented")
 }
 func (UnimplementedBuildServiceServer) mustEmbedUnimplementedBuildServiceServer() {}
 func (UnimplementedBuildServiceServer) testEmbeddedByValue()                      {}
@@ -300,6 +320,24 @@ func _BuildService_Workers_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BuildService_DrainWorker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainWorkerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BuildServiceServer).DrainWorker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BuildService_DrainWorker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BuildServiceServer).DrainWorker(ctx, req.(*DrainWorkerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BuildService_ServiceDesc is the grpc.ServiceDesc for BuildService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -322,6 +360,10 @@ var BuildService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Workers",
 			Handler:    _BuildService_Workers_Handler,
+		},
+		{
+			MethodName: "DrainWorker",
+			Handler:    _BuildService_DrainWorker_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -587,8 +587,11 @@ type WorkResponse struct {
 	AcknowledgedJobIds []string `protobuf:"bytes,3,rep,name=acknowledged_job_ids,json=acknowledgedJobIds,proto3" json:"acknowledged_job_ids,omitempty"`
 	// The worker must report again before this time or lose its jobs.
 	ReportDeadline *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=report_deadline,json=reportDeadline,proto3" json:"report_deadline,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Drain: take no new jobs, finish those held, and stop once they are
+	// reported (an operator's 'controller workers drain').
+	Drain         bool `protobuf:"varint,5,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WorkResponse) Reset() {
@@ -647,6 +650,13 @@ func (x *WorkResponse) GetReportDeadline() *timestamppb.Timestamp {
 		return x.ReportDeadline
 	}
 	return nil
+}
+
+func (x *WorkResponse) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
 }
 
 // CommandPhase is one phase of a chunk's build with its effective commands.
@@ -1533,12 +1543,13 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\tJobOutput\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x122\n" +
 	"\x06stream\x18\x02 \x01(\x0e2\x1a.distbuild.v1.OutputStreamR\x06stream\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\xd4\x01\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\xea\x01\n" +
 	"\fWorkResponse\x12'\n" +
 	"\x05start\x18\x01 \x03(\v2\x11.distbuild.v1.JobR\x05start\x12$\n" +
 	"\x0ecancel_job_ids\x18\x02 \x03(\tR\fcancelJobIds\x120\n" +
 	"\x14acknowledged_job_ids\x18\x03 \x03(\tR\x12acknowledgedJobIds\x12C\n" +
-	"\x0freport_deadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0ereportDeadline\">\n" +
+	"\x0freport_deadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0ereportDeadline\x12\x14\n" +
+	"\x05drain\x18\x05 \x01(\bR\x05drain\">\n" +
 	"\fCommandPhase\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\"A\n" +
