@@ -32,7 +32,6 @@ import (
 	"distbuild/internal/exposure"
 	"distbuild/internal/observability"
 	"distbuild/internal/tlsflags"
-	"distbuild/internal/version"
 	"distbuild/manifestsig"
 	"distbuild/scheduler"
 )
@@ -134,18 +133,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
-	config.Register(fs)
-	showVersion := version.Register(fs)
-	if err := config.Parse(fs, args); err != nil {
-		if err == pflag.ErrHelp {
-			return 0
-		}
-		fmt.Fprintf(stderr, "controller: %v (see controller --help)\n", err)
-		return 2
-	}
-	if *showVersion {
-		version.Print(stdout, "controller")
-		return 0
+	if code, done := config.ParseCommandLine(fs, args, "controller", stdout, stderr); done {
+		return code
 	}
 	if *stateDir == "" || fs.NArg() != 0 {
 		fmt.Fprintln(stderr, "controller: --state-dir is required and no arguments are taken")

@@ -198,18 +198,8 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	addrFile := fs.String("addr-file", "", `once listening, write the metrics address here as JSON {"metrics":ADDR} (removed on a clean exit)`)
 	blobCache := bytesize.Size(50 << 30)
 	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
-	config.Register(fs)
-	showVersion := version.Register(fs)
-	if err := config.Parse(fs, args); err != nil {
-		if err == pflag.ErrHelp {
-			return 0
-		}
-		fmt.Fprintf(stderr, "worker: %v (see worker --help)\n", err)
-		return 2
-	}
-	if *showVersion {
-		version.Print(os.Stdout, "worker")
-		return 0
+	if code, done := config.ParseCommandLine(fs, args, "worker", os.Stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "worker: unexpected argument %q: the worker takes only flags (see worker --help)\n", fs.Arg(0))

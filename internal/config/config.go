@@ -37,6 +37,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"distbuild/internal/version"
 )
 
 // FlagName is the flag that names the file. It is also the one key a file
@@ -303,4 +305,26 @@ func editDistance(a, b string) int {
 		prev = cur
 	}
 	return prev[len(b)]
+}
+
+// ParseCommandLine parses a daemon's command line the way every distbuild
+// daemon does: its flags, then the --config file they name, and
+// --version. done says the daemon should exit now with code: its help or
+// version was printed (0), or a mistake was reported on stderr, pointing
+// at --help (2).
+func ParseCommandLine(fs *pflag.FlagSet, args []string, name string, stdout, stderr io.Writer) (code int, done bool) {
+	Register(fs)
+	showVersion := version.Register(fs)
+	if err := Parse(fs, args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0, true
+		}
+		fmt.Fprintf(stderr, "%s: %v (see %s --help)\n", name, err, name)
+		return 2, true
+	}
+	if *showVersion {
+		version.Print(stdout, name)
+		return 0, true
+	}
+	return 0, false
 }
