@@ -220,6 +220,11 @@ func TestAFarmAcrossNetworkHosts(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "\nbuild succeeded in ") {
 		t.Fatalf("build with %s cut off: exit %d, want success on %s\n%s%s", first, r.code, r.stdout, r.stderr, other)
 	}
+	if strings.Contains(f.log("trove"), "a later attempt's manifest replaces an abandoned one's") {
+		t.Logf("%s's late manifest reached the trove first and was replaced by %s's", first, other)
+	} else {
+		t.Logf("%s's late manifest was refused: %s's was already stored", first, other)
+	}
 	lines := stepLines(r.stdout, "demo-sum")
 	if len(lines) != 4 || !strings.HasPrefix(lines[1], "retrying demo-sum: attempt 1 on "+first+" failed: ") ||
 		lines[2] != "started  demo-sum on "+other || !strings.HasPrefix(lines[3], "finished demo-sum on "+other+" ") {
