@@ -20,6 +20,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"distbuild/artifactcache"
 	"distbuild/auth"
@@ -129,6 +131,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serverTLS.Register(fs)
 	var cacheTLS tlsflags.Client
 	cacheTLS.Register(fs, "cache-", "the artifact cache")
+	cacheTimeout := fs.Duration("cache-timeout", time.Minute, "longest a call to the artifact cache may go unanswered (a trove cut off by the network) before the build needing it fails, naming the cache")
 	cacheToken := fs.String("cache-token-file", "", "file holding a token for the artifact cache, when it requires one (a user token from 'controller user add' suffices)")
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
@@ -169,6 +172,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "controller: the cache's credentials (--cache-tls-*, --cache-token-file): %v\n", err)
 		return 2
 	}
+	if *cacheTimeout <= 0 {
+		fmt.Fprintln(stderr, "controller: --cache-timeout must be positive")
+		return 2
+	}
+	cacheOpts = append(cacheOpts, grpc.WithChainUnaryInterceptor(cacheDeadline(*cacheAddr, *cacheTimeout)))
 	tlsOpts, err := serverTLS.GRPCOptions()
 	if err != nil {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
@@ -375,5 +383,21 @@ func reloadOnHangUp(ctx context.Context, reload func() error, log hclog.Logger) 
 			}
 			log.Info("SIGHUP: reread the registry")
 		}
+	}
+}
+
+// cacheDeadline bounds each call to the artifact cache: a trove cut off by
+// the network gives no answer and no error (TCP retransmits for many
+// minutes), and a build resolving against it would wait without a word.
+// The call fails instead, saying which cache did not answer.
+func cacheDeadline(addr string, limit time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		callCtx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		err := invoker(callCtx, method, req, reply, cc, opts...)
+		if err != nil && ctx.Err() == nil && callCtx.Err() == context.DeadlineExceeded {
+			return status.Errorf(codes.Unavailable, "the artifact cache at %s did not answer within %s (--cache-timeout)", addr, limit)
+		}
+		return err
 	}
 }
