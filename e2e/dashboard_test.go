@@ -150,7 +150,8 @@ func TestDashboardFollowsABuildInABrowser(t *testing.T) {
 	if eval[int](t, browser, `document.querySelectorAll("#gantt rect.bar.critical").length`) == 0 {
 		t.Error("the Gantt chart marks no critical path")
 	}
-	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(90))
+	// Quality 100 makes a PNG (below it, a JPEG).
+	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestDashboardFollowsABuildInABrowser(t *testing.T) {
 	if phases < 2 || series != 2 {
 		t.Errorf("demo-sum's graphs: %d phases and %d CPU and memory series, want its phases and both series", phases, series)
 	}
-	if shot, err = chromedp.Run(browser, chromedp.FullScreenshot(90)); err != nil {
+	if shot, err = chromedp.Run(browser, chromedp.FullScreenshot(100)); err != nil {
 		t.Fatal(err)
 	}
 	stepShot := filepath.Join(artifacts, "dashboard-step.png")
