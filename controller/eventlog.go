@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -223,4 +224,19 @@ func stepNameOf(ev *pb.BuildEvent) string {
 		return e.StepOutput.GetStepName()
 	}
 	return ""
+}
+
+// snapshot copies the durable history, for pages that draw it. The events
+// themselves are shared: nothing changes an event once it is published.
+func (l *eventLog) snapshot() []*pb.BuildEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.history[:l.delivered])
+}
+
+// published is the sequence of the last event published.
+func (l *eventLog) published() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.history)
 }

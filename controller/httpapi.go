@@ -23,6 +23,7 @@ import (
 //	GET /api/builds            List with ended builds included (?live=true: live ones only)
 //	GET /api/builds/{id}       Status: the build and each of its steps
 //	GET /api/workers           connected workers: slots, arch, tags, jobs
+//	GET /api/builds/{id}/events  the build's events as server-sent events
 func (c *Controller) APIHandler() http.Handler {
 	mux := http.NewServeMux()
 	svc := &buildService{c: c}
@@ -34,6 +35,7 @@ func (c *Controller) APIHandler() http.Handler {
 		resp, err := svc.Status(r.Context(), &pb.StatusRequest{BuildId: r.PathValue("id")})
 		writeProto(w, resp, err)
 	})
+	mux.HandleFunc("GET /api/builds/{id}/events", c.serveEvents)
 	mux.HandleFunc("GET /api/workers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"workers": c.workerInfo()})
 	})
@@ -48,6 +50,8 @@ type WorkerInfo struct {
 	Slots     int               `json:"slots"`
 	FreeSlots int               `json:"freeSlots"`
 	Connected time.Time         `json:"connected"`
+	// LastSeen is when the worker last sent anything.
+	LastSeen time.Time `json:"lastSeen"`
 	// Jobs are the jobs it was given and has not reported finished.
 	Jobs []WorkerJob `json:"jobs"`
 }
@@ -66,6 +70,9 @@ func (c *Controller) workerInfo() []WorkerInfo {
 		info := WorkerInfo{Name: w.Name, Arch: w.Arch, Tags: w.Tags, Slots: w.Slots, FreeSlots: max(w.Free(), 0), Jobs: []WorkerJob{}}
 		if s := c.sessions[w.Name]; s != nil {
 			info.Connected = s.connected
+			s.mu.Lock()
+			info.LastSeen = s.lastSeen
+			s.mu.Unlock()
 			for id, step := range s.jobs {
 				info.Jobs = append(info.Jobs, WorkerJob{JobID: id, Step: step})
 			}

@@ -47,6 +47,7 @@ type farm struct {
 	http       string // trove HTTP address
 	controller string // the controller's address for initiators
 	workerAddr string // the controller's address for workers
+	dashboard  string // the controller's HTTP address: dashboard, metrics, JSON API
 	defs       string // the definitions checkout
 	bare       string // the definitions repository the trove serves
 	logs       map[string]*bytes.Buffer
@@ -139,7 +140,7 @@ func (f *farm) log(name string) string {
 func (f *farm) startController(args ...string) {
 	f.t.Helper()
 	addrs := f.daemon("controller", append(args, "--listen", "127.0.0.1:0", "--worker-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")...)
-	f.controller, f.workerAddr = addrs["grpc"], addrs["worker"]
+	f.controller, f.workerAddr, f.dashboard = addrs["grpc"], addrs["worker"], addrs["http"]
 }
 
 // daemon starts a daemon with --addr-file and returns the addresses it

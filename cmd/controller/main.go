@@ -62,9 +62,11 @@ connection to the cache use TLS.
 Both gRPC listeners also serve gRPC health (grpc.health.v1.Health, open
 to anyone even with --require-auth; NOT_SERVING once the controller
 stops) and reflection (for grpcurl; registered workers and users only with
---require-auth). --http-listen (default 127.0.0.1:7879) serves Prometheus
-metrics at /metrics and a read-only JSON API: /api/builds,
-/api/builds/BUILD_ID and /api/workers. It needs no token, so keep it on
+--require-auth). --http-listen (default 127.0.0.1:7879) serves a read-only web dashboard
+at / (builds, each build's steps, Gantt chart, logs and performance graphs,
+workers, the cache), Prometheus metrics at /metrics and a read-only JSON
+API: /api/builds, /api/builds/BUILD_ID, /api/builds/BUILD_ID/events
+(server-sent events) and /api/workers. It needs no token, so keep it on
 loopback or a trusted network.
 
 It logs "listening grpc=ADDR workers=ADDR http=ADDR" once it accepts
@@ -108,16 +110,31 @@ func main() {
 	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
+// troveMetricsURL is where the dashboard reads the trove's metrics: the
+// flag's URL, or the trove's HTTP listener that --trove-git names.
+func troveMetricsURL(flag, troveGit string) string {
+	switch {
+	case flag == "none":
+		return ""
+	case flag != "":
+		return flag
+	case strings.HasSuffix(strings.TrimSuffix(troveGit, "/"), "/git"):
+		return strings.TrimSuffix(strings.TrimSuffix(troveGit, "/"), "/git") + "/metrics"
+	}
+	return ""
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("controller", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, about+fs.FlagUsages()) }
 	listen := fs.String("listen", "127.0.0.1:7878", "gRPC listen address for initiators (port 0 picks one)")
 	workerListen := fs.String("worker-listen", "127.0.0.1:7877", "gRPC listen address for workers (port 0 picks one); the same address and fixed port as --listen serves both on one port")
-	httpListen := fs.String("http-listen", "127.0.0.1:7879", `HTTP listen address for /metrics and the read-only JSON API (port 0 picks one; "" turns HTTP off)`)
+	httpListen := fs.String("http-listen", "127.0.0.1:7879", `HTTP listen address for the dashboard, /metrics and the read-only JSON API (port 0 picks one; "" turns HTTP off)`)
 	stateDir := fs.String("state-dir", "", "directory for the controller's state: builds and their events (state.db) and git mirrors of definitions (required)")
 	cacheAddr := fs.String("cache", "127.0.0.1:7070", "gRPC address of the trove's artifact cache")
 	troveGit := fs.String("trove-git", "http://127.0.0.1:7080/git", "base URL of the trove's git repositories, for the default repo aliases")
+	troveMetrics := fs.String("trove-metrics", "", `URL of the trove's /metrics, which the dashboard's cache page reads (default: --trove-git with /git replaced by /metrics; "none" leaves it out)`)
 	aliases := fs.StringArray("repo-alias", nil, "repo alias as prefix=URL-pattern with %s for the name (repeatable)")
 	policy := fs.String("policy", "critical-path", "order in which ready steps start: critical-path or fifo")
 	maxAttempts := fs.Int("max-attempts", 3, "attempts of a step failing for setup reasons before the build fails")
@@ -296,6 +313,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", observability.MetricsHandler(reg))
 		mux.Handle("/api/", c.APIHandler())
+		mux.Handle("/", c.DashboardHandler(controller.DashboardOptions{Logs: cache, TroveMetrics: troveMetricsURL(*troveMetrics, *troveGit)}))
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	}
 	if *addrFile != "" {
