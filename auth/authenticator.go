@@ -47,6 +47,8 @@ type Authenticator struct {
 	// streams are the open streams, by the token hash they were opened
 	// with, each with the function that ends it.
 	streams map[*openStream]struct{}
+	// watching is set while a watch goroutine runs.
+	watching bool
 }
 
 // openStream is a stream that must end if its token is revoked.
@@ -114,14 +116,16 @@ func (a *Authenticator) Reload() error {
 }
 
 // ControllerKey returns the controller's public key from the registry,
-// with which it signs attempt grants; false when the registry has none.
-func (a *Authenticator) ControllerKey() ([]byte, bool) {
+// with which it signs attempt grants; nil when the registry has none. An
+// unreadable registry is an error, never "no key": the check must not
+// fail open.
+func (a *Authenticator) ControllerKey() ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.reload(); err != nil {
-		return nil, false
+		return nil, err
 	}
-	return a.controllerKey, len(a.controllerKey) > 0
+	return a.controllerKey, nil
 }
 
 // untilRevoked returns a context that is cancelled, with an Unauthenticated
@@ -135,7 +139,8 @@ func (a *Authenticator) untilRevoked(ctx context.Context, hash string, p Princip
 		a.streams = map[*openStream]struct{}{}
 	}
 	a.streams[st] = struct{}{}
-	if len(a.streams) == 1 {
+	if !a.watching {
+		a.watching = true
 		go a.watch()
 	}
 	a.mu.Unlock()
@@ -159,6 +164,7 @@ func (a *Authenticator) watch() {
 	for range t.C {
 		a.mu.Lock()
 		if len(a.streams) == 0 {
+			a.watching = false
 			a.mu.Unlock()
 			return
 		}

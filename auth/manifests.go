@@ -42,7 +42,11 @@ func (v ManifestVerifier) VerifyManifest(ctx context.Context, m *pb.Manifest) er
 	if err := manifestsig.Verify(m, key); err != nil {
 		return status.Errorf(codes.PermissionDenied, "%v", err)
 	}
-	if ck, ok := v.Auth.ControllerKey(); ok {
+	ck, err := v.Auth.ControllerKey()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "the registry cannot be read to check the controller's grant: %v", err)
+	}
+	if len(ck) > 0 {
 		if err := manifestsig.VerifyGrant(m, p.Name, ck); err != nil {
 			return status.Errorf(codes.PermissionDenied, "worker %s: %v", p.Name, err)
 		}

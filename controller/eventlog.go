@@ -98,7 +98,11 @@ func (l *eventLog) subscribe(from uint64) *subscription {
 	if from == 0 {
 		from = 1
 	}
-	for _, ev := range l.history[min(int(from-1), l.delivered):l.delivered] {
+	start := l.delivered // a from beyond the history replays nothing
+	if from-1 < uint64(l.delivered) {
+		start = int(from - 1)
+	}
+	for _, ev := range l.history[start:l.delivered] {
 		s.push(ev)
 	}
 	if l.ended {

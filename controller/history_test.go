@@ -1,11 +1,15 @@
 package controller_test
 
 import (
+	"context"
+	"io"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	pb "distbuild/proto/distbuild/v1"
 )
 
 // TestLearntDurationsDecideWhatStartsFirst: with one slot, the step known
@@ -40,5 +44,23 @@ func TestLearntDurationsDecideWhatStartsFirst(t *testing.T) {
 	second := w2.startedSteps()
 	if slices.Index(second, "slow") > slices.Index(second, "quick") {
 		t.Errorf("after learning that slow takes an hour, the rebuild started %v: slow should go first", second)
+	}
+}
+
+func TestAttachingFromBeyondTheHistoryReplaysNothingAndCrashesNothing(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	f.worker("w1", 4)
+	id := f.start("systems/test.morph").wait()[0].GetAccepted().GetBuildId()
+	for _, from := range []uint64{100, 1 << 63, 1<<64 - 1} {
+		attach, err := f.builds.Attach(context.Background(), &pb.AttachRequest{BuildId: id, FromSequence: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := attach.Recv(); err != io.EOF {
+			t.Errorf("attach from %d: %v %v, want the ended build's stream to end with nothing replayed", from, resp, err)
+		}
+	}
+	if _, err := f.builds.List(context.Background(), &pb.ListRequest{}); err != nil {
+		t.Fatalf("the controller no longer answers: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"distbuild/auth"
+	"distbuild/controller"
 	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -323,4 +325,49 @@ func waitForManifest(t *testing.T, f *farm, key, worker string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("no manifest from %s for %s", worker, key)
+}
+
+// failingCache answers GetManifest with the cache's own error a few
+// times: a trove with a failing index, not a lying worker.
+type failingCache struct {
+	controller.ArtifactCache
+	failures atomic.Int32
+}
+
+func (c *failingCache) GetManifest(ctx context.Context, k digest.CacheKey) (*pb.Manifest, error) {
+	if c.failures.Add(-1) >= 0 {
+		return nil, status.Error(codes.Internal, "reading the index: input/output error")
+	}
+	return c.ArtifactCache.GetManifest(ctx, k)
+}
+
+func TestACacheThatCannotConfirmASuccessBlamesNoWorker(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	cache := &failingCache{ArtifactCache: f.cfg.Cache}
+	cache.failures.Store(3)
+	f.cfg.Cache = cache
+	f.restartController()
+	w := f.worker("w1", 4)
+	b := f.start("systems/test.morph")
+	// The worker reports again, as real workers do every few seconds,
+	// until the cache answers.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				w.report()
+			}
+		}
+	}()
+	events := b.wait()
+	if story := describe(events); !strings.HasSuffix(story, "BUILD-FINISHED") || strings.Contains(story, "failed:") {
+		t.Fatalf("build: %s; want it finished with no failed attempt: the cache's errors are not the worker's", story)
+	}
+	if cache.failures.Load() >= 0 {
+		t.Fatal("the cache never failed: the test shows nothing")
+	}
 }

@@ -261,6 +261,9 @@ func (c *Controller) handle(s *session, msg *pb.WorkRequest) error {
 func (c *Controller) report(s *session, state *pb.WorkerState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sessions[s.name] != s {
+		return // replaced: its worker speaks through the new session now
+	}
 	c.reconcile(s, state)
 	c.dispatch()
 }
@@ -302,6 +305,7 @@ func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
 			case !current:
 				ack = append(ack, js.JobId)
 				delete(s.jobs, js.JobId)
+				delete(s.cancelled, js.JobId) // it finished before the cancel reached it
 			}
 		case pb.JobPhase_JOB_PHASE_FAILED:
 			if !current && !given && c.restoring > 0 {
@@ -334,9 +338,30 @@ func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
 	if len(ack) > 0 || len(cancel) > 0 {
 		s.send(&pb.WorkResponse{AcknowledgedJobIds: ack, CancelJobIds: cancel})
 	}
+	s.forgetReported(ack)
 	if len(confirm) > 0 {
 		go c.confirmDone(s, confirm)
 	}
+}
+
+// forgetReported drops acknowledged jobs from the session's latest
+// snapshot, so looking at it again (reconcileAll) cannot adopt or count
+// them a second time. Called with Controller.mu held.
+func (s *session) forgetReported(ids []string) {
+	if len(ids) == 0 || s.last == nil {
+		return
+	}
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	kept := &pb.WorkerState{Draining: s.last.Draining}
+	for _, js := range s.last.Jobs {
+		if !gone[js.JobId] {
+			kept.Jobs = append(kept.Jobs, js)
+		}
+	}
+	s.last = kept
 }
 
 // adopt makes a job the worker holds but this controller did not give it
@@ -369,10 +394,17 @@ func (c *Controller) confirmDone(s *session, jobs []*pb.JobStatus) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sessions[s.name] != s {
+		return // replaced: the worker reports these again to the new session
+	}
 	var ack []string
+	defer func() { s.forgetReported(ack) }()
 	for i, js := range jobs {
 		delete(s.verifying, js.JobId)
-		if status.Code(problems[i]) == codes.Unavailable || status.Code(problems[i]) == codes.DeadlineExceeded {
+		var lie falseClaim
+		if problems[i] != nil && !errors.As(problems[i], &lie) {
+			// The cache could not be asked (unreachable, or failing for
+			// reasons of its own): that is no fault of the worker's.
 			c.log.Warn("cannot confirm a finished step in the cache; asking again at the next report", "worker", s.name, "job", js.JobId, "error", problems[i])
 			continue
 		}
@@ -396,31 +428,36 @@ func (c *Controller) confirmDone(s *session, jobs []*pb.JobStatus) {
 	c.dispatch()
 }
 
+// falseClaim is a worker's report of success that the cache contradicts:
+// no manifest, another attempt's, or one not signed with its key. Other
+// errors from checkManifest are the cache's, not the worker's.
+type falseClaim struct{ error }
+
 // checkManifest compares a job's reported manifest with the one the cache
 // holds under its key.
 func (c *Controller) checkManifest(s *session, js *pb.JobStatus) error {
 	reported := js.GetManifest()
 	if reported == nil {
-		return errors.New("it sent no manifest")
+		return falseClaim{errors.New("it sent no manifest")}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
 	key, err := digest.ParseCacheKey(reported.CacheKey)
 	if err != nil {
-		return fmt.Errorf("its manifest names no valid cache key: %w", err)
+		return falseClaim{fmt.Errorf("its manifest names no valid cache key: %w", err)}
 	}
 	stored, err := c.cfg.Cache.GetManifest(ctx, key)
 	switch {
 	case status.Code(err) == codes.NotFound:
-		return fmt.Errorf("the cache holds no manifest for %s", reported.CacheKey)
+		return falseClaim{fmt.Errorf("the cache holds no manifest for %s", reported.CacheKey)}
 	case err != nil:
 		return err
 	case !proto.Equal(stored, reported):
-		return fmt.Errorf("the cache holds another attempt's manifest for %s (job %s on worker %s)",
-			reported.CacheKey, stored.GetGrant().GetJobId(), stored.GetWorker())
+		return falseClaim{fmt.Errorf("the cache holds another attempt's manifest for %s (job %s on worker %s)",
+			reported.CacheKey, stored.GetGrant().GetJobId(), stored.GetWorker())}
 	case len(s.publicKey) > 0:
 		if err := manifestsig.Verify(stored, s.publicKey); err != nil {
-			return fmt.Errorf("its manifest for %s is not signed with its registered key: %w", reported.CacheKey, err)
+			return falseClaim{fmt.Errorf("its manifest for %s is not signed with its registered key: %w", reported.CacheKey, err)}
 		}
 	}
 	return nil
@@ -483,7 +520,7 @@ func (c *Controller) relayOutput(s *session, out *pb.JobOutput) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.sched.Job(out.JobId)
-	if t == nil || t.Worker() != s.name {
+	if t == nil || t.Worker() != s.name || c.sessions[s.name] != s {
 		return
 	}
 	name := t.Payload.(*task).ref.StepName
