@@ -263,15 +263,25 @@ func (v *buildView) findStep(name string) *pb.StepStatus {
 	return nil
 }
 
-func (d *dashboard) step(w http.ResponseWriter, r *http.Request) {
+// viewStep finds the build and step a step page's path names, or answers
+// 404 and returns false.
+func (d *dashboard) viewStep(w http.ResponseWriter, r *http.Request) (*buildView, *pb.StepStatus, bool) {
 	v, err := d.c.viewBuild(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
-		return
+		return nil, nil, false
 	}
 	st := v.findStep(r.PathValue("step"))
 	if st == nil {
 		http.Error(w, "no step "+r.PathValue("step")+" in this build", http.StatusNotFound)
+		return nil, nil, false
+	}
+	return v, st, true
+}
+
+func (d *dashboard) step(w http.ResponseWriter, r *http.Request) {
+	v, st, ok := d.viewStep(w, r)
+	if !ok {
 		return
 	}
 	data := map[string]any{
@@ -323,17 +333,11 @@ func (d *dashboard) readLog(ctx context.Context, p *pb.Digest, limit int) (strin
 }
 
 func (d *dashboard) stepLog(w http.ResponseWriter, r *http.Request) {
-	v, err := d.c.viewBuild(r.PathValue("id"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+	_, st, ok := d.viewStep(w, r)
+	if !ok {
 		return
 	}
-	st := v.findStep(r.PathValue("step"))
-	switch {
-	case st == nil:
-		http.Error(w, "no step "+r.PathValue("step")+" in this build", http.StatusNotFound)
-		return
-	case st.Log == nil || d.opts.Logs == nil:
+	if st.Log == nil || d.opts.Logs == nil {
 		http.Error(w, "no log of this step is stored (yet)", http.StatusNotFound)
 		return
 	}
@@ -349,14 +353,8 @@ func (d *dashboard) stepLog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *dashboard) profile(w http.ResponseWriter, r *http.Request) {
-	v, err := d.c.viewBuild(r.PathValue("id"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	st := v.findStep(r.PathValue("step"))
-	if st == nil {
-		http.Error(w, "no step "+r.PathValue("step")+" in this build", http.StatusNotFound)
+	_, st, ok := d.viewStep(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")

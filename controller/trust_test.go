@@ -230,18 +230,22 @@ func TestRevokingAWorkerEndsItsStreamAndRequeuesItsJobs(t *testing.T) {
 	w2.hold["compiler"] = true
 	w2.waitHeld("compiler") // requeued at once, not after the 10s lease
 
-	// Revoking the user ends their open Attach stream too.
+	// Revoking the user ends their open Build and Attach streams too.
 	r.Remove(auth.KindUser, "alice")
 	if err := r.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		_, err := follower.Recv()
-		if err != nil {
-			if status.Code(err) != codes.Unauthenticated {
-				t.Errorf("the revoked user's Attach ended with %v, want Unauthenticated", err)
+	for name, recv := range map[string]func() error{
+		"Attach": func() error { _, err := follower.Recv(); return err },
+		"Build":  func() error { _, err := b.stream.Recv(); return err },
+	} {
+		for {
+			if err := recv(); err != nil {
+				if status.Code(err) != codes.Unauthenticated {
+					t.Errorf("the revoked user's %s stream ended with %v, want Unauthenticated", name, err)
+				}
+				break
 			}
-			break
 		}
 	}
 }

@@ -226,10 +226,17 @@ func (f *farm) startInitiator(args ...string) *bgInitiator {
 	cmd := exec.Command(filepath.Join(binDir, "initiator"), args...)
 	cmd.Dir = f.defs
 	cmd.Env = append(os.Environ(), "DISTBUILD_CONTROLLER="+f.controller, "DISTBUILD_CACHE="+f.cache)
+	return startInBackground(f.t, cmd)
+}
+
+// startInBackground starts an initiator command without waiting for it;
+// the test's end kills it if it is still running.
+func startInBackground(t testing.TB, cmd *exec.Cmd) *bgInitiator {
+	t.Helper()
 	b := &bgInitiator{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = b.stdout, b.stderr
 	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	go func() {
 		err := cmd.Wait()
@@ -239,7 +246,7 @@ func (f *farm) startInitiator(args ...string) *bgInitiator {
 		}
 		close(b.done)
 	}()
-	f.t.Cleanup(func() {
+	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-b.done
 	})

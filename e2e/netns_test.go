@@ -78,24 +78,7 @@ func (f *netFarm) startInitiator(args ...string) *bgInitiator {
 	cmd.Env = append(os.Environ(), f.env...)
 	cmd.Env = append(cmd.Env, "DISTBUILD_CONTROLLER=controller:7878", "DISTBUILD_CACHE=trove:7070",
 		"DISTBUILD_TLS_CA="+f.ca, "DISTBUILD_TLS_CERT="+f.cert("initiator"), "DISTBUILD_TLS_KEY="+f.key("initiator"))
-	b := &bgInitiator{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = b.stdout, b.stderr
-	if err := cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	go func() {
-		err := cmd.Wait()
-		b.code = cmd.ProcessState.ExitCode()
-		if err != nil && b.code == 0 {
-			b.code = -1
-		}
-		close(b.done)
-	}()
-	f.t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-b.done
-	})
-	return b
+	return startInBackground(f.t, cmd)
 }
 
 func (f *netFarm) cert(host string) string { return filepath.Join(f.dir, "tls", host+".pem") }
