@@ -14,6 +14,7 @@ import (
 	"distbuild/auth"
 	"distbuild/definitions"
 	"distbuild/digest"
+	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -40,6 +41,11 @@ func validateStart(req *pb.StartBuild) error {
 			return status.Error(codes.InvalidArgument, "components must not contain empty names")
 		}
 	}
+	for _, a := range req.NotifyEmails {
+		if err := notify.CheckAddress(a); err != nil {
+			return status.Errorf(codes.InvalidArgument, "notify_emails: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -55,7 +61,14 @@ func (s *buildService) Build(stream pb.BuildService_BuildServer) error {
 	if err := validateStart(start); err != nil {
 		return err
 	}
-	b := s.c.startBuild(start)
+	if len(start.NotifyEmails) > 0 && !s.c.notifier.CanMail() {
+		return status.Error(codes.FailedPrecondition, "this controller sends no e-mail (it was started without --smtp-server), so it cannot --notify anyone")
+	}
+	var user string
+	if p, ok := auth.FromContext(stream.Context()); ok {
+		user = p.Name
+	}
+	b := s.c.startBuild(start, user)
 	sub := b.log.subscribe(1)
 	defer b.log.unsubscribe(sub)
 	s.c.follow(b, +1)
@@ -162,11 +175,12 @@ func (c *Controller) lookup(id string) (*build, error) {
 }
 
 // startBuild records a new build and resolves it in the background.
-func (c *Controller) startBuild(req *pb.StartBuild) *build {
+func (c *Controller) startBuild(req *pb.StartBuild, user string) *build {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &build{
 		id:      randomID(6),
 		req:     req,
+		user:    user,
 		created: c.cfg.Clock.Now(),
 		state:   pb.BuildState_BUILD_STATE_RESOLVING,
 		cancel:  cancel,
@@ -292,6 +306,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	// A build resumed after a restart already told its followers its graph.
 	if !b.log.has(func(ev *pb.BuildEvent) bool { return ev.GetGraphResolved() != nil }) {
 		b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_GraphResolved{GraphResolved: gr}})
+		c.notifyBuild(notify.BuildStarted, b, "", nil)
 	}
 	for _, ev := range catchUp {
 		b.log.publish(ev)

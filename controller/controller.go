@@ -21,6 +21,7 @@ import (
 	"distbuild/digest"
 	"distbuild/internal/observability"
 	"distbuild/manifestsig"
+	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -81,6 +82,15 @@ type Config struct {
 	// OnStateError is told when the state database cannot be written; the
 	// daemon stops rather than promise what it cannot keep. Nil logs it.
 	OnStateError func(error)
+	// Notify, when set, tells hooks, webhooks and e-mail about farm
+	// events (package notify); its pending deliveries are kept in
+	// StateFile. Its database, clock, metrics and logger are the
+	// controller's.
+	Notify *notify.Config
+	// DashboardURL is where people reach the dashboard (e.g.
+	// http://controller.example:7879), for the links in notifications;
+	// empty leaves them out.
+	DashboardURL string
 	// Metrics receives the controller's Prometheus metrics; nil keeps
 	// them unexported.
 	Metrics prometheus.Registerer
@@ -106,6 +116,8 @@ type Controller struct {
 
 	journal *journal
 	metrics *metrics
+	// notifier delivers farm events; nil without Config.Notify.
+	notifier *notify.Dispatcher
 
 	mu    sync.Mutex
 	sched *scheduler.Scheduler
@@ -180,7 +192,16 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c.journal = j
+	if cfg.Notify != nil {
+		nc := *cfg.Notify
+		nc.DB, nc.Clock, nc.Metrics, nc.Logger = j.db, cfg.Clock, cfg.Metrics, cfg.Logger.Named("notify")
+		if c.notifier, err = notify.Open(nc); err != nil {
+			j.close()
+			return nil, err
+		}
+	}
 	if err := c.restore(); err != nil {
+		c.closeNotifier()
 		j.close()
 		return nil, err
 	}
@@ -197,8 +218,19 @@ func (c *Controller) Stop() {
 	c.stopping = true
 }
 
-// Close stops writing state; call it after the gRPC server has stopped.
-func (c *Controller) Close() error { return c.journal.close() }
+// Close stops notifying and writing state; call it after the gRPC server
+// has stopped. Notifications not yet delivered stay pending for the next
+// start.
+func (c *Controller) Close() error {
+	c.closeNotifier()
+	return c.journal.close()
+}
+
+func (c *Controller) closeNotifier() {
+	if c.notifier != nil {
+		c.notifier.Close()
+	}
+}
 
 // restore reloads saved builds and resumes the live ones.
 func (c *Controller) restore() error {
@@ -213,7 +245,7 @@ func (c *Controller) restore() error {
 	resumed := 0
 	for _, sb := range stored {
 		sum := sb.summary
-		b := &build{id: sum.BuildId, req: sum.Request, created: sum.Created.AsTime(), state: sum.State, steps: map[string]*pb.StepStatus{}}
+		b := &build{id: sum.BuildId, req: sum.Request, user: sum.SubmittedBy, created: sum.Created.AsTime(), state: sum.State, steps: map[string]*pb.StepStatus{}}
 		if sum.Ended != nil {
 			b.ended = sum.Ended.AsTime()
 		}
@@ -384,8 +416,10 @@ func randomID(n int) string {
 
 // build is the controller's record of one build.
 type build struct {
-	id      string
-	req     *pb.StartBuild
+	id  string
+	req *pb.StartBuild
+	// user is who submitted it, when the controller authenticates users.
+	user    string
 	log     *eventLog
 	created time.Time
 	ended   time.Time
@@ -396,10 +430,12 @@ type build struct {
 	// steps holds each step's status, by name, in build order via order.
 	steps     map[string]*pb.StepStatus
 	stepOrder []string
-	// lastFailure is the step whose failure ended the build, if one did.
-	lastFailure *pb.StepFailed
-	followers   int
-	graceTimer  clock.Timer
+	// lastFailure is the step whose failure ended the build, if one did,
+	// and lastFailureTail the last lines it printed.
+	lastFailure     *pb.StepFailed
+	lastFailureTail []string
+	followers       int
+	graceTimer      clock.Timer
 	// resumed is set for a build restored after a restart until it is
 	// resolved again.
 	resumed bool
@@ -419,10 +455,12 @@ type task struct {
 	// profile is where the last attempt that ended spent its time, as its
 	// worker reported it (bounded).
 	profile *pb.StepProfile
+	// tail is the end of the current attempt's output, for notifications.
+	tail logTail
 }
 
 func (b *build) summary() *pb.BuildSummary {
-	s := &pb.BuildSummary{BuildId: b.id, State: b.state, Request: b.req, Created: timestamppb.New(b.created)}
+	s := &pb.BuildSummary{BuildId: b.id, State: b.state, Request: b.req, SubmittedBy: b.user, Created: timestamppb.New(b.created)}
 	if !b.ended.IsZero() {
 		s.Ended = timestamppb.New(b.ended)
 	}
@@ -500,13 +538,19 @@ func (c *Controller) stepFailed(b *build, ev scheduler.Event) {
 	sf := &pb.StepFailed{Step: t.ref, Worker: f.Worker, Kind: kind, Reason: f.Reason, ExitCode: int32(f.ExitCode),
 		Attempt: int32(ev.Task.Attempts()), WillRetry: ev.WillRetry, Log: t.log, Profile: t.profile}
 	state := pb.StepState_STEP_STATE_FAILED
+	step := failedStep(sf, t.tail.lines())
 	if ev.WillRetry {
 		state = pb.StepState_STEP_STATE_READY
 	} else {
-		b.lastFailure = sf
+		b.lastFailure, b.lastFailureTail = sf, step.LogTail
 	}
 	recordEnd(b.setStep(t.ref.StepName, state, f.Worker, int32(ev.Task.Attempts()), f.Reason), t.log, t.profile.GetDuration(), t.profile)
 	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFailed{StepFailed: sf}})
+	if ev.WillRetry {
+		c.notifyBuild(notify.StepRetried, b, "", step)
+	} else {
+		c.notifyBuild(notify.StepFailed, b, "", step)
+	}
 	c.log.Warn("step failed", "build", b.id, "step", t.ref.StepName, "worker", f.Worker, "reason", f.Reason, "will_retry", ev.WillRetry)
 }
 
@@ -564,6 +608,14 @@ func (c *Controller) endBuild(b *build, state pb.BuildState, ev *pb.BuildEvent) 
 	}
 	c.save(b)
 	b.log.publish(ev)
+	switch e := ev.Event.(type) {
+	case *pb.BuildEvent_BuildFinished:
+		c.notifyBuild(notify.BuildSucceeded, b, "", nil)
+	case *pb.BuildEvent_BuildFailed:
+		c.notifyBuild(notify.BuildFailed, b, e.BuildFailed.Reason, nil)
+	case *pb.BuildEvent_BuildCancelled:
+		c.notifyBuild(notify.BuildCancelled, b, e.BuildCancelled.Reason, nil)
+	}
 	c.metrics.buildsEnded.WithLabelValues(stateLabel(state.String(), "BUILD_STATE_")).Inc()
 	c.log.Info("build ended", "build", b.id, "state", state.String(), "steps", len(b.stepOrder))
 	c.forgetOldBuilds()
@@ -601,7 +653,7 @@ func (c *Controller) dispatch() {
 	}
 	for _, a := range assignments {
 		t := a.Task.Payload.(*task)
-		t.started = now
+		t.started, t.tail = now, logTail{}
 		c.metrics.stepsStarted.Inc()
 		if ready := a.Task.ReadySince(); !ready.IsZero() {
 			c.metrics.readyToStart.Observe(now.Sub(ready).Seconds())

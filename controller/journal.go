@@ -13,6 +13,7 @@ import (
 
 	"distbuild/clock"
 	"distbuild/controller/statedb"
+	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -57,6 +58,10 @@ type journalEntry struct {
 	// step and estimate record a step's expected duration.
 	step     string
 	estimate time.Duration
+	// deliveries are notifications of the events in the same batch, for
+	// notifier once they are durable.
+	deliveries []*notify.Delivery
+	notifier   *notify.Dispatcher
 }
 
 // openJournal opens cfg.StateFile, refusing a damaged or unexpectedly
@@ -168,6 +173,9 @@ func (j *journal) flush() {
 		if e.log != nil {
 			e.log.deliver(e.ev)
 		}
+		if e.notifier != nil {
+			e.notifier.Submit(e.deliveries)
+		}
 	}
 }
 
@@ -176,6 +184,10 @@ func writeBatch(tx *bolt.Tx, batch []journalEntry) error {
 	durations := tx.Bucket([]byte(bucketDurations))
 	for _, e := range batch {
 		switch {
+		case len(e.deliveries) > 0:
+			if err := notify.Persist(tx, e.deliveries); err != nil {
+				return err
+			}
 		case e.step != "":
 			if err := durations.Put([]byte(e.step), seqKey(uint64(e.estimate))); err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"distbuild/auth"
 	"distbuild/digest"
 	"distbuild/manifestsig"
+	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/scheduler"
 )
@@ -55,6 +56,8 @@ type session struct {
 	publicKey []byte
 	// instance is the worker process's instance id.
 	instance string
+	// reg is what the worker said about itself when it registered.
+	reg *pb.WorkerRegistration
 	// draining is set once the worker says it is shutting down; guarded
 	// by Controller.mu.
 	draining bool
@@ -189,13 +192,14 @@ func (c *Controller) connect(reg *pb.WorkerRegistration) (*session, error) {
 		}
 		c.dropSession(old, "it reconnected")
 	}
-	s := &session{name: reg.Name, instance: reg.InstanceId, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
+	s := &session{name: reg.Name, instance: reg.InstanceId, reg: reg, signal: make(chan struct{}, 1), heard: make(chan struct{}, 1), done: make(chan struct{}), publicKey: reg.PublicKey,
 		jobs: map[string]string{}, verifying: map[string]bool{}, cancelled: map[string]*pb.StepStatus{}}
 	s.connected, s.lastSeen = c.cfg.Clock.Now(), c.cfg.Clock.Now()
 	c.sessions[reg.Name] = s
 	c.sched.AddWorker(reg.Name, int(reg.Slots), reg.Arch, reg.Tags)
 	c.sched.WorkerHolds(reg.Name, reg.LocalCacheKeys)
 	c.log.Info("worker connected", "worker", reg.Name, "slots", reg.Slots, "arch", reg.Arch, "tags", reg.Tags)
+	c.notifyWorker(notify.WorkerJoined, s, "")
 	s.send(&pb.WorkResponse{})
 	c.dispatch()
 	return s, nil
@@ -222,6 +226,9 @@ func (c *Controller) dropSession(s *session, reason string) {
 	delete(c.sessions, s.name)
 	close(s.done)
 	c.log.Warn("worker disconnected; its jobs are requeued", "worker", s.name, "jobs", len(s.jobs), "reason", reason)
+	if !s.draining {
+		c.notifyWorker(notify.WorkerLost, s, reason)
+	}
 	events := c.sched.RemoveWorker(s.name, fmt.Sprintf("worker %s was lost: %s", s.name, reason))
 	requeued := map[*scheduler.Task]bool{}
 	for _, ev := range events {
@@ -523,7 +530,9 @@ func (c *Controller) relayOutput(s *session, out *pb.JobOutput) {
 	if t == nil || t.Worker() != s.name || c.sessions[s.name] != s {
 		return
 	}
-	name := t.Payload.(*task).ref.StepName
+	p := t.Payload.(*task)
+	p.tail.add(out.Data)
+	name := p.ref.StepName
 	for _, b := range c.sched.WantedBy(t) {
 		if bb := c.builds[b.ID]; bb != nil {
 			bb.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepOutput{StepOutput: &pb.StepOutput{

@@ -57,6 +57,12 @@ type farm struct {
 
 func startFarm(t *testing.T, workers ...string) *farm {
 	t.Helper()
+	return startFarmWith(t, nil, workers...)
+}
+
+// startFarmWith starts a farm whose controller also gets controllerArgs.
+func startFarmWith(t *testing.T, controllerArgs []string, workers ...string) *farm {
+	t.Helper()
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		t.Fatal("bubblewrap is not installed: the workers sandbox steps with it (apt-get install bubblewrap)")
 	}
@@ -76,7 +82,7 @@ func startFarm(t *testing.T, workers ...string) *farm {
 		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
 	f.cache, f.http = addrs["grpc"], addrs["http"]
 	f.git(f.defs, "remote", "set-url", "origin", "http://"+f.http+"/git/baserock/definitions.git")
-	f.startController("--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache, "--trove-git", "http://"+f.http+"/git")
+	f.startController(append([]string{"--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache, "--trove-git", "http://" + f.http + "/git"}, controllerArgs...)...)
 	for _, w := range workers {
 		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
 			"--work-dir", filepath.Join(f.dir, w), "--sandbox", "bwrap")

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -43,12 +44,19 @@ func runBuild(env *Env, args []string) int {
 	detach := fs.Bool("detach", false, "submit the build, print its id and exit; it keeps running")
 	keepGoing := fs.Bool("keep-going", false, "after a step fails, still build every step that does not depend on it")
 	workerTags := fs.StringToString("worker-tag", nil, "run steps only on workers registered with this key=value tag (repeatable)")
+	notifyTo := fs.StringArray("notify", nil, "e-mail this address when the build ends, with the failing step and its last log lines (repeatable; the controller needs --smtp-server)")
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return ExitUsage
+	}
+	for _, a := range *notifyTo {
+		if err := notify.CheckAddress(a); err != nil {
+			fmt.Fprintf(env.Stderr, "initiator build: --notify: %v\n", err)
+			return ExitUsage
+		}
 	}
 	root, morph, err := findDefinitions(env.Dir, fs.Arg(0))
 	if err != nil {
@@ -70,7 +78,7 @@ func runBuild(env *Env, args []string) int {
 		return fail(env, "build", fmt.Errorf("cannot reach the controller at %s: %s", *controller, status.Convert(err).Message()))
 	}
 	start := &pb.StartBuild{RepoUrl: co.repoURL, Commit: co.commit, MorphologyPath: morph, Components: *partial,
-		Detach: *detach, KeepGoing: *keepGoing, WorkerTags: *workerTags}
+		Detach: *detach, KeepGoing: *keepGoing, WorkerTags: *workerTags, NotifyEmails: *notifyTo}
 	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: start}}); err != nil {
 		return fail(env, "build", fmt.Errorf("sending the build to %s: %w", *controller, err))
 	}

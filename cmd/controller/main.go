@@ -78,6 +78,15 @@ SIGTERM or SIGINT stops it.
 worker: it finishes the steps it holds, takes no new ones, and stops.
 SIGHUP rereads the registry of workers and users.
 
+--hook, --webhook and --notify-email tell commands, HTTP receivers and
+people about farm events: build-started, build-succeeded, build-failed,
+build-cancelled, step-failed, step-retried, worker-joined, worker-lost and
+missing-input, as one JSON document (see the README). Delivery is at least
+once: pending runs are kept in state.db across restarts and retried with
+backoff for --notify-retry-for; a receiver may see an event twice (its
+"id" tells repeats apart). 'initiator build --notify ADDRESS' mails one
+build's outcome.
+
 It refuses to start on a damaged state database, or on a missing or empty
 one where it ran before; 'controller state --help' explains the checks,
 backups and repair.
@@ -153,6 +162,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	requireAuth := fs.Bool("require-auth", false, "accept only registered workers and users (see controller worker --help)")
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	notifyOpts := addNotifyFlags(fs)
 	if code, done := config.ParseCommandLine(fs, args, "controller", stdout, stderr); done {
 		return code
 	}
@@ -178,6 +188,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "controller", Level: level, Output: stderr})
+	notifyCfg, err := notifyOpts.config(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 2
+	}
 
 	mirrors, err := gitmirror.New(filepath.Join(*stateDir, "git"), log.Named("git"))
 	if err != nil {
@@ -232,6 +247,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		GrantKey:            grantKey,
 		StateFile:           filepath.Join(*stateDir, "state.db"),
 		StateBackupInterval: *backupInterval,
+		Notify:              notifyCfg,
+		DashboardURL:        *notifyOpts.dashboardURL,
 		OnStateError: func(err error) {
 			select {
 			case stateErr <- err:

@@ -323,7 +323,11 @@ type StartBuild struct {
 	// these key=value tags (e.g. os=debian12), in addition to matching the
 	// system's architecture. A step shared with another build keeps the
 	// requirements of the build that first asked for it.
-	WorkerTags    map[string]string `protobuf:"bytes,7,rep,name=worker_tags,json=workerTags,proto3" json:"worker_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	WorkerTags map[string]string `protobuf:"bytes,7,rep,name=worker_tags,json=workerTags,proto3" json:"worker_tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Addresses that get an e-mail when the build ends, saying how it ended
+	// (and, for a failure, which step failed and the last lines of its log).
+	// The controller refuses them when it sends no e-mail.
+	NotifyEmails  []string `protobuf:"bytes,8,rep,name=notify_emails,json=notifyEmails,proto3" json:"notify_emails,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +407,13 @@ func (x *StartBuild) GetKeepGoing() bool {
 func (x *StartBuild) GetWorkerTags() map[string]string {
 	if x != nil {
 		return x.WorkerTags
+	}
+	return nil
+}
+
+func (x *StartBuild) GetNotifyEmails() []string {
+	if x != nil {
+		return x.NotifyEmails
 	}
 	return nil
 }
@@ -2421,7 +2432,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\fBuildRequest\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x18.distbuild.v1.StartBuildH\x00R\x05start\x123\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x19.distbuild.v1.CancelBuildH\x00R\x06cancelB\t\n" +
-	"\arequest\"\xc9\x02\n" +
+	"\arequest\"\xee\x02\n" +
 	"\n" +
 	"StartBuild\x12\x19\n" +
 	"\brepo_url\x18\x01 \x01(\tR\arepoUrl\x12\x16\n" +
@@ -2434,7 +2445,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\n" +
 	"keep_going\x18\x06 \x01(\bR\tkeepGoing\x12I\n" +
 	"\vworker_tags\x18\a \x03(\v2(.distbuild.v1.StartBuild.WorkerTagsEntryR\n" +
-	"workerTags\x1a=\n" +
+	"workerTags\x12#\n" +
+	"\rnotify_emails\x18\b \x03(\tR\fnotifyEmails\x1a=\n" +
 	"\x0fWorkerTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\r\n" +
