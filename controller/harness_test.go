@@ -24,6 +24,7 @@ import (
 	"distbuild/clock"
 	"distbuild/controller"
 	"distbuild/definitions"
+	"distbuild/digest"
 	"distbuild/gitmirror"
 	"distbuild/internal/gittest"
 	pb "distbuild/proto/distbuild/v1"
@@ -63,7 +64,15 @@ func startFarm(t testing.TB, lease time.Duration) *farm {
 
 func startFarmWith(t testing.TB, lease time.Duration, defs map[string]string) *farm {
 	t.Helper()
-	cache := trovetest.Client(t, trovetest.Start(t, trove.Config{Logger: testLogger(t).Named("trove")}))
+	return startFarmOn(t, lease, defs, trove.Config{})
+}
+
+// startFarmOn starts a farm whose trove has troveCfg (e.g. a small size
+// limit).
+func startFarmOn(t testing.TB, lease time.Duration, defs map[string]string, troveCfg trove.Config) *farm {
+	t.Helper()
+	troveCfg.Logger = testLogger(t).Named("trove")
+	cache := trovetest.Client(t, trovetest.Start(t, troveCfg))
 	mirrors, err := gitmirror.New(t.TempDir(), testLogger(t).Named("git"))
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +336,10 @@ type testWorker struct {
 	took map[string]time.Duration
 	// lie makes the worker report steps done without storing anything.
 	lie bool
+	// checkInputs makes the worker look up the manifest of every artifact
+	// a job stages first, and report those the cache lacks, as a real
+	// worker's staging does.
+	checkInputs bool
 	// profiles, by step name, are reported with the jobs' outcomes.
 	profiles map[string]*pb.StepProfile
 	// conn, when set, is the connection the worker dials the controller on
@@ -460,6 +473,14 @@ func (w *testWorker) build(j *pb.Job) {
 		w.report()
 		return
 	}
+	if missing := w.missingInputs(j); len(missing) > 0 {
+		w.mu.Lock()
+		w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, CacheKey: j.CacheKey, Phase: pb.JobPhase_JOB_PHASE_FAILED, Failure: &pb.JobFailure{
+			Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: "inputs missing from the cache", MissingCacheKeys: missing}}
+		w.mu.Unlock()
+		w.report()
+		return
+	}
 	w.send(&pb.WorkRequest{Message: &pb.WorkRequest_Output{Output: &pb.JobOutput{JobId: j.JobId, Stream: pb.OutputStream_OUTPUT_STREAM_STDOUT, Data: []byte("building " + j.Name + "\n")}}})
 	logD, err := w.cache.UploadBytes(ctx, []byte("log of "+j.Name))
 	if err != nil {
@@ -503,6 +524,36 @@ func (w *testWorker) build(j *pb.Job) {
 	w.status[j.JobId] = st
 	w.mu.Unlock()
 	w.report()
+}
+
+// job returns the last job the worker received for a step.
+func (w *testWorker) job(step string) *pb.Job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.jobs[step]
+}
+
+// missingInputs lists the staged artifacts the cache has no manifest for,
+// when the worker checks its inputs.
+func (w *testWorker) missingInputs(j *pb.Job) []string {
+	w.mu.Lock()
+	check := w.checkInputs
+	w.mu.Unlock()
+	var missing []string
+	for _, k := range j.Staging {
+		if !check {
+			break
+		}
+		key, err := digest.ParseCacheKey(k)
+		if err != nil {
+			w.t.Errorf("job %s stages a bad key %q", j.Name, k)
+			continue
+		}
+		if _, err := w.cache.GetManifest(context.Background(), key); status.Code(err) == codes.NotFound {
+			missing = append(missing, k)
+		}
+	}
+	return missing
 }
 
 // report sends the full snapshot of the worker's jobs.

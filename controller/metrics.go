@@ -28,6 +28,7 @@ type metrics struct {
 	readyToStart  prometheus.Histogram
 	retries       prometheus.Counter
 	requeues      prometheus.Counter
+	rebuilt       prometheus.Counter
 	cacheHits     prometheus.Counter
 	cacheMisses   prometheus.Counter
 	eventsWritten prometheus.Counter
@@ -64,6 +65,10 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 			Name: "distbuild_controller_step_requeues_total",
 			Help: "Running steps queued again because their worker was lost (disconnected or silent past --worker-lease).",
 		}),
+		rebuilt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "distbuild_controller_missing_inputs_rebuilt_total",
+			Help: "Finished steps built again because a worker staging them found their artifacts gone from the cache (evicted after the build was planned).",
+		}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "distbuild_controller_resolve_cache_hits_total",
 			Help: "Steps of resolved builds whose artifacts the cache already held.",
@@ -88,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 	for _, s := range []pb.BuildState{pb.BuildState_BUILD_STATE_SUCCEEDED, pb.BuildState_BUILD_STATE_FAILED, pb.BuildState_BUILD_STATE_CANCELLED} {
 		m.buildsEnded.WithLabelValues(stateLabel(s.String(), "BUILD_STATE_"))
 	}
-	reg.MustRegister(m.stepsStarted, finished, duration, m.readyToStart, m.retries, m.requeues,
+	reg.MustRegister(m.stepsStarted, finished, duration, m.readyToStart, m.retries, m.requeues, m.rebuilt,
 		m.cacheHits, m.cacheMisses, m.eventsWritten, m.buildsEnded, stateCollector{c})
 	return m
 }

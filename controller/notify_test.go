@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +14,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"distbuild/digest"
 	"distbuild/notify"
 	"distbuild/notify/notifytest"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/trove"
 )
 
 // hookLog makes a hook that appends each event's JSON to a file, and reads
@@ -189,4 +193,51 @@ func TestNotifyIsRefusedWithoutAMailServerOrAValidAddress(t *testing.T) {
 			t.Errorf("--notify %q: %v, want %s", c.to, err, c.code)
 		}
 	}
+}
+
+func TestAnArtifactEvictedMidBuildIsBuiltAgainAndReported(t *testing.T) {
+	// A cache small enough that one upload pushes everything else out.
+	f := startFarmOn(t, 10*time.Second, testDefinitions, trove.Config{MaxSizeBytes: 64 << 10})
+	hooks, h := newHookLog(t, "missing-input")
+	f.withNotify(h)
+	w := f.worker("w1", 4)
+	w.checkInputs = true
+	w.hold["hello"], w.hold["goodbye"] = true, true
+	b := f.start("systems/test.morph")
+	w.waitHeld("hello")
+	w.waitHeld("goodbye")
+	// Fills all but 64 bytes: every artifact already stored is evicted.
+	if _, err := f.cache.UploadBytes(context.Background(), bytes.Repeat([]byte("f"), 64<<10-64)); err != nil {
+		t.Fatal(err)
+	}
+	libc := w.job("libc").CacheKey
+	if _, err := f.cache.GetManifest(context.Background(), mustKey(t, libc)); status.Code(err) != codes.NotFound {
+		t.Fatalf("libc's manifest is still in the cache (%v): the test did not evict it", err)
+	}
+	w.release("hello")
+	w.release("goodbye")
+	events := b.wait()
+	if last := events[len(events)-1]; last.GetBuildFinished() == nil {
+		t.Fatalf("the build did not succeed: %s", describe(events))
+	}
+	started := map[string]int{}
+	for _, name := range w.startedSteps() {
+		started[name]++
+	}
+	if started["libc"] != 2 || started["hello"] != 2 || started["goodbye"] != 2 {
+		t.Errorf("steps started %v; want libc built again once and both its users retried once", started)
+	}
+	ev := hooks.waitFor(t, "missing-input", func(ev notify.Event) bool { return ev.Event == notify.MissingInput && ev.Step.MissingStep == "libc" })
+	if ev.Step.Name != "hello" || ev.Step.MissingCacheKey != libc || ev.Build == nil {
+		t.Errorf("missing-input: %+v", ev.Step)
+	}
+}
+
+func mustKey(t *testing.T, s string) digest.CacheKey {
+	t.Helper()
+	k, err := digest.ParseCacheKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

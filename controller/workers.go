@@ -516,9 +516,49 @@ func (c *Controller) jobFailed(s *session, js *pb.JobStatus) {
 	if reason == "" {
 		reason = "the worker gave no reason"
 	}
-	c.apply(c.sched.Failed(js.JobId, scheduler.Failure{Kind: kind, Worker: s.name, Reason: reason, ExitCode: int(f.GetExitCode())}))
-	if t != nil && t.State() == scheduler.Ready {
+	failure := scheduler.Failure{Kind: kind, Worker: s.name, Reason: reason, ExitCode: int(f.GetExitCode())}
+	var events []scheduler.Event
+	var reopened []*scheduler.Task
+	if missing := f.GetMissingCacheKeys(); len(missing) > 0 && t != nil {
+		events, reopened = c.sched.Rebuild(js.JobId, missing, failure)
+	} else {
+		events = c.sched.Failed(js.JobId, failure)
+	}
+	c.apply(events)
+	if len(reopened) > 0 {
+		c.rebuildMissing(s, t, reopened, reason)
+	}
+	if t != nil && (t.State() == scheduler.Ready || len(reopened) > 0) {
 		c.metrics.retries.Inc()
+	}
+}
+
+// rebuildMissing records that steps the scheduler reopened are being built
+// again because a job of t's found their artifacts gone from the cache (t
+// waits for them), and fires the missing-input hook. Called with c.mu
+// held.
+func (c *Controller) rebuildMissing(s *session, t *scheduler.Task, reopened []*scheduler.Task, reason string) {
+	for _, sb := range c.sched.WantedBy(t) {
+		if b := c.builds[sb.ID]; b != nil {
+			b.setStep(t.Name, pb.StepState_STEP_STATE_WAITING, s.name, int32(t.Attempts()), reason)
+		}
+	}
+	for _, p := range reopened {
+		c.metrics.rebuilt.Inc()
+		state := pb.StepState_STEP_STATE_WAITING
+		if p.State() == scheduler.Ready {
+			state = pb.StepState_STEP_STATE_READY
+		}
+		c.log.Warn("a step's artifact vanished from the cache; building it again", "step", p.Name, "needed_by", t.Name, "worker", s.name)
+		for _, sb := range c.sched.WantedBy(p) {
+			b := c.builds[sb.ID]
+			if b == nil {
+				continue
+			}
+			b.setStep(p.Name, state, "", int32(p.Attempts()), "its artifact vanished from the cache; building it again")
+			c.notifyBuild(notify.MissingInput, b, "", &notify.Step{Name: t.Name, CacheKey: t.Key, Worker: s.name, Kind: "setup",
+				Reason: reason, Attempt: t.Attempts(), WillRetry: true, MissingCacheKey: p.Key, MissingStep: p.Name})
+		}
 	}
 }
 

@@ -536,6 +536,87 @@ func (s *Scheduler) Failed(jobID string, f Failure) []Event {
 	return events
 }
 
+// Rebuild handles a job that found artifacts it stages missing from the
+// cache (evicted after its builds were planned): each done task among keys
+// is built again, the tasks that had become ready on it wait for it again,
+// and the job's own task waits for all of them, adding a dependency where
+// it stages one it did not list (a staging closure). The attempt counts
+// toward MaxAttempts like a setup failure (f), so a cache that keeps losing
+// artifacts still ends the build. It returns the events and the tasks it
+// reopened; with none of keys known and not failed it is an ordinary
+// Failed.
+func (s *Scheduler) Rebuild(jobID string, keys []string, f Failure) ([]Event, []*Task) {
+	t := s.jobs[jobID]
+	if t == nil {
+		return nil, nil
+	}
+	var reopened []*Task
+	waiting := false // for an input another job's report already reopened
+	for _, k := range keys {
+		p := s.tasks[k]
+		if p == nil || p == t || p.state == Failed {
+			continue
+		}
+		if !slices.Contains(t.deps, p) {
+			t.deps = append(t.deps, p)
+			p.dependents = append(p.dependents, t)
+		}
+		if p.state == Done {
+			s.reopen(p)
+			reopened = append(reopened, p)
+		} else {
+			waiting = true
+		}
+	}
+	if (len(reopened) == 0 && !waiting) || t.attempts >= s.opts.MaxAttempts {
+		return s.Failed(jobID, f), nil
+	}
+	s.release(jobID)
+	t.failures = append(t.failures, f)
+	t.state = Waiting
+	t.pending = 0
+	for _, d := range t.deps {
+		if d.state != Done {
+			t.pending++
+		}
+	}
+	var events []Event
+	for _, b := range s.WantedBy(t) {
+		events = append(events, Event{Build: b, Kind: StepFailed, Task: t, Failure: f, WillRetry: true})
+	}
+	return events, reopened
+}
+
+// reopen makes a done task whose artifact vanished wanted again: its
+// builds count it as remaining, and dependents not yet started wait for
+// it. Running dependents are left alone: they have staged it already, or
+// will report it missing themselves.
+func (s *Scheduler) reopen(p *Task) {
+	p.state = Waiting
+	p.pending = 0
+	for _, d := range p.deps {
+		if d.state != Done {
+			p.pending++
+		}
+	}
+	for b := range p.wantedBy {
+		b.remaining++
+	}
+	for _, d := range p.dependents {
+		switch d.state {
+		case Ready:
+			s.unready(d)
+			d.state = Waiting
+			d.pending++
+		case Waiting:
+			d.pending++
+		}
+	}
+	if p.pending == 0 && p.heldFor == "" && len(p.wantedBy) > 0 {
+		s.makeReady(p)
+	}
+}
+
 // failFor tells build b that t failed for good, and ends b unless it keeps
 // going, in which case everything in b that needs t is given up on.
 func (s *Scheduler) failFor(b *Build, t *Task, f Failure) []Event {

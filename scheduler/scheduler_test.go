@@ -403,3 +403,81 @@ func TestADrainingWorkerFinishesItsTasksAndGetsNoNewOnes(t *testing.T) {
 		t.Fatal("a running task of a draining worker did not finish")
 	}
 }
+
+func TestAMissingInputIsBuiltAgainBeforeTheStepRetries(t *testing.T) {
+	s := newScheduler(1, 4)
+	// base was cached when the build was planned; lib needs it, app stages
+	// both (a staging closure: base is not one of its listed deps).
+	addBuild(t, s, "b1", false, cached(spec("base")), spec("lib", "base"), spec("app", "lib"), spec("tool", "base"))
+	first := dispatch(s)
+	if got := started(first); !slices.Equal(got, []string{"lib", "tool"}) {
+		t.Fatalf("started %v", got)
+	}
+	s.Finished(first["lib"].JobID)
+	app := dispatch(s)["app"]
+	// tool is still running; app finds base missing.
+	events, reopened := s.Rebuild(app.JobID, []string{"base"}, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: "a", Reason: "base is missing"})
+	if len(reopened) != 1 || reopened[0].Name != "base" {
+		t.Fatalf("reopened %v, want base", reopened)
+	}
+	if len(events) != 1 || events[0].Kind != scheduler.StepFailed || !events[0].WillRetry || events[0].Task.Name != "app" {
+		t.Fatalf("events %+v, want app's failure with a retry", events)
+	}
+	next := dispatch(s)
+	if got := started(next); !slices.Equal(got, []string{"base"}) {
+		t.Fatalf("after the rebuild request, started %v; want only base (app waits for it)", got)
+	}
+	s.Finished(next["base"].JobID)
+	s.Finished(first["tool"].JobID)
+	again := dispatch(s)
+	if got := started(again); !slices.Equal(got, []string{"app"}) {
+		t.Fatalf("after base was rebuilt, started %v; want app", got)
+	}
+	if k := kinds(s.Finished(again["app"].JobID)); !slices.Equal(k["b1"], []scheduler.EventKind{scheduler.StepFinished, scheduler.BuildSucceeded}) {
+		t.Errorf("app's finish gave %v, want the build to succeed", k)
+	}
+}
+
+func TestAnInputThatKeepsVanishingEndsTheBuild(t *testing.T) {
+	s := newScheduler(1, 1)
+	addBuild(t, s, "b1", false, cached(spec("base")), spec("app", "base"))
+	for attempt := 1; ; attempt++ {
+		app := dispatch(s)["app"]
+		events, reopened := s.Rebuild(app.JobID, []string{"base"}, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: "a", Reason: "base is missing"})
+		if attempt == 3 {
+			if len(reopened) != 0 || !slices.Contains(kinds(events)["b1"], scheduler.BuildFailed) {
+				t.Fatalf("third attempt: reopened %v, events %v; want the build to fail", reopened, kinds(events))
+			}
+			return
+		}
+		base := dispatch(s)["base"]
+		s.Finished(base.JobID)
+	}
+}
+
+func TestAMissingKeyThatIsNotDoneIsAnOrdinaryFailure(t *testing.T) {
+	s := newScheduler(1, 1)
+	addBuild(t, s, "b1", false, spec("app"))
+	app := dispatch(s)["app"]
+	events, reopened := s.Rebuild(app.JobID, []string{"unknown"}, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: "a", Reason: "x"})
+	if len(reopened) != 0 || len(events) != 1 || !events[0].WillRetry {
+		t.Errorf("reopened %v events %+v; want a plain retry", reopened, events)
+	}
+}
+
+func TestTwoStepsMissingTheSameInputBothWaitForOneRebuild(t *testing.T) {
+	s := newScheduler(1, 4)
+	addBuild(t, s, "b1", false, cached(spec("base")), spec("x", "base"), spec("y", "base"))
+	first := dispatch(s)
+	miss := scheduler.Failure{Kind: scheduler.SetupFailure, Worker: "a", Reason: "base is missing"}
+	if _, reopened := s.Rebuild(first["x"].JobID, []string{"base"}, miss); len(reopened) != 1 {
+		t.Fatalf("x's report reopened %v, want base", reopened)
+	}
+	events, reopened := s.Rebuild(first["y"].JobID, []string{"base"}, miss)
+	if len(reopened) != 0 || len(events) != 1 || !events[0].WillRetry {
+		t.Fatalf("y's report: reopened %v, events %+v; want y to wait for the same rebuild", reopened, events)
+	}
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"base"}) {
+		t.Fatalf("started %v, want base alone", got)
+	}
+}

@@ -208,3 +208,16 @@ func TestSourceFetchFromSilentServerIsStoppedAsStalled(t *testing.T) {
 	}
 	waitGone(t, url)
 }
+
+func TestAnInputMissingFromTheCacheIsReportedByItsCacheKey(t *testing.T) {
+	w := newTestRunner(t, sandbox.None, func(c *Config) { c.Cache = dialCache(t, startCache(t)) })
+	repo, commit := gitRepo(t, map[string]string{"f": ""})
+	spec := chunkSpec(repo, commit, "true")
+	evicted := strings.Repeat("e", 64)
+	spec.Staging = []string{evicted}
+	f := failed(t, runJob(t, w, spec))
+	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || len(f.MissingCacheKeys) != 1 || f.MissingCacheKeys[0] != evicted ||
+		!strings.Contains(f.Reason, "no longer holds "+evicted) {
+		t.Errorf("failure %v %q missing %v; want a setup failure naming the missing input", f.Kind, f.Reason, f.MissingCacheKeys)
+	}
+}

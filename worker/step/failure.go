@@ -7,6 +7,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -51,6 +54,29 @@ func (e *stepTimeoutError) Error() string {
 	return "step exceeded its " + shortDuration(e.limit) + " timeout"
 }
 
+// missingInputError is an artifact the job must stage that the cache does
+// not hold: evicted after the controller planned the build. The controller
+// builds it again rather than count this against the step.
+type missingInputError struct {
+	cacheKey string
+	err      error
+}
+
+func (e *missingInputError) Error() string {
+	return fmt.Sprintf("the artifact cache no longer holds %s, which this step stages: %v", e.cacheKey, e.err)
+}
+
+func (e *missingInputError) Unwrap() error { return e.err }
+
+// missingInput marks err as the artifact with cache key k being missing
+// when the cache answered NotFound; other errors pass unchanged.
+func missingInput(k string, err error) error {
+	if err != nil && status.Code(err) == codes.NotFound {
+		return &missingInputError{cacheKey: k, err: err}
+	}
+	return err
+}
+
 // failureOf says how a job that ended with err is reported. cause is
 // context.Cause of the job's context, nil while the context is live: a job
 // cancelled (the session's cause says why) or timed out is reported with
@@ -60,6 +86,7 @@ func (e *stepTimeoutError) Error() string {
 func failureOf(err, cause error) *pb.JobFailure {
 	f := &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: err.Error()}
 	var ce *commandError
+	var mi *missingInputError
 	switch {
 	case errors.As(err, &ce):
 		// Checked first: a command that exited by itself failed on its
@@ -67,6 +94,8 @@ func failureOf(err, cause error) *pb.JobFailure {
 		f.Kind, f.ExitCode = pb.FailureKind_FAILURE_KIND_BUILD, int32(ce.exitCode)
 	case cause != nil:
 		f.Reason = cause.Error()
+	case errors.As(err, &mi):
+		f.MissingCacheKeys = []string{mi.cacheKey}
 	case diskFull(err):
 		f.Reason = "the worker's disk is full: " + err.Error()
 	}

@@ -17,8 +17,9 @@ func TestAStepProfileHasEachPhaseInOrderAndItsCommandsResources(t *testing.T) {
 	spec := chunkSpec(repo, commit)
 	spec.GetChunk().Phases = []*pb.CommandPhase{
 		{Name: "configure", Commands: []string{"true"}},
-		// Busy for two seconds, so that it is sampled.
-		{Name: "build", Commands: []string{`end=$(($(date +%s) + 2)); while [ "$(date +%s)" -lt $end ]; do i=0; while [ $i -lt 1000 ]; do i=$((i+1)); done; done`}},
+		// A million additions (~0.7 CPU-seconds however busy the machine
+		// is) and at least two seconds, so that it is sampled.
+		{Name: "build", Commands: []string{`end=$(($(date +%s) + 2)); n=0; while [ $n -lt 1000 ] || [ "$(date +%s)" -lt $end ]; do i=0; while [ $i -lt 1000 ]; do i=$((i+1)); done; n=$((n+1)); done`}},
 		{Name: "install", Commands: []string{`mkdir -p "$DESTDIR/usr" && cp f "$DESTDIR/usr/"`}},
 	}
 	j := runJob(t, w, spec)

@@ -66,7 +66,7 @@ func (r *Runner) stageArtifact(ctx context.Context, t *task, dest, k string, f *
 	if err != nil {
 		return err
 	}
-	return r.stager.stage(ctx, t, dest, artifact{name: f.Name, blob: d, opts: r.unpackOptions(t.job, k)})
+	return missingInput(k, r.stager.stage(ctx, t, dest, artifact{name: f.Name, blob: d, opts: r.unpackOptions(t.job, k)}))
 }
 
 // unpackOptions says what an artifact of the chunk with cache key k may

@@ -75,7 +75,7 @@ func (r *Runner) manifest(ctx context.Context, cacheKey string) (*pb.Manifest, e
 	what := "fetching the manifest of " + cacheKey
 	err = watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, _ func()) error {
 		m, err = r.cfg.Cache.GetManifest(ctx, key)
-		return err
+		return missingInput(cacheKey, err)
 	})
 	if err != nil {
 		return nil, doing(what, err)

@@ -298,9 +298,13 @@ type JobFailure struct {
 	// The failing command's exit status, for build failures.
 	ExitCode int32 `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	// The job's complete log, when it could be uploaded.
-	Log           *Digest `protobuf:"bytes,4,opt,name=log,proto3" json:"log,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Log *Digest `protobuf:"bytes,4,opt,name=log,proto3" json:"log,omitempty"`
+	// Cache keys of artifacts the job had to stage that the cache no longer
+	// holds (evicted after the build was planned). The controller builds
+	// them again and then retries the job, rather than failing the build.
+	MissingCacheKeys []string `protobuf:"bytes,5,rep,name=missing_cache_keys,json=missingCacheKeys,proto3" json:"missing_cache_keys,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *JobFailure) Reset() {
@@ -357,6 +361,13 @@ func (x *JobFailure) GetExitCode() int32 {
 func (x *JobFailure) GetLog() *Digest {
 	if x != nil {
 		return x.Log
+	}
+	return nil
+}
+
+func (x *JobFailure) GetMissingCacheKeys() []string {
+	if x != nil {
+		return x.MissingCacheKeys
 	}
 	return nil
 }
@@ -1523,13 +1534,14 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"instanceId\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
 	"\n" +
 	"JobFailure\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.distbuild.v1.FailureKindR\x04kind\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12&\n" +
-	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\"\x8a\x02\n" +
+	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\x12,\n" +
+	"\x12missing_cache_keys\x18\x05 \x03(\tR\x10missingCacheKeys\"\x8a\x02\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x122\n" +
