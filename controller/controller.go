@@ -23,6 +23,7 @@ import (
 	"distbuild/manifestsig"
 	"distbuild/notify"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/provision"
 	"distbuild/scheduler"
 )
 
@@ -87,6 +88,9 @@ type Config struct {
 	// StateFile. Its database, clock, metrics and logger are the
 	// controller's.
 	Notify *notify.Config
+	// Scale, when set, grows and shrinks the farm through an operator's
+	// command (package provision).
+	Scale *provision.Config
 	// DashboardURL is where people reach the dashboard (e.g.
 	// http://controller.example:7879), for the links in notifications;
 	// empty leaves them out.
@@ -118,6 +122,8 @@ type Controller struct {
 	metrics *metrics
 	// notifier delivers farm events; nil without Config.Notify.
 	notifier *notify.Dispatcher
+	// scaler runs the provisioning command; nil without Config.Scale.
+	scaler *scaler
 
 	mu    sync.Mutex
 	sched *scheduler.Scheduler
@@ -205,6 +211,9 @@ func New(cfg Config) (*Controller, error) {
 		j.close()
 		return nil, err
 	}
+	if cfg.Scale != nil {
+		c.startScaler(*cfg.Scale)
+	}
 	return c, nil
 }
 
@@ -222,6 +231,7 @@ func (c *Controller) Stop() {
 // has stopped. Notifications not yet delivered stay pending for the next
 // start.
 func (c *Controller) Close() error {
+	c.stopScaler()
 	c.closeNotifier()
 	return c.journal.close()
 }

@@ -33,6 +33,7 @@ type metrics struct {
 	cacheMisses   prometheus.Counter
 	eventsWritten prometheus.Counter
 	buildsEnded   *prometheus.CounterVec
+	scaleRuns     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
@@ -85,6 +86,10 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 			Name: "distbuild_controller_builds_ended_total",
 			Help: "Builds that ended, by state: succeeded, failed or cancelled.",
 		}, []string{"state"}),
+		scaleRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "distbuild_controller_scale_commands_total",
+			Help: "Runs of the --scale-command, by action (up, down) and outcome (ok, failed).",
+		}, []string{"action", "outcome"}),
 	}
 	for _, o := range []string{outcomeBuilt, outcomeBuildFailure, outcomeSetupFailure} {
 		m.stepsFinished[o] = finished.WithLabelValues(o)
@@ -94,7 +99,7 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 		m.buildsEnded.WithLabelValues(stateLabel(s.String(), "BUILD_STATE_"))
 	}
 	reg.MustRegister(m.stepsStarted, finished, duration, m.readyToStart, m.retries, m.requeues, m.rebuilt,
-		m.cacheHits, m.cacheMisses, m.eventsWritten, m.buildsEnded, stateCollector{c})
+		m.cacheHits, m.cacheMisses, m.eventsWritten, m.buildsEnded, m.scaleRuns, stateCollector{c})
 	return m
 }
 

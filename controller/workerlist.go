@@ -64,11 +64,17 @@ func (s *buildService) DrainWorker(_ context.Context, req *pb.DrainWorkerRequest
 	if sess == nil {
 		return nil, status.Errorf(codes.NotFound, "no worker named %q is connected", req.GetName())
 	}
+	c.drain(sess, "on request")
+	return &pb.DrainWorkerResponse{Jobs: int32(len(sess.jobs))}, nil
+}
+
+// drain gives a worker no new steps and tells it to finish those it holds
+// and stop. Called with c.mu held.
+func (c *Controller) drain(sess *session, why string) {
 	if !sess.draining {
 		sess.draining = true
 		c.sched.Drain(sess.name)
-		c.log.Info("draining a worker on request", "worker", sess.name, "jobs", len(sess.jobs))
+		c.log.Info("draining a worker "+why, "worker", sess.name, "jobs", len(sess.jobs))
 	}
 	sess.send(&pb.WorkResponse{Drain: true})
-	return &pb.DrainWorkerResponse{Jobs: int32(len(sess.jobs))}, nil
 }

@@ -256,3 +256,43 @@ func TestCloudInitWritesEveryFileTheWorkerConfigNames(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleVirshStartsShutOffGuestsAndShutsDownDrainedOnes runs the
+// example --scale-command against a stand-in virsh that records its calls
+// (no libvirt here), checking the script's own logic: the pool prefix for
+// the architecture, the count, and the shutdown.
+func TestScaleVirshStartsShutOffGuestsAndShutsDownDrainedOnes(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	virsh := "#!/bin/sh\necho \"$@\" >> " + calls + "\n[ \"$1\" = list ] && printf 'a1\\nw1\\nw2\\nw3\\n'\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, "virsh"), []byte(virsh), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("./scale-virsh.sh", args...)
+		cmd.Env = append(os.Environ(), append(env, "PATH="+dir+":"+os.Getenv("PATH"))...)
+		cmd.Stdin = strings.NewReader(`{"request":{},"state":{}}`)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("scale-virsh.sh %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run(nil, "up", "2", "x86_64")
+	run([]string{"DISTBUILD_POOL_aarch64=a"}, "up", "3", "aarch64", "kvm=true")
+	run(nil, "down", "w2")
+	data, _ := os.ReadFile(calls)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(line, "list") {
+			got = append(got, line)
+		}
+	}
+	if want := []string{"start w1", "start w2", "start a1", "shutdown w2"}; !slices.Equal(got, want) {
+		t.Errorf("virsh calls %q, want %q", got, want)
+	}
+	if out, err := exec.Command("./scale-virsh.sh", "sideways").CombinedOutput(); err == nil {
+		t.Errorf("an unknown action succeeded: %s", out)
+	}
+}

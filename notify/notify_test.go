@@ -133,26 +133,6 @@ func TestHookThatHangsIsKilledWithItsChildrenAndGivenUpOn(t *testing.T) {
 	}
 }
 
-func TestSplitCommand(t *testing.T) {
-	for in, want := range map[string][]string{
-		`/bin/hook`:                      {"/bin/hook"},
-		`  a  b	c `:                      {"a", "b", "c"},
-		`sh -c 'echo "$X" | mail ops'`:   {"sh", "-c", `echo "$X" | mail ops`},
-		`a "b c" d\ e "x\"y" 'it''s'`:    {"a", "b c", "d e", `x"y`, "its"},
-		`notify --to=ops@example.com ''`: {"notify", "--to=ops@example.com", ""},
-	} {
-		got, err := SplitCommand(in)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("SplitCommand(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{``, `   `, `a 'b`, `a "b`, `a \`} {
-		if got, err := SplitCommand(bad); err == nil {
-			t.Errorf("SplitCommand(%q) = %q, want an error", bad, got)
-		}
-	}
-}
-
 func TestParseSpec(t *testing.T) {
 	f, v, err := ParseSpec("webhook", "https://x.example/hook?a=b", false)
 	if err != nil || f != nil || v != "https://x.example/hook?a=b" {

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"slices"
@@ -22,7 +23,20 @@ type Worker struct {
 	// cached holds the cache keys whose artifacts the worker has locally:
 	// what it reported at registration, built, or staged.
 	cached map[string]bool
+	// idleSince is when it last had nothing to run, by Options.Now.
+	idleSince time.Time
 }
+
+// IdleSince is when the worker's last task ended, or it joined, by
+// Options.Now: zero while it runs any (or without Options.Now). A farm
+// that scales down lets go of workers idle for long.
+func (w *Worker) IdleSince() time.Time { return w.idleSince }
+
+// Running is how many tasks the worker runs.
+func (w *Worker) Running() int { return len(w.running) }
+
+// Draining reports whether the worker takes no new tasks (Drain).
+func (w *Worker) Draining() bool { return w.draining }
 
 // Free is the number of idle slots.
 func (w *Worker) Free() int {
@@ -260,9 +274,7 @@ func (s *Scheduler) makeReady(t *Task) {
 	s.nReady++
 	s.seq++
 	t.readySeq = s.seq
-	if s.opts.Now != nil {
-		t.readyAt = s.opts.Now()
-	}
+	t.readyAt = s.now()
 	for b := range t.wantedBy {
 		b.ready.push(t, s.policy.Priority(t))
 	}
@@ -285,7 +297,7 @@ func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[stri
 		w.Slots, w.Arch, w.Tags, w.draining = slots, arch, tags, false
 		return
 	}
-	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}}
+	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}, idleSince: s.now()}
 	s.workers[name] = w
 	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return strings.Compare(w.Name, n) })
 	s.sorted = slices.Insert(s.sorted, i, w)
@@ -352,6 +364,27 @@ func (s *Scheduler) Count() Counts {
 	return c
 }
 
+// Ready returns the tasks ready to run. After Dispatch, no free slot can
+// take any of them: they are what more workers would run.
+func (s *Scheduler) Ready() []*Task {
+	var out []*Task
+	for _, t := range s.tasks {
+		if t.state == Ready && t.heldFor == "" && len(t.wantedBy) > 0 {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Task) int { return cmp.Compare(a.readySeq, b.readySeq) })
+	return out
+}
+
+// now is Options.Now, or zero without it.
+func (s *Scheduler) now() time.Time {
+	if s.opts.Now == nil {
+		return time.Time{}
+	}
+	return s.opts.Now()
+}
+
 // Workers returns the registered workers by name.
 func (s *Scheduler) Workers() []*Worker { return slices.Clone(s.sorted) }
 
@@ -376,6 +409,7 @@ func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 		t.jobID = s.opts.JobIDPrefix + "job-" + strconv.FormatUint(s.jobSeq, 10)
 		t.worker = w.Name
 		w.running[t.jobID] = t
+		w.idleSince = time.Time{}
 		s.jobs[t.jobID] = t
 		w.cached[t.Key] = true
 		for _, k := range t.inputs {
@@ -678,6 +712,9 @@ func (s *Scheduler) release(jobID string) *Task {
 	delete(s.jobs, jobID)
 	if w, ok := s.workers[t.worker]; ok {
 		delete(w.running, jobID)
+		if len(w.running) == 0 {
+			w.idleSince = s.now()
+		}
 	}
 	for b := range t.wantedBy {
 		b.running--
@@ -717,6 +754,7 @@ func (s *Scheduler) Adopt(key, worker, jobID string) ([]Event, bool) {
 	t.attempts++
 	t.jobID, t.worker = jobID, worker
 	w.running[jobID] = t
+	w.idleSince = time.Time{}
 	s.jobs[jobID] = t
 	w.cached[t.Key] = true
 	var events []Event

@@ -87,6 +87,11 @@ backoff for --notify-retry-for; a receiver may see an event twice (its
 "id" tells repeats apart). 'initiator build --notify ADDRESS' mails one
 build's outcome.
 
+--scale-command grows and shrinks the farm: it is asked for workers when
+steps have waited --scale-up-after with no free slot that could take them,
+and told to remove a worker once it has been idle --scale-down-after and
+the controller has drained it (see the README for an example with virsh).
+
 It refuses to start on a damaged state database, or on a missing or empty
 one where it ran before; 'controller state --help' explains the checks,
 backups and repair.
@@ -163,6 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	registry := fs.String("registry", "", "the registry of workers and users (default STATE_DIR/registry.json)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	notifyOpts := addNotifyFlags(fs)
+	scaleOpts := addScaleFlags(fs)
 	if code, done := config.ParseCommandLine(fs, args, "controller", stdout, stderr); done {
 		return code
 	}
@@ -189,6 +195,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "controller", Level: level, Output: stderr})
 	notifyCfg, err := notifyOpts.config(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "controller: %v\n", err)
+		return 2
+	}
+	scaleCfg, err := scaleOpts.config()
 	if err != nil {
 		fmt.Fprintf(stderr, "controller: %v\n", err)
 		return 2
@@ -248,6 +259,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		StateFile:           filepath.Join(*stateDir, "state.db"),
 		StateBackupInterval: *backupInterval,
 		Notify:              notifyCfg,
+		Scale:               scaleCfg,
 		DashboardURL:        *notifyOpts.dashboardURL,
 		OnStateError: func(err error) {
 			select {
