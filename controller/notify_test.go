@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"distbuild/digest"
 	"distbuild/notify"
 	"distbuild/notify/notifytest"
 	pb "distbuild/proto/distbuild/v1"
@@ -211,7 +210,7 @@ func TestAnArtifactEvictedMidBuildIsBuiltAgainAndReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	libc := w.job("libc").CacheKey
-	if _, err := f.cache.GetManifest(context.Background(), mustKey(t, libc)); status.Code(err) != codes.NotFound {
+	if _, err := f.cache.GetManifest(context.Background(), mustCacheKey(t, libc)); status.Code(err) != codes.NotFound {
 		t.Fatalf("libc's manifest is still in the cache (%v): the test did not evict it", err)
 	}
 	w.release("hello")
@@ -231,13 +230,4 @@ func TestAnArtifactEvictedMidBuildIsBuiltAgainAndReported(t *testing.T) {
 	if ev.Step.Name != "hello" || ev.Step.MissingCacheKey != libc || ev.Build == nil {
 		t.Errorf("missing-input: %+v", ev.Step)
 	}
-}
-
-func mustKey(t *testing.T, s string) digest.CacheKey {
-	t.Helper()
-	k, err := digest.ParseCacheKey(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
