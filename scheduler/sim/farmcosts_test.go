@@ -313,6 +313,21 @@ func troveLimit(tb testing.TB, d sim.DAG, farm sim.Farm, unlimited time.Duration
 //
 //	go test -v -run FarmCosts ./scheduler/sim
 func TestFarmCostsFigures(t *testing.T) {
+	d := realSystem(t, realSystemConfig, 1)
+	var widest sim.Artifact // the chunk staging the most bytes
+	widestChunks := 0
+	for _, s := range d.Steps[:len(d.Steps)-1] { // the system is last
+		var c sim.Artifact
+		for _, k := range s.Stages {
+			c.Bytes, c.Files, c.Blobs = c.Bytes+d.Steps[k].Output.Bytes, c.Files+d.Steps[k].Output.Files, c.Blobs+d.Steps[k].Output.Blobs
+		}
+		if c.Bytes > widest.Bytes {
+			widest, widestChunks = c, len(s.Stages)
+		}
+	}
+	system := d.Steps[len(d.Steps)-1]
+	t.Logf("the system: %d chunks, %.2f GB in %d files; the biggest chunk closure: %d chunks, %d blobs, %.2f GB in %d files",
+		len(system.Stages), float64(system.Output.Bytes)/1e9, system.Output.Files, widestChunks, widest.Blobs, float64(widest.Bytes)/1e9, widest.Files)
 	figs := costFigures(t)
 	for _, f := range figs {
 		t.Logf("%s, %d workers (%d used): makespan %v (unlimited trove %v, free farm %v); setup %v, transfers %v in all; %.1f GB down; the trove limits below %.0f MB/s down, %.0f MB/s up",
