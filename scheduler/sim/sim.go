@@ -3,6 +3,9 @@
 // rather than hours. It drives the real scheduler.Scheduler, not a model of
 // it: what the simulator measures is what the controller would do, given
 // that every step takes exactly the time the DAG says and nothing fails.
+// A farm may also charge each step what it costs on top (Costs: staging,
+// a fixed cost, transfers through the trove's shared bandwidth), for
+// asking how those costs scale with the system and the farm.
 //
 // Like the scheduler, it knows nothing of the definitions format; callers
 // turn whatever graph they have into a DAG.
