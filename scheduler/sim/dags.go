@@ -90,3 +90,24 @@ func WideShallow(seed uint64, n, layers int) DAG {
 	}
 	return d
 }
+
+// ChunkArtifact draws the size of what a chunk that builds for d installs,
+// for pricing staging and transfers (Costs). Most chunks are small: bytes
+// log-normal with a median of 3 MB (±2σ ≈ 0.3 MB … 27 MB); the long-tailed
+// ones (ChunkDuration's 20 min or more: compilers, kernels, browser
+// engines) install 50-300 MB. Files average a log-normal 32 KB each
+// (median; ±2σ ≈ 8 … 130 KB), and each chunk splits into 2-4 artifacts
+// (-bins, -libs, -devel, -misc), each holding at least one file. A 450-chunk system then holds a few
+// gigabytes in a few hundred thousand files, a desktop image with its
+// development files, and a late chunk stages hundreds of artifacts and
+// gigabytes (BENCHMARKS.md has the figures for the simulated system).
+func ChunkArtifact(r *rand.Rand, d time.Duration) Artifact {
+	mb := 3 * math.Exp(1.1*r.NormFloat64())
+	if d >= 20*time.Minute {
+		mb = 50 + 250*r.Float64()
+	}
+	bytes := int64(mb * 1e6)
+	fileBytes := 32e3 * math.Exp(0.7*r.NormFloat64())
+	blobs := 2 + r.IntN(3)
+	return Artifact{Bytes: bytes, Files: max(blobs, int(float64(bytes)/fileBytes)), Blobs: blobs}
+}

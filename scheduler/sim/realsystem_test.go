@@ -29,7 +29,13 @@ const (
 // realSystem resolves a generated definitions tree into its real build graph
 // (chunks after their build-depends and their stratum's build-depends,
 // strata after their chunks, the system last) and gives each chunk a
-// ChunkDuration drawn from seed.
+// ChunkDuration drawn from seed. For the farm's costs, chunks and the
+// system stage what the controller has them stage (definitions'
+// Graph.Staging: every chunk they depend on transitively), each chunk's
+// Output is a ChunkArtifact drawn from a second stream of the same seed
+// (so the durations are those of a DAG without sizes), a stratum's is
+// nothing worth counting (it only lists its chunks' artifacts), and the
+// system's is its root file system: as big as everything it stages.
 func realSystem(tb testing.TB, cfg definitionstest.Config, seed uint64) sim.DAG {
 	tb.Helper()
 	d, _ := realSystemAndKinds(tb, cfg, seed)
@@ -56,7 +62,7 @@ func realSystemAndKinds(tb testing.TB, cfg definitionstest.Config, seed uint64) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := sim.NewRand(seed)
+	r, sizes := sim.NewRand(seed), sim.NewRand(^seed)
 	d := sim.DAG{Name: "real-system", Steps: make([]sim.Step, len(g.Steps))}
 	kinds := make(map[string]definitions.Kind, len(g.Steps))
 	for i, st := range g.Steps {
@@ -68,10 +74,23 @@ func realSystemAndKinds(tb testing.TB, cfg definitionstest.Config, seed uint64) 
 		switch st.Kind {
 		case definitions.KindChunk:
 			s.Duration = sim.ChunkDuration(r)
+			s.Output = sim.ChunkArtifact(sizes, s.Duration)
 		case definitions.KindStratum:
 			s.Duration = stratumDuration
 		default:
 			s.Duration = systemDuration
+		}
+		if st.Kind != definitions.KindStratum {
+			for _, c := range g.Staging(st) {
+				s.Stages = append(s.Stages, c.Index())
+				if st.Kind == definitions.KindSystem {
+					s.Output.Bytes += d.Steps[c.Index()].Output.Bytes
+					s.Output.Files += d.Steps[c.Index()].Output.Files
+				}
+			}
+		}
+		if st.Kind == definitions.KindSystem {
+			s.Output.Blobs = 1
 		}
 		d.Steps[i] = s
 	}

@@ -52,8 +52,12 @@ func checkTimeline(t *testing.T, d sim.DAG, farm sim.Farm, res sim.Result) {
 		if sp.Name != d.Steps[sp.Step].Name {
 			t.Errorf("span for step %d is named %s, want %s", sp.Step, sp.Name, d.Steps[sp.Step].Name)
 		}
-		if got := sp.End - sp.Start; got != d.Steps[sp.Step].Duration || sp.Start < 0 {
-			t.Errorf("step %s ran %v from %v, want its duration %v", sp.Name, got, sp.Start, d.Steps[sp.Step].Duration)
+		want := sp.Fetch + sp.Setup + d.Steps[sp.Step].Duration + sp.Upload
+		if got := sp.End - sp.Start; got != want || sp.Start < 0 {
+			t.Errorf("step %s ran %v from %v, want its fetch, setup, duration and upload %v", sp.Name, got, sp.Start, want)
+		}
+		if farm.Costs == (sim.Costs{}) && (sp.Fetch != 0 || sp.Setup != 0 || sp.Upload != 0) {
+			t.Errorf("step %s cost %v, %v, %v on a farm with no costs", sp.Name, sp.Fetch, sp.Setup, sp.Upload)
 		}
 		last = max(last, sp.End)
 	}
@@ -274,6 +278,11 @@ func TestInvalidInputsAreRefused(t *testing.T) {
 		{"self dependency", sim.DAG{Name: "self", Steps: []sim.Step{{Name: "a", Deps: []int{0}}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "not an earlier step"},
 		{"duplicate name", sim.DAG{Name: "dup", Steps: []sim.Step{{Name: "a"}, {Name: "a"}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "appears twice"},
 		{"negative duration", sim.DAG{Name: "neg", Steps: []sim.Step{{Name: "a", Duration: -1}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "negative"},
+		{"negative output", sim.DAG{Name: "neg", Steps: []sim.Step{{Name: "a", Output: sim.Artifact{Files: -1}}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "negative output"},
+		{"stages a step it does not depend on", sim.DAG{Name: "stray", Steps: []sim.Step{{Name: "a"}, {Name: "b"}, {Name: "c", Deps: []int{1}, Stages: []int{0}}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "does not depend on"},
+		{"stages a later step", sim.DAG{Name: "later", Steps: []sim.Step{{Name: "a", Stages: []int{1}}, {Name: "b"}}}, sim.Farm{Workers: 1, SlotsPerWorker: 1}, "does not depend on"},
+		{"negative cost", ok, sim.Farm{Workers: 1, SlotsPerWorker: 1, Costs: sim.Costs{PerStep: -time.Second}}, "negative"},
+		{"negative bandwidth", ok, sim.Farm{Workers: 1, SlotsPerWorker: 1, Costs: sim.Costs{Trove: sim.Trove{DownBytesPerSecond: -1}}}, "negative"},
 		{"no workers", ok, sim.Farm{Workers: 0, SlotsPerWorker: 1}, "at least one worker"},
 		{"no slots", ok, sim.Farm{Workers: 1, SlotsPerWorker: 0}, "at least one worker"},
 	} {
