@@ -66,8 +66,16 @@ A build command exiting non-zero is otherwise a build failure, not retried.
 Each step's log is stored in the cache; one longer than --log-limit keeps
 its first and last halves, with a line saying how much was cut between
 them. The artifacts a worker stages are kept in WORK_DIR/blobs, so the
-next step needing them does not download them again, up to
---blob-cache-size; beyond it the least recently used go.
+next step needing them does not download them again, and kept unpacked,
+once each, in WORK_DIR/blobs/trees, so that staging links their files into
+place instead of unpacking them again; blobs and trees together take up to
+--blob-cache-size, beyond which the least recently used go (never a tree a
+running step holds). Staged files are shared with those trees, so builds
+must not be able to change them: bubblewrap's sandbox sees them read-only;
+with --sandbox=none the worker mounts each staging area read-only when it
+runs as root, and otherwise unpacks afresh for each step. A system's root
+is an overlay over the linked trees (when the worker may mount), so that
+its integration commands change only the step's own copy.
 
 With --metrics-listen (off by default; port 0 picks one) it serves
 Prometheus metrics at /metrics: jobs by phase, phase durations, bytes
@@ -197,7 +205,7 @@ func run(args []string, stderr io.Writer, host, arch string) int {
 	metricsListen := fs.String("metrics-listen", "", `HTTP listen address for Prometheus metrics at /metrics (port 0 picks one; "" serves none)`)
 	addrFile := fs.String("addr-file", "", `once listening, write the metrics address here as JSON {"metrics":ADDR} (removed on a clean exit)`)
 	blobCache := bytesize.Size(50 << 30)
-	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
+	fs.Var(&blobCache, "blob-cache-size", "largest size of the local copies of staged artifacts and their unpacked trees (WORK_DIR/blobs); beyond it the least recently used are deleted (0: no limit)")
 	if code, done := config.ParseCommandLine(fs, args, "worker", os.Stdout, stderr); done {
 		return code
 	}

@@ -33,6 +33,9 @@ import (
 // A download is handed to the caller as a hard link to the kept copy
 // (a copy when the two paths are on different file systems), so eviction
 // never pulls an artifact from under a job that is unpacking it.
+//
+// It also keeps blobs unpacked, once each, for steps to link their files
+// into staging areas (see Tree); those trees count against the same limit.
 type Local struct {
 	Cache // the wrapped cache, which manifests and uploads go straight to
 
@@ -42,24 +45,32 @@ type Local struct {
 
 	mu      sync.Mutex
 	entries map[digest.Hash]*localBlob
-	used    int64
+	// trees are the blobs unpacked (see Tree), by name.
+	trees map[string]*localTree
+	// used counts blobs and trees.
+	used int64
 	// hits, misses and evictions count downloads served from disk,
-	// downloads that went to the wrapped cache, and blobs evicted.
+	// downloads that went to the wrapped cache, and blobs and trees
+	// evicted; treeHits and treeMisses count trees found and unpacked.
 	hits, misses, evictions int64
+	treeHits, treeMisses    int64
 }
 
 // LocalStats describe the local copy, for metrics.
 type LocalStats struct {
-	Blobs                   int
+	Blobs, Trees int
+	// Bytes is what blobs and trees take together.
 	Bytes, Limit            int64
 	Hits, Misses, Evictions int64
+	// TreeHits and TreeMisses count trees found unpacked and unpacked.
+	TreeHits, TreeMisses int64
 }
 
 // Stats returns the local copy's size and how it has served downloads.
 func (c *Local) Stats() LocalStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return LocalStats{Blobs: len(c.entries), Bytes: c.used, Limit: c.limit, Hits: c.hits, Misses: c.misses, Evictions: c.evictions}
+	return LocalStats{Blobs: len(c.entries), Trees: len(c.trees), Bytes: c.used, Limit: c.limit, Hits: c.hits, Misses: c.misses, Evictions: c.evictions, TreeHits: c.treeHits, TreeMisses: c.treeMisses}
 }
 
 type localBlob struct {
@@ -71,7 +82,7 @@ type localBlob struct {
 // dir, at most limit bytes of them (zero: no limit). It reads what dir
 // holds, removing downloads a crash cut short (the cache client's
 // temporary files, whose names start with a dot; blobs are named by their
-// hash) and anything over the limit.
+// hash), trees it cannot trust (see Tree), and anything over the limit.
 func NewLocal(dir string, limit int64, backend Cache, log hclog.Logger) (*Local, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -80,9 +91,12 @@ func NewLocal(dir string, limit int64, backend Cache, log hclog.Logger) (*Local,
 	if err != nil {
 		return nil, err
 	}
-	c := &Local{Cache: backend, dir: dir, limit: limit, log: log, entries: map[digest.Hash]*localBlob{}}
+	c := &Local{Cache: backend, dir: dir, limit: limit, log: log, entries: map[digest.Hash]*localBlob{}, trees: map[string]*localTree{}}
 	for _, e := range names {
 		path := filepath.Join(dir, e.Name())
+		if e.Name() == treesDir && e.IsDir() {
+			continue
+		}
 		if strings.HasPrefix(e.Name(), ".") {
 			os.Remove(path)
 			continue
@@ -96,10 +110,14 @@ func NewLocal(dir string, limit int64, backend Cache, log hclog.Logger) (*Local,
 		c.entries[h] = &localBlob{size: info.Size(), lastUse: info.ModTime()}
 		c.used += info.Size()
 	}
+	if err := c.loadTrees(); err != nil {
+		return nil, err
+	}
+	log.Info("local blob cache opened", "dir", dir, "blobs", len(c.entries), "trees", len(c.trees), "bytes", c.used, "limit", limit)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	log.Info("local blob cache opened", "dir", dir, "blobs", len(c.entries), "bytes", c.used, "limit", limit)
-	c.evictLocked()
+	trash := c.evictLocked()
+	c.mu.Unlock()
+	c.removeAll(trash)
 	return c, nil
 }
 
@@ -127,15 +145,17 @@ func (c *Local) DownloadWithProgress(ctx context.Context, d digest.Digest, path 
 			c.mu.Unlock()
 			continue
 		}
+		var trash []string
 		if err == nil {
 			if old, ok := c.entries[d.Hash()]; ok { // a concurrent download added it
 				c.used -= old.size
 			}
 			c.entries[d.Hash()] = &localBlob{size: d.Size(), lastUse: time.Now()}
 			c.used += d.Size()
-			c.evictLocked()
+			trash = c.evictLocked()
 		}
 		c.mu.Unlock()
+		c.removeAll(trash)
 		return err
 	}
 }
@@ -187,34 +207,64 @@ func place(kept, path string) error {
 	})
 }
 
-// evictLocked deletes least recently used blobs while the cache is over
-// its limit, down to nine tenths of it.
-func (c *Local) evictLocked() {
+// evictLocked deletes least recently used blobs and trees while the cache
+// is over its limit, down to nine tenths of it, leaving trees a step holds
+// or is unpacking. Evicted trees are only renamed away: it returns them for
+// the caller to remove once it has let go of the lock.
+func (c *Local) evictLocked() (trash []string) {
 	if c.limit <= 0 || c.used <= c.limit {
-		return
+		return nil
 	}
-	hashes := make([]digest.Hash, 0, len(c.entries))
-	for h := range c.entries {
-		hashes = append(hashes, h)
+	type victim struct {
+		blob    digest.Hash
+		tree    string // "" for a blob
+		lastUse time.Time
 	}
-	slices.SortFunc(hashes, func(a, b digest.Hash) int { return c.entries[a].lastUse.Compare(c.entries[b].lastUse) })
+	var victims []victim
+	for h, e := range c.entries {
+		victims = append(victims, victim{blob: h, lastUse: e.lastUse})
+	}
+	for name, e := range c.trees {
+		if e.pins == 0 && e.unpacking == nil {
+			victims = append(victims, victim{tree: name, lastUse: e.lastUse})
+		}
+	}
+	slices.SortFunc(victims, func(a, b victim) int { return a.lastUse.Compare(b.lastUse) })
 	target := c.limit / 10 * 9
 	var evicted int
 	var freed int64
-	for _, h := range hashes {
+	for _, v := range victims {
 		if c.used <= target {
 			break
 		}
-		if err := os.Remove(c.path(h)); err != nil && !os.IsNotExist(err) {
-			c.log.Warn("could not evict a blob from the local cache", "hash", h, "error", err)
-			continue
+		var size int64
+		if v.tree == "" {
+			if err := os.Remove(c.path(v.blob)); err != nil && !os.IsNotExist(err) {
+				c.log.Warn("could not evict a blob from the local cache", "hash", v.blob, "error", err)
+				continue
+			}
+			size = c.entries[v.blob].size
+			delete(c.entries, v.blob)
+		} else {
+			old, err := c.trash(c.treePath(v.tree))
+			if err != nil && !os.IsNotExist(err) {
+				c.log.Warn("could not evict a tree from the local cache", "tree", v.tree, "error", err)
+				continue
+			}
+			if err == nil {
+				trash = append(trash, old)
+			}
+			size = c.trees[v.tree].size
+			delete(c.trees, v.tree)
 		}
-		size := c.entries[h].size
-		delete(c.entries, h)
 		c.used -= size
 		freed += size
 		evicted++
 		c.evictions++
 	}
-	c.log.Info("evicted least recently used blobs from the local cache", "blobs", evicted, "bytes", freed, "used", c.used, "limit", c.limit)
+	if c.used > c.limit {
+		c.log.Warn("the local cache stays over its limit: running steps hold what is left", "used", c.used, "limit", c.limit)
+	}
+	c.log.Info("evicted least recently used blobs and trees from the local cache", "evicted", evicted, "bytes", freed, "used", c.used, "limit", c.limit)
+	return trash
 }

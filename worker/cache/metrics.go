@@ -72,18 +72,21 @@ func RegisterLocalMetrics(reg prometheus.Registerer, l *Local) {
 }
 
 var (
-	localBytesDesc     = prometheus.NewDesc("distbuild_worker_blob_cache_bytes", "Size of the local copies of staged artifacts.", nil, nil)
+	localBytesDesc     = prometheus.NewDesc("distbuild_worker_blob_cache_bytes", "Size of the local copies of staged artifacts and their unpacked trees.", nil, nil)
+	localTreesDesc     = prometheus.NewDesc("distbuild_worker_blob_cache_trees", "Artifacts kept unpacked, for staging by linking.", nil, nil)
+	localTreeHitsDesc  = prometheus.NewDesc("distbuild_worker_blob_cache_tree_hits_total", "Stagings that found their artifact unpacked already.", nil, nil)
+	localTreeMissDesc  = prometheus.NewDesc("distbuild_worker_blob_cache_tree_misses_total", "Artifacts unpacked into the local copy's trees.", nil, nil)
 	localMaxBytesDesc  = prometheus.NewDesc("distbuild_worker_blob_cache_max_bytes", "The local copy's size limit (--blob-cache-size; 0: none).", nil, nil)
 	localBlobsDesc     = prometheus.NewDesc("distbuild_worker_blob_cache_blobs", "Blobs kept locally.", nil, nil)
 	localHitsDesc      = prometheus.NewDesc("distbuild_worker_blob_cache_hits_total", "Downloads served from the local copy.", nil, nil)
 	localMissesDesc    = prometheus.NewDesc("distbuild_worker_blob_cache_misses_total", "Downloads the local copy did not hold, fetched from the shared cache.", nil, nil)
-	localEvictionsDesc = prometheus.NewDesc("distbuild_worker_blob_cache_evictions_total", "Blobs evicted from the local copy to stay under its limit.", nil, nil)
+	localEvictionsDesc = prometheus.NewDesc("distbuild_worker_blob_cache_evictions_total", "Blobs and trees evicted from the local copy to stay under its limit.", nil, nil)
 )
 
 type localCollector struct{ l *Local }
 
 func (c localCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{localBytesDesc, localMaxBytesDesc, localBlobsDesc, localHitsDesc, localMissesDesc, localEvictionsDesc} {
+	for _, d := range []*prometheus.Desc{localBytesDesc, localMaxBytesDesc, localBlobsDesc, localHitsDesc, localMissesDesc, localEvictionsDesc, localTreesDesc, localTreeHitsDesc, localTreeMissDesc} {
 		ch <- d
 	}
 }
@@ -96,4 +99,7 @@ func (c localCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(localHitsDesc, prometheus.CounterValue, float64(s.Hits))
 	ch <- prometheus.MustNewConstMetric(localMissesDesc, prometheus.CounterValue, float64(s.Misses))
 	ch <- prometheus.MustNewConstMetric(localEvictionsDesc, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(localTreesDesc, prometheus.GaugeValue, float64(s.Trees))
+	ch <- prometheus.MustNewConstMetric(localTreeHitsDesc, prometheus.CounterValue, float64(s.TreeHits))
+	ch <- prometheus.MustNewConstMetric(localTreeMissDesc, prometheus.CounterValue, float64(s.TreeMisses))
 }

@@ -24,9 +24,16 @@ const (
 // would move the sandbox's init out of the process group that Run kills,
 // before that init has armed --die-with-parent: a sandbox stopped at that
 // moment of its start-up would outlive Run, its command and all.
+//
+// A worker running as root gives its sandboxes root's capabilities, and
+// with CAP_SYS_ADMIN a command could simply remount the read-only parts
+// of its view (the staging area, the host) writable: so that capability
+// is dropped, which keeps the staged files, hard links to the trees the
+// worker keeps unpacked, safe from builds. Builds keep the rest (such as
+// writing read-only files), as they would have as root.
 var isolation = []string{
 	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
-	"--die-with-parent",
+	"--die-with-parent", "--cap-drop", "CAP_SYS_ADMIN",
 }
 
 // ownRoot names the staging area's top-level entries that a staging-mode

@@ -41,8 +41,16 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 			return nil, err
 		}
 	}
-	if err := r.stage(ctx, t, staging); err != nil {
+	stager, readOnly := r.chunkStager()
+	if err := r.stage(ctx, t, stager, staging); err != nil {
 		return nil, err
+	}
+	if readOnly {
+		undo, err := mountReadOnly(staging)
+		if err != nil {
+			return nil, err
+		}
+		t.onEnd(func() { r.undo(undo) })
 	}
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"distbuild/artifactcache"
@@ -57,17 +58,26 @@ func dialCache(t *testing.T, addr string) *artifactcache.Client {
 	return c
 }
 
-// newTestRunner makes a runner whose cache is in memory, unless change
-// (which adjusts the configuration first) gives it a real one.
-func newTestRunner(t *testing.T, mode sandbox.Mode, change ...func(*Config)) *Runner {
+// newTestRunner makes a runner whose cache is in memory, behind a local
+// copy as a worker's is (so it stages by linking), unless change (which
+// adjusts the configuration first) gives it another.
+func newTestRunner(t testing.TB, mode sandbox.Mode, change ...func(*Config)) *Runner {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Worker: "test", WorkDir: t.TempDir(), Sandbox: mode, SigningKey: key, Cache: cachetest.NewMemory()}
+	memory := cachetest.NewMemory()
+	cfg := Config{Worker: "test", WorkDir: t.TempDir(), Sandbox: mode, SigningKey: key, Cache: memory}
 	for _, f := range change {
 		f(&cfg)
+	}
+	if cfg.Cache == cache.Cache(memory) {
+		local, err := cache.NewLocal(filepath.Join(cfg.WorkDir, "blobs"), 0, memory, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Cache = local
 	}
 	r, err := New(cfg)
 	if err != nil {
@@ -211,7 +221,7 @@ func failed(t *testing.T, j *result) *pb.JobFailure {
 }
 
 // putBlob stores data in c and returns its digest.
-func putBlob(t *testing.T, c cache.Cache, data []byte) digest.Digest {
+func putBlob(t testing.TB, c cache.Cache, data []byte) digest.Digest {
 	t.Helper()
 	d := digest.OfBytes(data)
 	if err := c.Upload(context.Background(), d, bytes.NewReader(data)); err != nil {
@@ -221,7 +231,7 @@ func putBlob(t *testing.T, c cache.Cache, data []byte) digest.Digest {
 }
 
 // fetchBlob reads a blob from the runner's cache.
-func fetchBlob(t *testing.T, r *Runner, d *pb.Digest) []byte {
+func fetchBlob(t testing.TB, r *Runner, d *pb.Digest) []byte {
 	t.Helper()
 	dg, err := digest.FromProto(d)
 	if err != nil {

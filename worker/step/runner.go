@@ -93,7 +93,14 @@ type Runner struct {
 	log    hclog.Logger
 	git    *gitmirror.Cache
 	gitDir string // where git keeps the mirrors, watched for fetch progress
-	stager stager
+	// link stages by linking trees the cache keeps unpacked; nil when the
+	// cache keeps none (it is no cache.Local), and every artifact is
+	// unpacked afresh.
+	link stager
+	// mounts and overlays say whether the runner may bind-mount a staging
+	// area read-only, and mount overlays, to protect linked trees from
+	// builds (see protect.go).
+	mounts, overlays bool
 }
 
 // New checks the configuration and prepares the work directory.
@@ -122,8 +129,26 @@ func New(cfg Config) (*Runner, error) {
 		return nil, fmt.Errorf("step: %w", err)
 	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, git: mirrors, gitDir: gitDir}
-	r.stager = unpacker{r}
+	if trees, ok := cfg.Cache.(treeCache); ok {
+		r.link = linker{r: r, trees: trees}
+	}
+	jobs := filepath.Join(cfg.WorkDir, "jobs")
+	r.mounts, r.overlays = mountable(jobs)
+	if r.mounts {
+		// Mounts a worker that died left on its job directories.
+		if err := unmountUnder(jobs); err != nil {
+			cfg.Logger.Warn("could not unmount what an earlier worker left mounted", "dir", jobs, "error", err)
+		}
+	}
 	return r, nil
+}
+
+// undo undoes a mount made for a job as it ends; failing to is worth a
+// warning, not the job.
+func (r *Runner) undo(unmount func() error) {
+	if err := unmount(); err != nil {
+		r.log.Warn("could not undo a job's mount", "error", err)
+	}
 }
 
 var kindNames = map[pb.StepKind]string{
@@ -206,7 +231,9 @@ func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Repor
 	out.note("# distbuild: %s %s on %s", kindNames[job.Kind], job.Name, r.cfg.Worker)
 	var files []*pb.ManifestFile
 	if err = out.err(); err == nil {
-		files, err = r.build(ctx, &task{job: job, dir: dir, out: out, rep: rep, prof: prof})
+		t := &task{job: job, dir: dir, out: out, rep: rep, prof: prof}
+		files, err = r.build(ctx, t)
+		t.end()
 	}
 	if lerr := out.err(); lerr != nil && (err == nil || errors.As(err, new(*commandError))) {
 		// A command whose output could not be kept may have died of it.
@@ -235,6 +262,20 @@ type task struct {
 	rep Reporter
 	// prof records the step's phases and what its commands use.
 	prof *profiler
+	// ends undo, last first, what the job holds until it ends: mounts
+	// on its directory, trees kept for it.
+	ends []func()
+}
+
+// onEnd has f run as the job's build ends.
+func (t *task) onEnd(f func()) { t.ends = append(t.ends, f) }
+
+// end runs what onEnd was given, last first.
+func (t *task) end() {
+	for i := len(t.ends) - 1; i >= 0; i-- {
+		t.ends[i]()
+	}
+	t.ends = nil
 }
 
 // build does the work of the job's kind.

@@ -60,7 +60,7 @@ func (r *Runner) recordStratum(ctx context.Context, t *task, s *pb.StratumJob) (
 	return files, nil
 }
 
-// assembleSystem unpacks the system's chunk artifacts into a root file
+// assembleSystem stages the system's chunk artifacts into a root file
 // system, runs the system-integration commands inside it, and packs it as
 // the "<system>-rootfs" artifact.
 func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) ([]*pb.ManifestFile, error) {
@@ -68,8 +68,18 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)
 	t.prof.phase("stage")
 	root := filepath.Join(t.dir, "root")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, err
+	written := slices.ContainsFunc(s.Integration, func(i *pb.IntegrationCommands) bool { return len(i.Commands) > 0 })
+	stager, overlay := r.systemStager(written)
+	// With an overlay, the artifacts are linked into lower, under the
+	// root that integration commands write to.
+	lower := root
+	if overlay {
+		lower = filepath.Join(t.dir, "lower")
+	}
+	for _, d := range []string{root, lower} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	manifests := map[string]*pb.Manifest{}
 	for _, c := range s.Contents {
@@ -85,10 +95,15 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 		if i < 0 {
 			continue // the chunk installed nothing for this split
 		}
-		if err := r.stageArtifact(ctx, t, root, c.CacheKey, m.Files[i]); err != nil {
+		if err := r.stageArtifact(ctx, t, stager, lower, c.CacheKey, m.Files[i]); err != nil {
 			return nil, err
 		}
 		out.note("# added %s", c.Artifact)
+	}
+	if overlay {
+		if err := r.overlayRoot(t, lower, root); err != nil {
+			return nil, err
+		}
 	}
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
@@ -106,6 +121,24 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 	t.prof.phase("pack")
 	name := t.job.Name + "-rootfs"
 	return r.packAndUpload(ctx, t, root, filepath.Join(t.dir, "artifacts"), func(string) (string, bool) { return name, true })
+}
+
+// overlayRoot mounts an overlay of lower, the linked artifacts, at root for
+// the job, with an upper layer of its own taking what integration
+// commands write.
+func (r *Runner) overlayRoot(t *task, lower, root string) error {
+	upper, work := filepath.Join(t.dir, "upper"), filepath.Join(t.dir, "overlay-work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	undo, err := mountOverlay(lower, upper, work, root)
+	if err != nil {
+		return err
+	}
+	t.onEnd(func() { r.undo(undo) })
+	return nil
 }
 
 // packAndUpload packs tree into split artifacts by classify and uploads

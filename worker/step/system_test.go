@@ -40,8 +40,19 @@ func tarOf(t *testing.T, entries map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// readBusybox reads the host's static busybox, a whole userland in one
+// file, for artifacts that need a shell.
+func readBusybox(t testing.TB) []byte {
+	t.Helper()
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal("needs a static /bin/busybox (apt-get install busybox-static):", err)
+	}
+	return busybox
+}
+
 // storeChunk puts a chunk artifact and its manifest into the cache.
-func storeChunk(t *testing.T, w *Runner, key, artifact string, tarball []byte) {
+func storeChunk(t testing.TB, w *Runner, key, artifact string, tarball []byte) {
 	t.Helper()
 	d := putBlob(t, w.cfg.Cache, tarball)
 	m := &pb.Manifest{CacheKey: key, StepName: artifact, Kind: pb.StepKind_STEP_KIND_CHUNK, Files: []*pb.ManifestFile{{Name: artifact, Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
@@ -51,10 +62,7 @@ func storeChunk(t *testing.T, w *Runner, key, artifact string, tarball []byte) {
 }
 
 func TestSystemAssemblyRunsIntegrationCommandsInsideTheRoot(t *testing.T) {
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal("needs a static /bin/busybox (apt-get install busybox-static):", err)
-	}
+	busybox := readBusybox(t)
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
 		t.Run(string(mode), func(t *testing.T) {
 			w := newTestRunner(t, mode)
@@ -103,17 +111,19 @@ func TestSystemIntegrationWithoutAShellSaysSo(t *testing.T) {
 
 // newTask makes what a runner's parts need to work on job outside Run:
 // a directory of its own, and a log that a recorder hears.
-func newTask(t *testing.T, job *pb.Job) *task {
+func newTask(t testing.TB, job *pb.Job) *task {
 	t.Helper()
 	out, err := newOutput(filepath.Join(t.TempDir(), "log"), 0, newRecorder(), clock.System, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.close() })
-	return &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder(), prof: newProfiler(clock.System, time.Now())}
+	tk := &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder(), prof: newProfiler(clock.System, time.Now())}
+	t.Cleanup(tk.end)
+	return tk
 }
 
-func readTar(t *testing.T, w *Runner, d *pb.Digest) map[string]string {
+func readTar(t testing.TB, w *Runner, d *pb.Digest) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	tr := tar.NewReader(bytes.NewReader(fetchBlob(t, w, d)))
@@ -131,10 +141,7 @@ func readTar(t *testing.T, w *Runner, d *pb.Digest) map[string]string {
 }
 
 func TestSilentIntegrationCommandIsStoppedAsStalledWithItsProcessGroup(t *testing.T) {
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal("needs a static /bin/busybox (apt-get install busybox-static):", err)
-	}
+	busybox := readBusybox(t)
 	for _, mode := range []sandbox.Mode{sandbox.None, sandbox.Bwrap} {
 		t.Run(string(mode), func(t *testing.T) {
 			w := newTestRunner(t, mode, func(c *Config) { c.StallTimeout = 500 * time.Millisecond })

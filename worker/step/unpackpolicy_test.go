@@ -48,20 +48,32 @@ func TestStagingAllowsDevicesOnlyFromChunksDeclaringThemAndSetuidOnlyWhenAllowed
 			w := newTestRunner(t, sandbox.None, func(c *Config) { c.AllowSetuid = tc.allowSetuid })
 			storeChunk(t, w, devKey, "dev-misc", specialTar(t, true))
 			storeChunk(t, w, suidKey, "su-bins", specialTar(t, false))
-			dir := t.TempDir()
-			job := &pb.Job{Staging: []string{tc.key}, DeviceCacheKeys: tc.devices}
-			err := w.stage(context.Background(), newTask(t, job), dir)
-			if tc.wantErr == "" && err != nil {
-				t.Errorf("staging failed: %v", err)
-			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("staging gave %v, want a refusal mentioning %q", err, tc.wantErr)
-			}
-			if tc.wantErr != "" {
-				if _, err := os.Lstat(filepath.Join(dir, "null")); err == nil {
-					t.Error("the refused device file was created")
-				}
+			for name, s := range map[string]stager{"unpacking": unpacker{w}, "linking": w.link} {
+				t.Run(name, func(t *testing.T) {
+					checkStagingPolicy(t, w, s, &pb.Job{Staging: []string{tc.key}, DeviceCacheKeys: tc.devices}, tc.wantErr)
+				})
 			}
 		})
+	}
+}
+
+// checkStagingPolicy stages job's artifacts with s and checks it refused
+// them with an error mentioning wantErr, or staged them when it is "".
+// A tree the linker could not unpack is not kept, so staging the same
+// artifact with looser rules later is not stopped by it.
+func checkStagingPolicy(t *testing.T, w *Runner, s stager, job *pb.Job, wantErr string) {
+	t.Helper()
+	dir := t.TempDir()
+	err := w.stage(context.Background(), newTask(t, job), s, dir)
+	if wantErr == "" && err != nil {
+		t.Errorf("staging failed: %v", err)
+	}
+	if wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+		t.Errorf("staging gave %v, want a refusal mentioning %q", err, wantErr)
+	}
+	if wantErr != "" {
+		if _, err := os.Lstat(filepath.Join(dir, "null")); err == nil {
+			t.Error("the refused device file was created")
+		}
 	}
 }

@@ -1,0 +1,202 @@
+package step
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/cache"
+	"distbuild/worker/cache/cachetest"
+	"distbuild/worker/sandbox"
+)
+
+// closureShape is the size of the closure the staging benchmarks stage:
+// the issue's late chunk of a desktop system (300 artifacts, 1 GiB, 60,000
+// files) when DISTBUILD_BENCH_STAGING=full, as `make bench` sets it; a
+// small one otherwise, so that `make test`'s single run of each benchmark
+// stays cheap.
+func closureShape() (artifacts, dirs, files, fileSize int) {
+	if os.Getenv("DISTBUILD_BENCH_STAGING") == "full" {
+		return 300, 10, 20, 17_895 // 300 x 200 files of 17.5 KiB: 1 GiB
+	}
+	return 6, 2, 5, 1024
+}
+
+// benchClosure stores the closure in a fresh memory cache and returns it
+// with the cache keys of its chunks, in staging order. Each artifact has
+// its own directories and shares usr/ and usr/bin/ with the others; the
+// first also holds a shell, so integration commands can run.
+func benchClosure(b *testing.B) (*cachetest.Memory, []string) {
+	b.Helper()
+	busybox := readBusybox(b)
+	artifacts, dirs, files, size := closureShape()
+	mem := cachetest.NewMemory()
+	rng := rand.NewChaCha8([32]byte{})
+	body := make([]byte, size)
+	var keys []string
+	for a := range artifacts {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		add := func(h *tar.Header, data []byte) {
+			h.ModTime = time.Unix(0, 0)
+			if err := tw.WriteHeader(h); err != nil {
+				b.Fatal(err)
+			}
+			tw.Write(data)
+		}
+		pkg := fmt.Sprintf("usr/lib/pkg%d", a)
+		for _, d := range []string{"usr", "usr/bin", "usr/lib", pkg} {
+			add(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}, nil)
+		}
+		if a == 0 {
+			add(&tar.Header{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755}, nil)
+			add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(busybox))}, busybox)
+			add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/sh", Linkname: "busybox", Mode: 0o777}, nil)
+		}
+		for d := range dirs {
+			add(&tar.Header{Typeflag: tar.TypeDir, Name: fmt.Sprintf("%s/d%d/", pkg, d), Mode: 0o755}, nil)
+			for f := range files {
+				rng.Read(body)
+				add(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("%s/d%d/f%d", pkg, d, f), Mode: 0o644, Size: int64(size)}, body)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		key := fmt.Sprintf("%064x", a+1)
+		d := putBlob(b, mem, buf.Bytes())
+		m := &pb.Manifest{CacheKey: key, StepName: fmt.Sprintf("pkg%d", a), Kind: pb.StepKind_STEP_KIND_CHUNK,
+			Files: []*pb.ManifestFile{{Name: fmt.Sprintf("pkg%d-bins", a), Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
+		if err := mem.PutManifest(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	return mem, keys
+}
+
+// benchRunner makes a runner over mem with its blob cache in workDir/blobs,
+// which keeps what earlier runners there downloaded and unpacked.
+func benchRunner(b *testing.B, workDir string, mem *cachetest.Memory) *Runner {
+	b.Helper()
+	return newTestRunner(b, sandbox.Bwrap, func(c *Config) {
+		c.WorkDir = workDir
+		local, err := cache.NewLocal(filepath.Join(workDir, "blobs"), 0, mem, hclog.NewNullLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Cache = local
+	})
+}
+
+// BenchmarkStaging stages a closure as a staging-mode chunk under
+// bubblewrap does: unpacking every artifact afresh (as before staging by
+// linking), and linking trees unpacked once, both cold (no trees kept:
+// each is unpacked first) and warm. Every blob is in the worker's blob
+// cache already in all three, so no figure includes a download.
+// cleanup-s/op is the time to remove the staging area as the job ends.
+func BenchmarkStaging(b *testing.B) {
+	mem, keys := benchClosure(b)
+	workDir := b.TempDir()
+	job := &pb.Job{Staging: keys}
+	warmUp := benchRunner(b, workDir, mem)
+	if err := warmUp.stage(context.Background(), newTask(b, job), unpacker{warmUp}, b.TempDir()); err != nil {
+		b.Fatal(err) // downloads every blob into the blob cache
+	}
+	for _, bc := range []struct {
+		name string
+		cold bool
+		with func(*Runner) stager
+	}{
+		{"unpack-every-time", false, func(r *Runner) stager { return unpacker{r} }},
+		{"link-cold", true, func(r *Runner) stager { return r.link }},
+		{"link-warm", false, func(r *Runner) stager { return r.link }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := benchRunner(b, workDir, mem)
+			if !bc.cold {
+				if err := r.stage(context.Background(), newTask(b, job), bc.with(r), b.TempDir()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var cleanup time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				if bc.cold {
+					os.RemoveAll(filepath.Join(workDir, "blobs", "trees"))
+					r = benchRunner(b, workDir, mem)
+				}
+				dest, err := os.MkdirTemp(workDir, "staging-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				t := newTask(b, job)
+				b.StartTimer()
+				if err := r.stage(context.Background(), t, bc.with(r), dest); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				start := time.Now()
+				t.end()
+				if err := os.RemoveAll(dest); err != nil {
+					b.Fatal(err)
+				}
+				cleanup += time.Since(start)
+				b.StartTimer()
+			}
+			b.ReportMetric(cleanup.Seconds()/float64(b.N), "cleanup-s/op")
+		})
+	}
+}
+
+// BenchmarkSystemAssembly assembles a system of the closure, with one
+// integration command, as a system step does: staging (unpacking afresh,
+// or linking warm trees under an overlay), running the command under
+// bubblewrap, packing the root and storing it in the (memory) cache.
+func BenchmarkSystemAssembly(b *testing.B) {
+	if err := sandbox.Available(sandbox.Bwrap); err != nil {
+		b.Skip("bubblewrap cannot run here:", err)
+	}
+	mem, keys := benchClosure(b)
+	sys := &pb.SystemJob{Integration: []*pb.IntegrationCommands{{Name: "00", Commands: []string{"echo integrated > /etc-integrated"}}}}
+	for i, k := range keys {
+		sys.Contents = append(sys.Contents, &pb.ChunkArtifact{CacheKey: k, Artifact: fmt.Sprintf("pkg%d-bins", i)})
+	}
+	workDir := b.TempDir()
+	for _, bc := range []struct {
+		name string
+		link bool
+	}{{"unpack-every-time", false}, {"link-warm", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := benchRunner(b, workDir, mem)
+			if !bc.link {
+				r.link = nil
+			} else if !r.overlays {
+				b.Skip("this process may not mount overlays (not root?): it would unpack afresh")
+			}
+			assemble := func() {
+				t := newTask(b, &pb.Job{JobId: "sys", Name: "sys"})
+				if _, err := r.assembleSystem(context.Background(), t, sys); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				t.end()
+				os.RemoveAll(t.dir)
+				b.StartTimer()
+			}
+			assemble() // the blobs downloaded, and the trees unpacked
+			for b.Loop() {
+				assemble()
+			}
+		})
+	}
+}
