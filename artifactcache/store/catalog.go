@@ -18,6 +18,11 @@ type catalog struct {
 	// pins counts open readers and scrubs per blob; eviction skips a
 	// pinned blob so nobody's file disappears under them.
 	pins map[digest.Hash]int
+	// storing holds the keys whose manifests are being written to the
+	// index outside the store's lock; it closes each channel when done.
+	// Eviction leaves their current manifests alone, and a second
+	// PutManifest of the same key waits.
+	storing map[digest.CacheKey]chan struct{}
 	// used is the size of all stored blobs; reserved is the content
 	// uploads in progress have received so far, so concurrent uploads
 	// cannot overshoot the limit together.
@@ -47,6 +52,7 @@ func newCatalog() *catalog {
 		blobs:          map[digest.Hash]*blobEntry{},
 		manifests:      map[digest.CacheKey]*manifestEntry{},
 		pins:           map[digest.Hash]int{},
+		storing:        map[digest.CacheKey]chan struct{}{},
 		dirtyBlobs:     map[digest.Hash]struct{}{},
 		dirtyManifests: map[digest.CacheKey]struct{}{},
 	}

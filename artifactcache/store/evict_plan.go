@@ -24,12 +24,16 @@ type victim struct {
 // victims lists what could be evicted now, least recently used first, at
 // most limit of them. An
 // artifact counts as used when its manifest or any of its blobs was. Units
-// with a pinned blob are left out: someone is reading or scrubbing it.
+// with a pinned blob are left out: someone is reading or scrubbing it; so
+// are manifests being replaced.
 // Blobs shared with other manifests stay; once their last manifest goes
 // they become lone blobs and are candidates in their own right.
 func (c *catalog) victims(limit int) []victim {
 	var vs []victim
 	for k, m := range c.manifests {
+		if c.storing[k] != nil {
+			continue // being replaced
+		}
 		v := victim{manifest: &k, entry: m, lastAccess: m.lastAccess, tieBreakKey: append([]byte{1}, k[:]...)}
 		pinned := false
 		for _, h := range m.blobs {
@@ -65,7 +69,7 @@ func (c *catalog) stillEvictable(v victim) bool {
 	users := 0
 	if v.manifest != nil {
 		m, ok := c.manifests[*v.manifest]
-		if !ok || m != v.entry || m.lastAccess > v.lastAccess {
+		if !ok || m != v.entry || m.lastAccess > v.lastAccess || c.storing[*v.manifest] != nil {
 			return false
 		}
 		for _, h := range m.blobs {

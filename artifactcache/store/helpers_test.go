@@ -35,7 +35,7 @@ func testStore(t *testing.T, dir string, maxSize int64, clk *clock.Fake) *Store 
 	return s
 }
 
-func put(t *testing.T, s *Store, content []byte) digest.Digest {
+func put(t testing.TB, s *Store, content []byte) digest.Digest {
 	t.Helper()
 	d := digest.OfBytes(content)
 	w, err := s.NewBlobWriter(d)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"distbuild/digest"
@@ -27,7 +28,23 @@ var allBuckets = []string{bucketBlobs, bucketBlobAccess, bucketBlobChecksums, bu
 
 // index is the durable record of what the store holds. Every method runs one
 // transaction, so each change is all-or-nothing across crashes.
-type index struct{ db *bolt.DB }
+type index struct {
+	db *bolt.DB
+
+	// Manifests are written by group commit (putManifest).
+	mu        sync.Mutex
+	manifests []*manifestWrite // waiting for the next transaction
+	writing   bool             // a transaction of manifests is being committed
+}
+
+// manifestWrite is one manifest waiting to be written, and where its
+// outcome goes.
+type manifestWrite struct {
+	key  digest.CacheKey
+	raw  []byte
+	now  int64
+	done chan error
+}
 
 // ErrLocked is why a store cannot be opened: another process (a running
 // trove, or a scrub) has it open. Open fails with it at once instead of
@@ -151,13 +168,44 @@ func (ix *index) checksums(d digest.Digest) (sums blockChecksums, ok bool, err e
 }
 
 // putManifest records a manifest whose blobs are all present.
+// putManifest records a manifest durably. Manifests stored at the same
+// moment (a farm's slots finishing together) share a transaction and its
+// fsync: the first caller commits at once, and those arriving while it
+// commits are written together by one of them when it is done, so nobody
+// waits for a timer and a busy trove pays one fsync per group, not per
+// manifest.
 func (ix *index) putManifest(k digest.CacheKey, raw []byte, now int64) error {
-	return ix.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte(bucketManifests)).Put(k[:], raw); err != nil {
-			return err
+	w := &manifestWrite{key: k, raw: raw, now: now, done: make(chan error, 1)}
+	ix.mu.Lock()
+	ix.manifests = append(ix.manifests, w)
+	if ix.writing {
+		ix.mu.Unlock()
+		return <-w.done
+	}
+	ix.writing = true
+	for len(ix.manifests) > 0 {
+		group := ix.manifests
+		ix.manifests = nil
+		ix.mu.Unlock()
+		err := ix.db.Update(func(tx *bolt.Tx) error {
+			for _, m := range group {
+				if err := tx.Bucket([]byte(bucketManifests)).Put(m.key[:], m.raw); err != nil {
+					return err
+				}
+				if err := tx.Bucket([]byte(bucketManifestAccess)).Put(m.key[:], encodeInt(m.now)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, m := range group {
+			m.done <- err
 		}
-		return tx.Bucket([]byte(bucketManifestAccess)).Put(k[:], encodeInt(now))
-	})
+		ix.mu.Lock()
+	}
+	ix.writing = false
+	ix.mu.Unlock()
+	return <-w.done
 }
 
 // manifest returns a copy of a stored manifest's bytes, or nil.

@@ -35,6 +35,11 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for busy := s.cat.storing[key]; busy != nil; busy = s.cat.storing[key] {
+		s.mu.Unlock()
+		<-busy // the same key from another attempt: decide after it
+		s.mu.Lock()
+	}
 	now := s.now()
 	_, replacing := s.cat.manifests[key]
 	if replacing {
@@ -63,15 +68,54 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 		return status.Errorf(codes.FailedPrecondition, "manifest %s names %d blob(s) the cache does not hold; upload them first: %s",
 			key, len(missing), strings.Join(firstFew(missing), ", "))
 	}
-	if err := s.ix.putManifest(key, raw, now); err != nil {
-		return status.Errorf(codes.Internal, "store manifest %s: %v", key, err)
+	hashes := uniqueHashes(files)
+	if err := s.writeManifestUnlocked(key, raw, hashes, now); err != nil {
+		return err
 	}
 	if replacing {
 		s.cat.removeManifest(key)
 		s.log.Info("a later attempt's manifest replaces an abandoned one's", "cache_key", key, "job", m.GetGrant().GetJobId(), "worker", m.GetWorker())
 	}
-	s.cat.addManifest(key, uniqueHashes(files), now)
+	s.cat.addManifest(key, hashes, now)
 	s.log.Info("stored manifest", "cache_key", key, "step", m.GetStepName(), "files", len(files), "worker", m.GetWorker())
+	return nil
+}
+
+// writeManifestUnlocked writes a manifest to the index without holding
+// s.mu, so that the fsync is shared with concurrent puts (index.putManifest
+// batches them) and readers are not held up by it. Meanwhile its blobs are
+// pinned and its key marked as storing, so eviction takes neither the
+// blobs nor the manifest being replaced, and another put of the key waits.
+// If a blob was lost anyway (a scrub quarantined it), the manifest is
+// taken out of the index again and the put fails, so a manifest the cache
+// lists still implies its blobs. Called with s.mu held; returns with it
+// held.
+func (s *Store) writeManifestUnlocked(key digest.CacheKey, raw []byte, hashes []digest.Hash, now int64) error {
+	done := make(chan struct{})
+	s.cat.storing[key] = done
+	for _, h := range hashes {
+		s.cat.pin(h)
+	}
+	s.mu.Unlock()
+	err := s.ix.putManifest(key, raw, now)
+	s.mu.Lock()
+	for _, h := range hashes {
+		s.cat.unpin(h)
+	}
+	delete(s.cat.storing, key)
+	close(done)
+	if err != nil {
+		return status.Errorf(codes.Internal, "store manifest %s: %v", key, err)
+	}
+	for _, h := range hashes {
+		if _, ok := s.cat.blobs[h]; !ok {
+			if err := s.ix.remove(nil, []digest.CacheKey{key}); err != nil {
+				return status.Errorf(codes.Internal, "store manifest %s: a blob it names was lost while it was written, and taking it out again failed: %v", key, err)
+			}
+			s.cat.removeManifest(key)
+			return status.Errorf(codes.FailedPrecondition, "manifest %s: blob %x was lost (quarantined) while the manifest was stored; upload it again", key, h[:])
+		}
+	}
 	return nil
 }
 

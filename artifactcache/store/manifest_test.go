@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"distbuild/clock"
@@ -8,6 +10,7 @@ import (
 	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -126,4 +129,51 @@ func TestOnlyTheLatestAttemptsManifestIsKept(t *testing.T) {
 	if users := s.cat.blobs[digest.OfBytes([]byte("current attempt")).Hash()].users; users != 1 {
 		t.Fatalf("the current attempt's blob has %d users, want 1", users)
 	}
+}
+
+func TestConcurrentManifestsAreAllStoredAndTheLatestAttemptWins(t *testing.T) {
+	dir := t.TempDir()
+	s := testStore(t, dir, 0, clock.NewFake(epoch))
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		d := put(t, s, fmt.Appendf(nil, "artifact %d", i))
+		wg.Go(func() { errs <- s.PutManifest(manifest(key(i+100), d)) })
+	}
+	// Attempts 1..n of one step race; only the highest may stay.
+	attempts := make([]*distbuildv1.Manifest, n)
+	for i := range n {
+		attempts[i] = granted(manifest(key(1), put(t, s, fmt.Appendf(nil, "attempt %d", i))), fmt.Sprintf("job-%d", i), uint64(i+1))
+	}
+	for _, m := range attempts {
+		wg.Go(func() {
+			if err := s.PutManifest(m); err != nil && status.Code(err) != codes.FailedPrecondition {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for i := range n {
+			if _, err := s.GetManifest(mustKey(t, key(i+100))); err != nil {
+				t.Fatalf("manifest %d: %v", i, err)
+			}
+		}
+		if got, err := s.GetManifest(mustKey(t, key(1))); err != nil || got.GetGrant().GetSequence() != n {
+			t.Fatalf("the racing attempts left %v (%v), want attempt %d", got.GetGrant(), err, n)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(testStore(t, dir, 0, clock.NewFake(epoch)))
 }
