@@ -306,6 +306,8 @@ func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
 			case current && !s.verifying[js.JobId]:
 				s.verifying[js.JobId] = true
 				confirm = append(confirm, js)
+				// Its slot is free while the cache confirms the result.
+				c.sched.Reported(js.JobId)
 			case !current && !given && c.restoring > 0:
 				// Perhaps a resumed build's, not resolved yet: keep it
 				// reported until that build is.

@@ -18,6 +18,9 @@ type Worker struct {
 	Tags  map[string]string
 
 	running map[string]*Task // by job id
+	// reported holds jobs the worker says are done whose results the
+	// controller is still checking (Reported): they take no slot.
+	reported map[string]*Task
 	// draining workers take no new tasks (Drain).
 	draining bool
 	// cached holds the cache keys whose artifacts the worker has locally:
@@ -297,7 +300,7 @@ func (s *Scheduler) AddWorker(name string, slots int, arch string, tags map[stri
 		w.Slots, w.Arch, w.Tags, w.draining = slots, arch, tags, false
 		return
 	}
-	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, cached: map[string]bool{}, idleSince: s.now()}
+	w := &Worker{Name: name, Slots: slots, Arch: arch, Tags: tags, running: map[string]*Task{}, reported: map[string]*Task{}, cached: map[string]bool{}, idleSince: s.now()}
 	s.workers[name] = w
 	i, _ := slices.BinarySearchFunc(s.sorted, name, func(w *Worker, n string) int { return strings.Compare(w.Name, n) })
 	s.sorted = slices.Insert(s.sorted, i, w)
@@ -332,10 +335,32 @@ func (s *Scheduler) RemoveWorker(name, reason string) []Event {
 	delete(s.workers, name)
 	s.sorted = slices.DeleteFunc(s.sorted, func(x *Worker) bool { return x == w })
 	var events []Event
-	for _, jobID := range sortedJobIDs(w.running) {
-		events = append(events, s.Failed(jobID, Failure{Kind: SetupFailure, Worker: name, Reason: reason})...)
+	for _, jobs := range []map[string]*Task{w.running, w.reported} {
+		for _, jobID := range sortedJobIDs(jobs) {
+			events = append(events, s.Failed(jobID, Failure{Kind: SetupFailure, Worker: name, Reason: reason})...)
+		}
 	}
 	return events
+}
+
+// Reported frees the slot of a job its worker says is done while the
+// controller checks the result: the worker is idle, so it can start the
+// next task meanwhile instead of waiting out a round trip to the cache.
+// The task stays the job's until Finished or Failed settles it, and its
+// dependents wait for that; a worker lost meanwhile fails it as if it were
+// still running.
+func (s *Scheduler) Reported(jobID string) {
+	t, ok := s.jobs[jobID]
+	if !ok {
+		return
+	}
+	if w, ok := s.workers[t.worker]; ok && w.running[jobID] == t {
+		delete(w.running, jobID)
+		w.reported[jobID] = t
+		if len(w.running) == 0 {
+			w.idleSince = s.now()
+		}
+	}
 }
 
 func sortedJobIDs(m map[string]*Task) []string {
@@ -711,10 +736,13 @@ func (s *Scheduler) release(jobID string) *Task {
 	}
 	delete(s.jobs, jobID)
 	if w, ok := s.workers[t.worker]; ok {
-		delete(w.running, jobID)
-		if len(w.running) == 0 {
-			w.idleSince = s.now()
+		if w.running[jobID] == t {
+			delete(w.running, jobID)
+			if len(w.running) == 0 {
+				w.idleSince = s.now()
+			}
 		}
+		delete(w.reported, jobID)
 	}
 	for b := range t.wantedBy {
 		b.running--

@@ -481,3 +481,33 @@ func TestTwoStepsMissingTheSameInputBothWaitForOneRebuild(t *testing.T) {
 		t.Fatalf("started %v, want base alone", got)
 	}
 }
+
+func TestAReportedJobFreesItsSlotButNotItsDependents(t *testing.T) {
+	s := newScheduler(1, 1)
+	addBuild(t, s, "b1", false, spec("x"), spec("y"), spec("z", "x"))
+	x := dispatch(s)["x"]
+	s.Reported(x.JobID)
+	next := dispatch(s)
+	if got := started(next); !slices.Equal(got, []string{"y"}) {
+		t.Fatalf("after x was reported done, started %v; want y on the freed slot (z waits for x's confirmation)", got)
+	}
+	s.Finished(x.JobID)
+	s.Finished(next["y"].JobID)
+	if got := started(dispatch(s)); !slices.Equal(got, []string{"z"}) {
+		t.Fatalf("after x was confirmed, started %v; want z", got)
+	}
+}
+
+func TestLosingAWorkerFailsItsJobsStillBeingConfirmed(t *testing.T) {
+	s := newScheduler(1, 1)
+	addBuild(t, s, "b1", false, spec("x"))
+	x := dispatch(s)["x"]
+	s.Reported(x.JobID)
+	events := s.RemoveWorker("a", "lost")
+	if len(events) != 1 || events[0].Kind != scheduler.StepFailed || !events[0].WillRetry {
+		t.Fatalf("events %+v; want x retried", events)
+	}
+	if s.Job(x.JobID) != nil {
+		t.Error("the lost worker's job is still current")
+	}
+}
