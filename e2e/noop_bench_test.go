@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"distbuild/internal/gittest"
+	pb "distbuild/proto/distbuild/v1"
+)
+
+// noOpSteps is how many no-op chunks BenchmarkNoOpSteps builds per run.
+const noOpSteps = 100
+
+// BenchmarkNoOpSteps measures the farm's fixed cost per step: 100 chunks
+// whose build does nothing, on the real binaries (a trove, a controller and
+// two workers with one slot each), under each sandbox. It reports the wall
+// time per step per slot and, from the steps' profiles, the mean time each
+// phase took on the worker; what the phases do not account for is the time
+// between steps: dispatch, reports and the controller's confirmations.
+// Target (issue 18): under 25 ms per step per slot with bubblewrap.
+func BenchmarkNoOpSteps(b *testing.B) {
+	for _, sandbox := range []string{"bwrap", "none"} {
+		b.Run("sandbox="+sandbox, func(b *testing.B) { benchmarkNoOpSteps(b, sandbox) })
+	}
+}
+
+func benchmarkNoOpSteps(b *testing.B, sandbox string) {
+	dir := b.TempDir()
+	source := filepath.Join(dir, "source")
+	os.MkdirAll(source, 0o755)
+	os.WriteFile(filepath.Join(source, "README"), []byte("nothing to build\n"), 0o644)
+	gittest.Run(b, source, "init", "-q")
+	gittest.Run(b, source, "add", "-A")
+	gittest.Run(b, source, "commit", "-q", "-m", "source")
+	commit := gittest.Run(b, source, "rev-parse", "HEAD")
+	var steps []sleepStep
+	for i := range noOpSteps {
+		steps = append(steps, sleepStep{name: fmt.Sprintf("noop-%03d", i)})
+	}
+
+	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
+	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
+	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache)
+	const slots = 2 // two workers, one slot each
+	for _, w := range []string{"w1", "w2"} {
+		f.start(w, "worker", "--name", w, "--slots", "1", "--controller", f.workerAddr, "--cache", f.cache,
+			"--work-dir", filepath.Join(dir, w), "--sandbox", sandbox)
+	}
+	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	builds := pb.NewBuildServiceClient(conn)
+
+	var wall time.Duration
+	phases := map[string]time.Duration{}
+	var order []string
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		f.defs = writeSleepDefinitions(b, dir, source, commit, "run "+strconv.Itoa(i), steps)
+		if i == 0 {
+			gittest.Run(b, f.defs, "init", "-q")
+			gittest.Run(b, f.defs, "remote", "add", "origin", f.defs)
+		}
+		gittest.Run(b, f.defs, "add", "-A")
+		gittest.Run(b, f.defs, "commit", "-q", "-m", "run")
+		b.StartTimer()
+		start := time.Now()
+		r := f.initiator("build", "systems/sleeps.morph")
+		wall += time.Since(start)
+		b.StopTimer()
+		if r.code != 0 {
+			b.Fatalf("farm build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		for _, p := range stepPhases(b, builds) {
+			if _, seen := phases[p.Name]; !seen {
+				order = append(order, p.Name)
+			}
+			phases[p.Name] += p.Duration.AsDuration()
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N * noOpSteps)
+	b.ReportMetric(wall.Seconds()*1000*slots/n, "ms/step/slot")
+	var accounted time.Duration
+	for _, name := range order {
+		accounted += phases[name]
+		b.ReportMetric(phases[name].Seconds()*1000/n, name+"-ms")
+	}
+	b.ReportMetric((wall*slots-accounted).Seconds()*1000/n, "between-steps-ms")
+}
+
+// stepPhases returns every phase of every chunk step of the newest build.
+func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
+	ctx := context.Background()
+	list, err := builds.List(ctx, &pb.ListRequest{IncludeEnded: true})
+	if err != nil || len(list.Builds) == 0 {
+		b.Fatalf("listing builds: %v", err)
+	}
+	st, err := builds.Status(ctx, &pb.StatusRequest{BuildId: list.Builds[0].BuildId})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []*pb.PhaseTime
+	for _, s := range st.Steps {
+		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
+			out = append(out, s.GetProfile().GetPhases()...)
+		}
+	}
+	return out
+}
