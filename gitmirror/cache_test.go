@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -232,5 +233,28 @@ func TestEndingTheContextKillsGitAndItsChildren(t *testing.T) {
 	}
 	if paths := listDir(t, c.dir)[1:]; len(paths) != 1 || !strings.HasSuffix(paths[0], ".lock") {
 		t.Errorf("cache directory holds %q, want only the lock file", paths)
+	}
+}
+
+func TestCommitTimeIsTheCommittersDate(t *testing.T) {
+	u := newUpstream(t, "dated")
+	u.write("f", "x\n", 0o644)
+	gitIn(t, u.dir, "add", "f")
+	gitIn(t, u.dir, "-c", "user.name=T", "commit", "-q", "-m", "dated", "--date=2001-02-03T04:05:06Z")
+	cmd := exec.Command("git", "commit", "-q", "--amend", "--no-edit")
+	cmd.Dir = u.dir
+	cmd.Env = append(gitEnv(), "GIT_COMMITTER_NAME=C", "GIT_COMMITTER_EMAIL=c@example.com", "GIT_COMMITTER_DATE=2020-09-13T12:26:40Z")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	commit := gitIn(t, u.dir, "rev-parse", "HEAD")
+	c, _ := newTestCache(t)
+	r := ensure(t, c, u.dir, commit)
+	got, err := r.CommitTime(testContext(t), commit)
+	if want := time.Date(2020, 9, 13, 12, 26, 40, 0, time.UTC); err != nil || !got.Equal(want) {
+		t.Errorf("CommitTime = %v, %v; want the committer's %v, not the author's", got, err, want)
+	}
+	if _, err := r.CommitTime(testContext(t), strings.Repeat("0", 40)); err == nil {
+		t.Error("CommitTime of a commit the mirror lacks succeeded")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,4 +76,32 @@ func (r *Repo) fetch(ctx context.Context, commit string) error {
 	}
 	r.cache.log.Info("fetched", "url", r.url, "commit", commit, "duration", time.Since(start))
 	return nil
+}
+
+// CommitTime returns commit's committer date, which a build uses as its
+// SOURCE_DATE_EPOCH: the same for every build of that commit, on any
+// machine, so tools that stamp the time stamp the same one.
+func (r *Repo) CommitTime(ctx context.Context, commit string) (time.Time, error) {
+	if err := checkCommit(commit); err != nil {
+		return time.Time{}, err
+	}
+	out, err := runGit(ctx, r.dir, "cat-file", "commit", commit)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading commit %s of %s: %w", commit, r.url, err)
+	}
+	for line := range strings.Lines(string(out)) {
+		if line == "\n" {
+			break // the headers end; the message follows
+		}
+		if rest, ok := strings.CutPrefix(line, "committer "); ok {
+			// "Name <email> 1700000000 +0000"
+			fields := strings.Fields(rest[strings.LastIndexByte(rest, '>')+1:])
+			if len(fields) == 2 {
+				if secs, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+					return time.Unix(secs, 0).UTC(), nil
+				}
+			}
+		}
+	}
+	return time.Time{}, fmt.Errorf("commit %s of %s has no readable committer date", commit, r.url)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"distbuild/internal/bytesize"
 	pb "distbuild/proto/distbuild/v1"
@@ -29,7 +30,8 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 
 	build, staging, destdir := filepath.Join(dir, "build"), filepath.Join(dir, "staging"), filepath.Join(dir, "install")
 	t.prof.phase("fetch")
-	if err := r.checkout(ctx, c, build); err != nil {
+	sourceDate, err := r.checkout(ctx, c, build)
+	if err != nil {
 		return nil, err
 	}
 	out.note("# source %s at %s", c.RepoUrl, c.Commit)
@@ -66,7 +68,7 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 		// the job's context ends (cancel, step timeout).
 		NoOutputTimeout: r.cfg.StallTimeout,
 	}
-	spec.Env = r.buildEnv(t.job, c, spec)
+	spec.Env = r.buildEnv(t.job, c, spec, sourceDate)
 	for _, phase := range c.Phases {
 		for _, cmd := range phase.Commands {
 			t.prof.phase(phase.Name)
@@ -138,8 +140,10 @@ func (r *Runner) lowOnDisk() (bytesize.Size, bool) {
 
 // buildEnv is the environment of a chunk's commands: a clean base (so the
 // worker's own environment cannot leak into artifacts) plus the variables
-// the definitions format promises.
-func (r *Runner) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec) []string {
+// the definitions format promises, and SOURCE_DATE_EPOCH, the source
+// commit's date, which reproducible tools stamp instead of the time they
+// run (https://reproducible-builds.org/specs/source-date-epoch/).
+func (r *Runner) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec, sourceDate time.Time) []string {
 	_, destInside := spec.Paths()
 	jobs := int(c.MaxJobs)
 	if jobs <= 0 {
@@ -150,7 +154,7 @@ func (r *Runner) buildEnv(job *pb.Job, c *pb.ChunkJob, spec sandbox.Spec) []stri
 		"HOME=/tmp",
 		"LC_ALL=C",
 		"TERM=dumb",
-		"SOURCE_DATE_EPOCH=0",
+		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(sourceDate.Unix(), 10),
 		"PREFIX=" + c.Prefix,
 		"DESTDIR=" + destInside,
 		"MORPH_ARCH=" + job.Arch,

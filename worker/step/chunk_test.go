@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"distbuild/clock"
+	"distbuild/internal/gittest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
@@ -219,5 +220,24 @@ func TestAnInputMissingFromTheCacheIsReportedByItsCacheKey(t *testing.T) {
 	if f.Kind != pb.FailureKind_FAILURE_KIND_SETUP || len(f.MissingCacheKeys) != 1 || f.MissingCacheKeys[0] != evicted ||
 		!strings.Contains(f.Reason, "no longer holds "+evicted) {
 		t.Errorf("failure %v %q missing %v; want a setup failure naming the missing input", f.Kind, f.Reason, f.MissingCacheKeys)
+	}
+}
+
+func TestSourceDateEpochIsTheSourceCommitsDate(t *testing.T) {
+	w := newTestRunner(t, sandbox.None)
+	repo, commit := gitRepo(t, map[string]string{"f": ""})
+	want := gittest.Run(t, repo, "log", "-1", "--format=%ct", commit)
+	j := runJob(t, w, chunkSpec(repo, commit, `mkdir -p "$DESTDIR/usr" && echo "$SOURCE_DATE_EPOCH" > "$DESTDIR/usr/epoch"`))
+	if j.manifest == nil {
+		t.Fatalf("job failed: %v", j.failure)
+	}
+	var artifact *pb.ManifestFile
+	for _, f := range j.manifest.Files {
+		if f.Name == "hello-bins" {
+			artifact = f
+		}
+	}
+	if got := readTar(t, w, artifact.Digest)["usr/epoch"]; got != want+"\n" || want == "0" {
+		t.Errorf("SOURCE_DATE_EPOCH was %q, want the commit's date %s", got, want)
 	}
 }
