@@ -609,6 +609,9 @@ func (s *Scheduler) Rebuild(jobID string, keys []string, f Failure) ([]Event, []
 	if t == nil {
 		return nil, nil
 	}
+	if t.attempts >= s.opts.MaxAttempts {
+		return s.Failed(jobID, f), nil // out of attempts: rebuild nothing for it
+	}
 	var reopened []*Task
 	waiting := false // for an input another job's report already reopened
 	for _, k := range keys {
@@ -627,7 +630,7 @@ func (s *Scheduler) Rebuild(jobID string, keys []string, f Failure) ([]Event, []
 			waiting = true
 		}
 	}
-	if (len(reopened) == 0 && !waiting) || t.attempts >= s.opts.MaxAttempts {
+	if len(reopened) == 0 && !waiting {
 		return s.Failed(jobID, f), nil
 	}
 	s.release(jobID)

@@ -446,7 +446,7 @@ func TestAnInputThatKeepsVanishingEndsTheBuild(t *testing.T) {
 		events, reopened := s.Rebuild(app.JobID, []string{"base"}, scheduler.Failure{Kind: scheduler.SetupFailure, Worker: "a", Reason: "base is missing"})
 		if attempt == 3 {
 			if len(reopened) != 0 || !slices.Contains(kinds(events)["b1"], scheduler.BuildFailed) {
-				t.Fatalf("third attempt: reopened %v, events %v; want the build to fail", reopened, kinds(events))
+				t.Fatalf("third attempt: reopened %v, events %v; want the build to fail without rebuilding base", reopened, kinds(events))
 			}
 			return
 		}
