@@ -52,4 +52,4 @@ bench:
 
 ## bench-smoke: every benchmark once, so CI knows they still run
 bench-smoke:
-	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./scheduler/sim/ ./e2e/
+	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./cmd/trove/ ./scheduler/sim/ ./e2e/

@@ -1,0 +1,373 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"distbuild/artifactcache"
+	"distbuild/digest"
+	"distbuild/internal/bytesize"
+)
+
+// Transfers between real processes: the trove binary serves the cache in
+// a process of its own, and the benchmark process is its client, so
+// neither side's work hides in the other's scheduler as it does in the
+// in-process benchmarks of package artifactcache. Run them with
+//
+//	go test ./cmd/trove -run '^$' -bench TroveProcess -benchtime 4x -count 3 -args -blob-size 512MiB
+//
+// Reference figures come from the same run: bazel-remote is not available
+// on the build machine (no Go module, no Debian package), so a reference
+// PUT server of the same design (hash while writing a temporary file,
+// fsync, rename, in a separate process) and the trove's own HTTP GET stand
+// in for it.
+
+// benchBlobSize is the size of the blob each transfer moves. The default
+// keeps `make test`'s single run of every benchmark cheap; BENCHMARKS.md's
+// figures are for 512MiB.
+var benchBlobSize = bytesize.Size(64 << 20)
+
+func init() {
+	flag.Var(&benchBlobSize, "blob-size", "size of the blob the TroveProcess benchmarks move")
+}
+
+// putServerEnv, when set in the environment of this test binary, makes it
+// serve the reference PUT server instead of running tests (see TestMain),
+// storing blobs in the directory it names.
+const putServerEnv = "DISTBUILD_BENCH_PUT_SERVER_DIR"
+
+// BenchmarkTroveProcess measures, against a running trove binary, the
+// gRPC upload of a file with the cache client's UploadFile (hashing
+// included, since a caller of UploadFile has only a file) and with Upload
+// (the digest known, as a worker knows its artifacts'), and the verified
+// download with Fetch, next to the reference HTTP PUT and GET; a GET whose
+// client hashes what it receives; the first download of a blob right after
+// its upload; and SHA-256 alone, the ceiling of a verified transfer on one
+// core.
+//
+// Both servers hold about two blobs, so that, as in a full cache, each
+// upload's room (and page cache) comes from blobs dropped before.
+func BenchmarkTroveProcess(b *testing.B) {
+	size := int64(benchBlobSize)
+	dir := b.TempDir()
+	p := start(b, filepath.Join(dir, "store"), "--max-size", bytesize.Size(2*size).String())
+	c, err := artifactcache.Dial(p.addrs.GRPC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	put := startPutServer(b, filepath.Join(dir, "put"))
+	files := filepath.Join(dir, "files")
+	if err := os.Mkdir(files, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	seed := byte(0)
+	path := filepath.Join(files, "blob")
+	// newFile writes new content (never seen by either server) to a file
+	// in the page cache, as a worker's freshly packed artifact is, outside
+	// the timed part.
+	newFile := func(b *testing.B) (string, digest.Digest) {
+		b.StopTimer()
+		defer b.StartTimer()
+		seed++
+		return path, writeContent(b, path, seed, size)
+	}
+
+	b.Run("grpc-upload-file", func(b *testing.B) {
+		b.SetBytes(size)
+		p.resetPeakRSS(b)
+		for range b.N {
+			path, want := newFile(b)
+			d, err := c.UploadFile(ctx, path)
+			if err != nil || d != want {
+				b.Fatalf("UploadFile: %v, %v; want %v", d, err, want)
+			}
+		}
+		b.ReportMetric(float64(p.peakRSS(b))/(1<<20), "trove-peak-RSS-MiB")
+	})
+	b.Run("grpc-upload-known-digest", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			path, d := newFile(b)
+			uploadKnown(b, c, d, path)
+		}
+	})
+	b.Run("http-put-reference", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			path, d := newFile(b)
+			httpPut(b, put+"/cas/"+d.Hash().String(), path, size)
+		}
+	})
+	// The downloads below read a blob in the page cache (the first one
+	// puts it there, untimed), as a blob many workers fetch is.
+	_, uploaded := newFile(b)
+	uploadKnown(b, c, uploaded, path)
+	b.Run("grpc-fetch-verified", func(b *testing.B) {
+		if err := c.Fetch(ctx, uploaded, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(size)
+		p.resetPeakRSS(b)
+		b.ResetTimer()
+		for range b.N {
+			if err := c.Fetch(ctx, uploaded, io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(p.peakRSS(b))/(1<<20), "trove-peak-RSS-MiB")
+	})
+	url := "http://" + p.addrs.HTTP + "/blobs/sha256/" + uploaded.Hash().String()
+	b.Run("http-get-reference", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			httpGetBlob(b, url, size, nil)
+		}
+	})
+	b.Run("http-get-verified-reference", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			h := digest.NewHasher()
+			httpGetBlob(b, url, size, h)
+			if h.Digest() != uploaded {
+				b.Fatalf("GET %s: content hashes to %s", url, h.Digest())
+			}
+		}
+	})
+	// The first download of a blob right after its upload.
+	b.Run("grpc-fetch-verified-after-upload", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			path, d := newFile(b)
+			b.StopTimer()
+			uploadKnown(b, c, d, path)
+			b.StartTimer()
+			if err := c.Fetch(ctx, d, io.Discard); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The ceiling of any verified transfer: SHA-256 on one core, of a
+	// file in the page cache.
+	b.Run("sha256-one-core", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			path, want := newFile(b)
+			if d := hashFile(b, path); d != want {
+				b.Fatalf("%s hashes to %s, want %s", path, d, want)
+			}
+		}
+	})
+}
+
+// uploadKnown sends the file at path, whose digest the caller knows (as a
+// worker knows its artifacts' from packing them), with Upload.
+func uploadKnown(b *testing.B, c *artifactcache.Client, d digest.Digest, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := c.Upload(context.Background(), d, f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// hashFile reads and hashes the file at path.
+func hashFile(b *testing.B, path string) digest.Digest {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := digest.NewHasher()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	return h.Digest()
+}
+
+// writeContent writes size bytes of the deterministic stream for seed to
+// path and returns their digest.
+func writeContent(b *testing.B, path string, seed byte, size int64) digest.Digest {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := digest.NewHasher()
+	if _, err := io.CopyBuffer(io.MultiWriter(f, h), content(seed, size), make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return h.Digest()
+}
+
+// httpPut sends the file at path to url, as a client that knows the
+// digest already (bazel, say) does.
+func httpPut(b *testing.B, url, path string, size int64) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	req, err := http.NewRequest(http.MethodPut, url, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(resp.Body)
+		b.Fatalf("PUT %s: %s: %s", url, resp.Status, msg)
+	}
+}
+
+// httpGetBlob reads the body at url into h, or discards it unverified
+// (as curl does) when h is nil.
+func httpGetBlob(b *testing.B, url string, size int64, h *digest.Hasher) {
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var w io.Writer = io.Discard
+	if h != nil {
+		w = h
+	}
+	n, err := io.CopyBuffer(w, resp.Body, make([]byte, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK || n != size {
+		b.Fatalf("GET %s: %s, %d bytes, %v", url, resp.Status, n, err)
+	}
+}
+
+// resetPeakRSS makes the process's VmHWM start again from its current
+// resident size.
+func (p *process) resetPeakRSS(t testing.TB) {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		t.Fatalf("reset peak RSS: %v", err)
+	}
+}
+
+// startPutServer runs this test binary as the reference PUT server (see
+// servePuts) in a process of its own, and returns its base URL.
+func startPutServer(b *testing.B, dir string) string {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), putServerEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+	}()
+	select {
+	case a := <-addr:
+		if a == "" {
+			b.Fatal("the reference PUT server did not say where it listens")
+		}
+		return "http://" + a
+	case <-time.After(30 * time.Second):
+		b.Fatal("the reference PUT server did not start in time")
+		return ""
+	}
+}
+
+// servePuts is the reference PUT server, built the way bazel-remote
+// stores an HTTP PUT to its CAS: the body is hashed while it is written to
+// a temporary file, which is fsynced and renamed into place if the hash
+// matches the URL's. It prints its address on stdout and serves until
+// killed.
+func servePuts(dir string) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr())
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /cas/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		hash := r.PathValue("hash")
+		if err := storePut(dir, hash, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	return http.Serve(l, mux)
+}
+
+// storePut writes body to dir/hash if it hashes to hash.
+func storePut(dir, hash string, body io.Reader) error {
+	f, err := os.CreateTemp(dir, "put-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(f, h), body, make([]byte, 1<<20)); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != hash {
+		return fmt.Errorf("body hashes to %s, not %s", got, hash)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, hash)); err != nil {
+		return err
+	}
+	return evictAllBut(dir, hash)
+}
+
+// evictAllBut removes every stored blob except keep.
+func evictAllBut(dir, keep string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != keep {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
