@@ -80,14 +80,12 @@ func BenchmarkTroveProcess(b *testing.B) {
 	ctx := context.Background()
 	seed := byte(0)
 	path := filepath.Join(files, "blob")
-	// newFile writes new content (never seen by either server) to a file
-	// in the page cache, as a worker's freshly packed artifact is, outside
-	// the timed part.
-	newFile := func(b *testing.B) (string, digest.Digest) {
-		b.StopTimer()
-		defer b.StartTimer()
+	// newFile writes new content (never seen by either server) to the
+	// file at path, in the page cache as a worker's freshly packed artifact
+	// is, and returns its digest.
+	newFile := func(b *testing.B) digest.Digest {
 		seed++
-		return path, writeContent(b, path, seed, size)
+		return writeContent(b, path, seed, size)
 	}
 	// run times transfer, once per iteration after prepare (untimed, may
 	// be nil), and reports the CPU time the server process (pid) and this
@@ -122,25 +120,25 @@ func BenchmarkTroveProcess(b *testing.B) {
 	// later ones, takes its room from blobs dropped before it.
 	var d digest.Digest
 	for range 2 {
-		_, d = newFile(b)
+		d = newFile(b)
 		uploadKnown(b, c, d, path)
 		httpPut(b, put+"/cas/"+d.Hash().String(), path, size)
 	}
-	run("grpc-upload-file", trovePid, func(b *testing.B) { _, d = newFile(b) }, func(b *testing.B) {
+	run("grpc-upload-file", trovePid, func(b *testing.B) { d = newFile(b) }, func(b *testing.B) {
 		got, err := c.UploadFile(ctx, path)
 		if err != nil || got != d {
 			b.Fatalf("UploadFile: %v, %v; want %v", got, err, d)
 		}
 	})
-	run("grpc-upload-known-digest", trovePid, func(b *testing.B) { _, d = newFile(b) }, func(b *testing.B) {
+	run("grpc-upload-known-digest", trovePid, func(b *testing.B) { d = newFile(b) }, func(b *testing.B) {
 		uploadKnown(b, c, d, path)
 	})
-	run("http-put-reference", putPid, func(b *testing.B) { _, d = newFile(b) }, func(b *testing.B) {
+	run("http-put-reference", putPid, func(b *testing.B) { d = newFile(b) }, func(b *testing.B) {
 		httpPut(b, put+"/cas/"+d.Hash().String(), path, size)
 	})
 	// The downloads below read a blob in the page cache (the upload put it
 	// there), as a blob many workers fetch is.
-	_, uploaded := newFile(b)
+	uploaded := newFile(b)
 	uploadKnown(b, c, uploaded, path)
 	run("grpc-fetch-verified", trovePid, nil, func(b *testing.B) {
 		if err := c.Fetch(ctx, uploaded, io.Discard); err != nil {
@@ -160,7 +158,7 @@ func BenchmarkTroveProcess(b *testing.B) {
 	})
 	// The first download of a blob right after its upload.
 	run("grpc-fetch-verified-after-upload", trovePid, func(b *testing.B) {
-		_, d = newFile(b)
+		d = newFile(b)
 		uploadKnown(b, c, d, path)
 	}, func(b *testing.B) {
 		if err := c.Fetch(ctx, d, io.Discard); err != nil {
@@ -169,7 +167,7 @@ func BenchmarkTroveProcess(b *testing.B) {
 	})
 	// The ceiling of any verified transfer: SHA-256 on one core, of a
 	// file in the page cache.
-	run("sha256-one-core", os.Getpid(), func(b *testing.B) { _, d = newFile(b) }, func(b *testing.B) {
+	run("sha256-one-core", os.Getpid(), func(b *testing.B) { d = newFile(b) }, func(b *testing.B) {
 		if got := hashFile(b, path); got != d {
 			b.Fatalf("%s hashes to %s, want %s", path, got, d)
 		}
@@ -264,7 +262,9 @@ func hashFile(b *testing.B, path string) digest.Digest {
 }
 
 // writeContent writes size bytes of the deterministic stream for seed to
-// path and returns their digest.
+// path and returns their digest. The file is synced, so that its writeback
+// (half a gigabyte, at make bench's size) does not compete with a timed
+// transfer later.
 func writeContent(b *testing.B, path string, seed byte, size int64) digest.Digest {
 	f, err := os.Create(path)
 	if err != nil {
@@ -273,6 +273,9 @@ func writeContent(b *testing.B, path string, seed byte, size int64) digest.Diges
 	defer f.Close()
 	h := digest.NewHasher()
 	if _, err := io.CopyBuffer(io.MultiWriter(f, h), content(seed, size), make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
