@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"distbuild/artifactcache"
+	"distbuild/artifactcache/internal/wire"
 	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
 	"distbuild/trove"
@@ -104,6 +105,29 @@ func TestUploadsAndDownloadsRoundTrip(t *testing.T) {
 	got, err := c.GetManifest(ctx, cacheKey(t, m.CacheKey))
 	if err != nil || !proto.Equal(got, m) {
 		t.Fatalf("GetManifest: %v, %v; want %v", got, err, m)
+	}
+}
+
+func TestUploadFileOfAnySize(t *testing.T) {
+	c, _ := startCache(t, 1<<30)
+	ctx := context.Background()
+	for _, size := range []int{0, 1, wire.ChunkSize - 1, wire.ChunkSize, wire.ChunkSize + 1, 3*wire.ChunkSize + 5} {
+		content := make([]byte, size)
+		for i := range content {
+			content[i] = byte(i*13 + i>>11)
+		}
+		path := filepath.Join(t.TempDir(), "blob")
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.UploadFile(ctx, path)
+		if want := digest.OfBytes(content); err != nil || d != want {
+			t.Fatalf("UploadFile of %d bytes: %v, %v; want %v", size, d, err, want)
+		}
+		var got bytes.Buffer
+		if err := c.Fetch(ctx, d, &got); err != nil || !bytes.Equal(got.Bytes(), content) {
+			t.Fatalf("fetching the %d bytes uploaded: %d bytes, %v", size, got.Len(), err)
+		}
 	}
 }
 

@@ -74,6 +74,12 @@ func TestMalformedRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		{"Write of content not matching its digest", second(f.write(t, &distbuildv1.WriteRequest{Digest: d.Proto(), Data: []byte("other content, the same size")[:len(content)]})), codes.InvalidArgument},
 		{"Write cut short", second(f.write(t, &distbuildv1.WriteRequest{Digest: d.Proto(), Data: content[:3]})), codes.InvalidArgument},
 		{"Write of more than declared", second(f.write(t, &distbuildv1.WriteRequest{Digest: d.Proto(), Data: append(content, '!')})), codes.InvalidArgument},
+		{"Write declaring its size, then another blob's digest", second(f.write(t, sizeOnly(content), closing(digest.OfBytes([]byte("other content, the same size")[:len(content)])))), codes.InvalidArgument},
+		{"Write declaring its size, then a digest of another size", second(f.write(t, sizeOnly(content), closing(digest.OfBytes(content[:3])))), codes.InvalidArgument},
+		{"Write declaring its size, then no digest", second(f.write(t, sizeOnly(content))), codes.InvalidArgument},
+		{"Write declaring its size, then a malformed digest", second(f.write(t, sizeOnly(content), &distbuildv1.WriteRequest{Digest: badDigests["short hash"]})), codes.InvalidArgument},
+		{"Write declaring its size, then content after the digest", second(f.write(t, sizeOnly(content[:3]), closing(digest.OfBytes(content[:3])), &distbuildv1.WriteRequest{Data: content[3:]})), codes.InvalidArgument},
+		{"Write declaring a negative size", second(f.write(t, &distbuildv1.WriteRequest{Digest: &distbuildv1.Digest{SizeBytes: -1}})), codes.InvalidArgument},
 		{"Write declaring more than the cache holds", second(f.write(t, &distbuildv1.WriteRequest{Digest: &distbuildv1.Digest{Hash: strings.Repeat("a", 64), SizeBytes: 1 << 40}})), codes.ResourceExhausted},
 		{"GetManifest of a missing key", second(f.client.GetManifest(ctx, &distbuildv1.GetManifestRequest{CacheKey: key(2)})), codes.NotFound},
 		{"PutManifest without a manifest", second(f.client.PutManifest(ctx, &distbuildv1.PutManifestRequest{})), codes.InvalidArgument},
@@ -94,3 +100,14 @@ func TestMalformedRequestsAreRefusedAndChangeNothing(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// sizeOnly is the first message of an upload that declares the digest
+// after the content, carrying all of it.
+func sizeOnly(content []byte) *distbuildv1.WriteRequest {
+	return &distbuildv1.WriteRequest{Digest: &distbuildv1.Digest{SizeBytes: int64(len(content))}, Data: content}
+}
+
+// closing is the last message of such an upload.
+func closing(d digest.Digest) *distbuildv1.WriteRequest {
+	return &distbuildv1.WriteRequest{Digest: d.Proto()}
+}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,12 @@ const uploadBuffers = 6
 // there is nothing to send. Otherwise every byte is hashed as it arrives
 // and the blob is kept only if all of it matches the declared digest.
 //
+// A client that has only a file hashes it while sending instead of reading
+// it twice: its first message declares only the size, and its last one the
+// digest, against which the server checks the content as before. The
+// server cannot then tell at once that it holds the blob; the commit finds
+// it and keeps no second copy.
+//
 // The store reserves room only for content that has arrived, so an upload
 // holds no more of the cache than its client has sent; and an upload
 // through which no content arrives for the idle limit is ended with
@@ -75,11 +82,11 @@ func (s *Service) Write(stream grpc.ClientStreamingServer[distbuildv1.WriteReque
 			if idle < s.idleTimeout {
 				continue
 			}
-			if d, ended := u.end(); ended {
-				s.log.Warn("ended an idle upload", "digest", d, "idle", idle, "received_bytes", u.received.Load())
+			if blob, ended := u.end(); ended {
+				s.log.Warn("ended an idle upload", "blob", blob, "idle", idle, "received_bytes", u.received.Load())
 				what := "upload"
-				if d != (digest.Digest{}) {
-					what = "upload of " + d.String()
+				if blob != "" {
+					what = "upload of " + blob
 				}
 				return status.Errorf(codes.DeadlineExceeded,
 					"%s: no content arrived for %s, the trove's upload idle limit (--upload-idle-timeout); it was dropped and nothing was stored, so send the blob again",
@@ -100,7 +107,10 @@ type upload struct {
 
 	mu sync.Mutex // guards the fields below and every use of w
 	d  digest.Digest
-	w  *store.BlobWriter
+	// hashLater is set while d holds only the declared size: the client
+	// hashes while sending and declares the digest on its last message.
+	hashLater bool
+	w         *store.BlobWriter
 	// ended is set when the handler gave up on the stream; finishing when
 	// the whole stream has arrived and is being committed, which idleness
 	// no longer interrupts.
@@ -114,19 +124,19 @@ var errEnded = status.Error(codes.Aborted, "upload ended by the server")
 func (u *upload) touch() { u.lastContent.Store(u.s.clock.Now().UnixNano()) }
 
 // end drops the upload for idleness, releasing its room at once, unless it
-// is already being committed; it reports whether it did, and the digest
-// the upload declared (zero if none arrived).
-func (u *upload) end() (digest.Digest, bool) {
+// is already being committed; it reports whether it did, and names the
+// blob the upload declared ("" if no declaration arrived).
+func (u *upload) end() (string, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.finishing {
-		return u.d, false
+		return "", false
 	}
 	u.ended = true
 	if u.w != nil {
 		u.w.Abort()
 	}
-	return u.d, true
+	return u.whatLocked(), true
 }
 
 // receive reads the whole stream into a BlobWriter and commits it; a nil
@@ -139,28 +149,10 @@ func (u *upload) receive() error {
 		}
 		return err
 	}
-	d, err := digest.FromProto(req.GetDigest())
-	if err != nil {
-		return grpcerr.Wrapf(err, "first upload message must declare the digest")
-	}
-	u.mu.Lock()
-	u.d = d
-	u.mu.Unlock()
-	if missing, _ := u.s.store.FindMissing([]digest.Digest{d}, nil); len(missing) == 0 {
-		return nil
-	}
-	w, err := u.s.store.NewBlobWriter(d)
-	if err != nil {
+	w, err := u.start(req.GetDigest())
+	if w == nil || err != nil {
 		return err
 	}
-	u.mu.Lock()
-	if u.ended {
-		w.Abort()
-		u.mu.Unlock()
-		return errEnded
-	}
-	u.w = w
-	u.mu.Unlock()
 	defer func() {
 		u.mu.Lock()
 		w.Abort()
@@ -174,8 +166,22 @@ func (u *upload) receive() error {
 	for range uploadBuffers - 1 {
 		free <- &distbuildv1.WriteRequest{}
 	}
+	// An upload that hashes while sending declares the digest on its last
+	// message: closing, once it has arrived.
+	hashLater := u.hashLater
+	var closing *digest.Digest
 	for received := req; ; {
 		lent := received
+		if closing != nil {
+			return status.Errorf(codes.InvalidArgument, "upload of %s: a message after the one declaring the digest", closing)
+		}
+		if hashLater && received != req && received.GetDigest() != nil {
+			d, err := digest.FromProto(received.GetDigest())
+			if err != nil {
+				return grpcerr.Wrapf(err, "upload of %s: the digest declared at its end", u.what())
+			}
+			closing = &d
+		}
 		if n := len(lent.GetData()); n > 0 {
 			u.touch()
 			u.received.Add(int64(n))
@@ -193,15 +199,82 @@ func (u *upload) receive() error {
 		if err := u.stream.RecvMsg(received); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return grpcerr.Wrapf(err, "upload of %s", d)
+			return grpcerr.Wrapf(err, "upload of %s", u.what())
 		}
+	}
+	if hashLater && closing == nil {
+		return status.Errorf(codes.InvalidArgument, "upload of %s ended without declaring its digest; nothing was stored", u.what())
 	}
 	u.mu.Lock()
 	ended := u.ended
 	u.finishing = !ended
+	if hashLater {
+		u.d, u.hashLater = *closing, false
+	}
 	u.mu.Unlock()
 	if ended {
 		return errEnded
 	}
+	if hashLater {
+		return w.CommitAs(*closing)
+	}
 	return w.Commit()
+}
+
+// start begins an upload whose first message declared first: the whole
+// digest, or only its size when the client hashes while sending. It
+// returns no writer, and no error, when the cache holds the declared blob
+// already.
+func (u *upload) start(first *distbuildv1.Digest) (*store.BlobWriter, error) {
+	var d digest.Digest
+	var err error
+	hashLater := first != nil && first.GetHash() == ""
+	if hashLater {
+		d, err = digest.New(digest.Hash{}, first.GetSizeBytes())
+	} else {
+		d, err = digest.FromProto(first)
+	}
+	if err != nil {
+		return nil, grpcerr.Wrapf(err, "first upload message must declare the digest, or its size alone")
+	}
+	u.mu.Lock()
+	u.d, u.hashLater = d, hashLater
+	u.mu.Unlock()
+	var w *store.BlobWriter
+	if hashLater {
+		w, err = u.s.store.NewBlobWriterOfSize(d.Size())
+	} else {
+		if missing, _ := u.s.store.FindMissing([]digest.Digest{d}, nil); len(missing) == 0 {
+			return nil, nil
+		}
+		w, err = u.s.store.NewBlobWriter(d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.ended {
+		w.Abort()
+		return nil, errEnded
+	}
+	u.w = w
+	return w, nil
+}
+
+// what names the blob being uploaded in messages.
+func (u *upload) what() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.whatLocked()
+}
+
+func (u *upload) whatLocked() string {
+	switch {
+	case u.d == (digest.Digest{}) && !u.hashLater:
+		return ""
+	case u.hashLater:
+		return fmt.Sprintf("a blob of %d bytes", u.d.Size())
+	}
+	return u.d.String()
 }

@@ -144,6 +144,30 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestWriteDeclaringTheDigestAfterTheContent(t *testing.T) {
+	f := serve(t, 1<<20, nil)
+	content := []byte("content hashed while it was sent")
+	d := digest.OfBytes(content)
+	// The digest may come alone or with the last content.
+	for _, msgs := range [][]*distbuildv1.WriteRequest{
+		{sizeOnly(content[:5]), {Data: content[5:20]}, {Data: content[20:]}, closing(d)},
+		{sizeOnly(content[:5]), {Data: content[5:], Digest: d.Proto()}},
+	} {
+		msgs[0].Digest.SizeBytes = d.Size()
+		resp, err := f.write(t, msgs...)
+		if err != nil || resp.GetCommittedSize() != d.Size() {
+			t.Fatalf("upload declaring its digest last: %v, %v", resp, err)
+		}
+		if got, err := f.read(t, &distbuildv1.ReadRequest{Digest: d.Proto()}); err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("read back %q, %v", got, err)
+		}
+	}
+	// The second upload found the blob stored and kept no second copy.
+	if st := f.store.Stats(); st.Blobs != 1 || st.UsedBytes != d.Size() || st.ReservedBytes != 0 {
+		t.Errorf("after two uploads of one blob: %+v", st)
+	}
+}
+
 func TestWriteOfAStoredBlobIsConfirmedWithoutItsContent(t *testing.T) {
 	f := serve(t, 0, nil)
 	d := f.upload(t, []byte("already here"))

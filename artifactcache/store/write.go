@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,9 @@ type BlobWriter struct {
 	written  int64 // content accepted so far
 	reserved int64 // room held in the store's reservations, at most written
 	finished bool
+	// hashLater is set while d holds only the size: the client declares
+	// the hash after the content (see NewBlobWriterOfSize).
+	hashLater bool
 
 	hashQ, fileQ chan *piece
 	stages       sync.WaitGroup
@@ -81,18 +85,32 @@ func (pc *piece) done() {
 // content is sent; room for the rest is reserved piece by piece as
 // WriteAsync receives it, so starting an upload evicts nothing.
 func (s *Store) NewBlobWriter(d digest.Digest) (*BlobWriter, error) {
+	return s.newBlobWriter(d, false)
+}
+
+// NewBlobWriterOfSize starts an upload of size bytes whose hash its client
+// declares only once it has sent them all (it hashes while sending), and
+// which CommitAs completes; otherwise it is NewBlobWriter.
+func (s *Store) NewBlobWriterOfSize(size int64) (*BlobWriter, error) {
+	d, err := digest.New(digest.Hash{}, size)
+	if err != nil {
+		return nil, err
+	}
+	return s.newBlobWriter(d, true)
+}
+
+func (s *Store) newBlobWriter(d digest.Digest, hashLater bool) (*BlobWriter, error) {
+	w := &BlobWriter{s: s, d: d, hashLater: hashLater}
 	if s.maxSize > 0 && d.Size() > s.maxSize {
-		return nil, status.Errorf(codes.ResourceExhausted, "blob %s is larger than the whole cache (%d bytes); raise the trove's --max-size to store it", d, s.maxSize)
+		return nil, status.Errorf(codes.ResourceExhausted, "blob %s is larger than the whole cache (%d bytes); raise the trove's --max-size to store it", w.what(), s.maxSize)
 	}
 	f, err := os.CreateTemp(s.dirs.tmpDir(), "upload-*")
 	if err != nil {
-		return nil, ioStatus(err, "create temporary file for %s", d)
+		return nil, ioStatus(err, "create temporary file for %s", w.what())
 	}
-	w := &BlobWriter{
-		s: s, d: d, f: f, h: digest.NewHasher(),
-		hashQ: make(chan *piece, pipelineDepth),
-		fileQ: make(chan *piece, pipelineDepth),
-	}
+	w.f, w.h = f, digest.NewHasher()
+	w.hashQ = make(chan *piece, pipelineDepth)
+	w.fileQ = make(chan *piece, pipelineDepth)
 	w.stages.Add(2)
 	go w.hashStage()
 	go w.fileStage()
@@ -117,7 +135,7 @@ func (w *BlobWriter) fileStage() {
 	for pc := range w.fileQ {
 		if w.fileErr.Load() == nil {
 			if err := w.writeFile(pc.p, written); err != nil {
-				err = ioStatus(err, "write upload of %s", w.d)
+				err = ioStatus(err, "write upload of %s", w.what())
 				w.fileErr.Store(&err)
 			}
 			written += int64(len(pc.p))
@@ -157,11 +175,11 @@ func (w *BlobWriter) WriteAsync(p []byte, release func()) error {
 		w.failed = *w.fileErr.Load()
 		return w.failed
 	case w.written+int64(len(p)) > w.d.Size():
-		w.failed = status.Errorf(codes.InvalidArgument, "upload of %s: more than the declared %d bytes", w.d, w.d.Size())
+		w.failed = status.Errorf(codes.InvalidArgument, "upload of %s: more than the declared %d bytes", w.what(), w.d.Size())
 		return w.failed
 	}
 	if err := w.s.reserve(int64(len(p))); err != nil {
-		w.failed = grpcerr.Wrapf(err, "upload of %s after %d bytes", w.d, w.written)
+		w.failed = grpcerr.Wrapf(err, "upload of %s after %d bytes", w.what(), w.written)
 		return w.failed
 	}
 	w.reserved += int64(len(p))
@@ -180,13 +198,39 @@ func (w *BlobWriter) drain() {
 	w.stages.Wait()
 }
 
+// what names the blob in messages.
+func (w *BlobWriter) what() string {
+	if w.hashLater {
+		return fmt.Sprintf("a blob of %d bytes", w.d.Size())
+	}
+	return w.d.String()
+}
+
+// CommitAs is Commit for an upload started with NewBlobWriterOfSize: d is
+// the digest its client declared after the content, which must be of the
+// size declared at the start.
+func (w *BlobWriter) CommitAs(d digest.Digest) error {
+	if !w.hashLater {
+		return status.Error(codes.FailedPrecondition, "the upload's digest was declared at its start")
+	}
+	if d.Size() != w.d.Size() {
+		w.Abort()
+		return status.Errorf(codes.InvalidArgument, "upload declared %d bytes at its start and %s at its end; nothing was stored", w.d.Size(), d)
+	}
+	w.d, w.hashLater = d, false
+	return w.Commit()
+}
+
 // Commit stores the blob if the content received matches the declared
 // digest. When the blob is already present (a concurrent upload of the
 // same content won), the temporary file is discarded and Commit succeeds:
 // there is never a second copy.
 func (w *BlobWriter) Commit() error {
-	if w.finished {
+	switch {
+	case w.finished:
 		return status.Error(codes.FailedPrecondition, "upload already finished")
+	case w.hashLater:
+		return status.Error(codes.FailedPrecondition, "the upload's hash is not declared yet; use CommitAs")
 	}
 	w.drain()
 	if err := w.fileErr.Load(); err != nil && w.failed == nil {

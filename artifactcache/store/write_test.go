@@ -175,3 +175,52 @@ func TestBlobLargerThanTheCacheIsRefusedUpFront(t *testing.T) {
 		t.Errorf("reserved %d bytes for a refused upload", s.cat.reserved)
 	}
 }
+
+func TestAnUploadMayDeclareItsHashAfterItsContent(t *testing.T) {
+	content := []byte("the real content")
+	d := digest.OfBytes(content)
+	for _, tc := range []struct {
+		name     string
+		declared digest.Digest // at the end
+		want     codes.Code    // of CommitAs; OK stores d
+	}{
+		{"matching", d, codes.OK},
+		{"another hash", digest.OfBytes([]byte("something else!!")), codes.InvalidArgument},
+		{"another size", digest.OfBytes(content[:5]), codes.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testStore(t, t.TempDir(), 1000, clock.NewFake(epoch))
+			w, err := s.NewBlobWriterOfSize(d.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			if err := w.WriteAsync(content, nil); err != nil {
+				t.Fatal(err)
+			}
+			wantCode(t, w.CommitAs(tc.declared), tc.want)
+			if stored := has(s, d); stored != (tc.want == codes.OK) {
+				t.Errorf("blob stored: %v", stored)
+			}
+			if names := dirEntries(t, s.dirs.tmpDir()); len(names) != 0 {
+				t.Errorf("temporary files left behind: %v", names)
+			}
+			if s.cat.reserved != 0 {
+				t.Errorf("reserved space %d not returned", s.cat.reserved)
+			}
+		})
+	}
+	s := testStore(t, t.TempDir(), 1000, clock.NewFake(epoch))
+	w, err := s.NewBlobWriterOfSize(d.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	wantCode(t, w.Commit(), codes.FailedPrecondition)
+	if _, err := s.NewBlobWriterOfSize(-1); err == nil {
+		t.Error("an upload of a negative size was started")
+	}
+	if _, err := s.NewBlobWriterOfSize(1001); err == nil {
+		t.Error("an upload larger than the cache was started")
+	}
+}

@@ -33,6 +33,10 @@ import (
 var trove string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(putServerEnv); dir != "" {
+		fmt.Fprintln(os.Stderr, servePuts(dir))
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "trove-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -63,7 +67,7 @@ type process struct {
 
 // start runs `trove serve` on random loopback ports and waits for it to
 // write its address file.
-func start(t *testing.T, dir string, extra ...string) *process {
+func start(t testing.TB, dir string, extra ...string) *process {
 	t.Helper()
 	tmp := t.TempDir()
 	p := &process{logPath: filepath.Join(tmp, "trove.log"), addrFile: filepath.Join(tmp, "addr.json"), exited: make(chan struct{})}
@@ -143,7 +147,7 @@ func (p *process) stop(t *testing.T) {
 }
 
 // peakRSS reads the process's peak resident memory from /proc.
-func (p *process) peakRSS(t *testing.T) int64 {
+func (p *process) peakRSS(t testing.TB) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {

@@ -59,7 +59,7 @@ func (p *ChunkPool) Get(length int) *[]byte {
 // until gRPC puts it back into Pool. It is encoded exactly as the
 // WriteRequest with the same digest and data.
 type OutgoingWrite struct {
-	Digest *distbuildv1.Digest // nil after the first message
+	Digest *distbuildv1.Digest // on the first message (and on the last when declared after the content), else nil
 	Data   *[]byte
 	Pool   *ChunkPool
 }

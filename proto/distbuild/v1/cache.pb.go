@@ -301,7 +301,11 @@ func (x *ReadResponse) GetData() []byte {
 // WriteRequest is one message of an upload.
 type WriteRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The blob's digest. Required on the first message, ignored afterwards.
+	// The blob's digest. Required on the first message. A client that hashes
+	// the content while sending it declares only size_bytes there, with an
+	// empty hash, and the whole digest on its last message (which may carry
+	// data too, and after which none may follow); the server then checks the
+	// content against that. Ignored on other messages.
 	Digest *Digest `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
 	// The next content bytes, in order.
 	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`

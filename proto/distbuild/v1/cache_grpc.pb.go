@@ -45,8 +45,9 @@ type ArtifactCacheServiceClient interface {
 	// Read streams a blob's content from an offset. The server verifies what it
 	// sends; it never returns bytes whose hash it has found wrong.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadResponse], error)
-	// Write uploads one blob. The first message declares the digest; the server
-	// hashes while receiving and keeps nothing unless the content matches.
+	// Write uploads one blob. The first message declares the digest (or only
+	// its size, the digest then following the content); the server hashes
+	// while receiving and keeps nothing unless the content matches.
 	Write(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteRequest, WriteResponse], error)
 	// GetManifest returns the manifest stored under a cache key.
 	GetManifest(ctx context.Context, in *GetManifestRequest, opts ...grpc.CallOption) (*GetManifestResponse, error)
@@ -144,8 +145,9 @@ type ArtifactCacheServiceServer interface {
 	// Read streams a blob's content from an offset. The server verifies what it
 	// sends; it never returns bytes whose hash it has found wrong.
 	Read(*ReadRequest, grpc.ServerStreamingServer[ReadResponse]) error
-	// Write uploads one blob. The first message declares the digest; the server
-	// hashes while receiving and keeps nothing unless the content matches.
+	// Write uploads one blob. The first message declares the digest (or only
+	// its size, the digest then following the content); the server hashes
+	// while receiving and keeps nothing unless the content matches.
 	Write(grpc.ClientStreamingServer[WriteRequest, WriteResponse]) error
 	// GetManifest returns the manifest stored under a cache key.
 	GetManifest(context.Context, *GetManifestRequest) (*GetManifestResponse, error)
