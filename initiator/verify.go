@@ -49,21 +49,9 @@ func runVerify(env *Env, args []string) int {
 		return fail(env, "verify", fmt.Errorf("artifact %s (%s) is not signed", key, m.StepName))
 	}
 	signer := m.Signature.Signer
-	var pub ed25519.PublicKey
-	if *publicKey != "" {
-		if pub, err = manifestsig.ParsePublicKey(*publicKey); err != nil {
-			return fail(env, "verify", fmt.Errorf("--public-key: %w", err))
-		}
-	} else {
-		r, err := auth.Load(*registry)
-		if err != nil {
-			return fail(env, "verify", err)
-		}
-		entry, ok := r.Workers[signer]
-		if !ok || len(entry.PublicKey) == 0 {
-			return fail(env, "verify", fmt.Errorf("artifact %s is signed by %q, which has no registered key in %s", key, signer, *registry))
-		}
-		pub = entry.PublicKey
+	pub, err := signerKey(*registry, *publicKey, signer, key)
+	if err != nil {
+		return fail(env, "verify", err)
 	}
 	if err := manifestsig.Verify(m, pub); err != nil {
 		return fail(env, "verify", fmt.Errorf("artifact %s: %w", key, err))
@@ -84,4 +72,25 @@ func runVerify(env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "artifact %s (%s) is signed by worker %s and all %d files (%d bytes) match their digests\n", key, m.StepName, signer, len(m.Files), total)
 	return ExitOK
+}
+
+// signerKey is the public key to check artifact key's signature by signer
+// with: publicKey when given, else signer's key in the registry file.
+func signerKey(registry, publicKey, signer string, key digest.CacheKey) (ed25519.PublicKey, error) {
+	if publicKey != "" {
+		pub, err := manifestsig.ParsePublicKey(publicKey)
+		if err != nil {
+			return nil, fmt.Errorf("--public-key: %w", err)
+		}
+		return pub, nil
+	}
+	r, err := auth.Load(registry)
+	if err != nil {
+		return nil, err
+	}
+	entry, ok := r.Workers[signer]
+	if !ok || len(entry.PublicKey) == 0 {
+		return nil, fmt.Errorf("artifact %s is signed by %q, which has no registered key in %s", key, signer, registry)
+	}
+	return entry.PublicKey, nil
 }
