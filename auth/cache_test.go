@@ -252,6 +252,12 @@ func TestTheCacheAcceptsOnlyProvenanceSignedByTheUploaderAboutItsManifest(t *tes
 			t.Errorf("%s: the refused manifest was kept (%v)", name, err)
 		}
 	}
+	absent := manifest()
+	absent.Files = append(absent.Files, &pb.ManifestFile{Name: "provenance", Role: pb.FileRole_FILE_ROLE_PROVENANCE, Digest: digest.OfBytes([]byte("never uploaded")).Proto()})
+	manifestsig.Sign(absent, "w1", key)
+	if err := worker.PutManifest(ctx, absent); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not in the cache") {
+		t.Errorf("a manifest naming provenance never uploaded: %v, want FailedPrecondition", err)
+	}
 	good := manifest()
 	prove(t, worker, good, key, nil, nil)
 	manifestsig.Sign(good, "w1", key)

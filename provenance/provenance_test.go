@@ -95,3 +95,39 @@ func TestASubjectMismatchIsFound(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSignAndVerify is the CPU a statement costs: the worker's
+// encoding and signing, and a reader's (the trove's, the initiator's)
+// opening, signature check and comparison with the manifest.
+func BenchmarkSignAndVerify(b *testing.B) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	m := &pb.Manifest{CacheKey: strings.Repeat("a", 64), Worker: "w1"}
+	for i := range 6 {
+		m.Files = append(m.Files, &pb.ManifestFile{Name: string(rune('a' + i)), Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: &pb.Digest{Hash: strings.Repeat("1", 64), SizeBytes: 10}})
+	}
+	st := &Statement{Type: StatementType, PredicateType: PredicateType, Subject: Subjects(m.Files)}
+	st.Predicate.BuildDefinition.ExternalParameters.Step.CacheKey = m.CacheKey
+	st.Predicate.BuildDefinition.InternalParameters = InternalParameters{Worker: "w1", KeyID: KeyID(pub)}
+	for range 24 {
+		st.Predicate.BuildDefinition.ResolvedDependencies = append(st.Predicate.BuildDefinition.ResolvedDependencies, Descriptor(m.Files[0]))
+	}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Sign(st, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	env, _ := Sign(st, key)
+	b.Run("open-and-check", func(b *testing.B) {
+		for b.Loop() {
+			got, _, err := Open(env, pub)
+			if err == nil {
+				err = CheckManifest(got, m)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
