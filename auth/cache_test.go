@@ -42,17 +42,7 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err := r.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.NewAuthenticator(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := trovetest.Start(t, trove.Config{
-		Verifier: auth.ManifestVerifier{Auth: a},
-		ServerOptions: []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-		},
-	})
+	d := startAuthTrove(t, path)
 	ctx := context.Background()
 	client := func(token string) *artifactcache.Client {
 		var opts []grpc.DialOption
@@ -185,17 +175,7 @@ func TestTheCacheAcceptsOnlyProvenanceSignedByTheUploaderAboutItsManifest(t *tes
 	if err := r.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.NewAuthenticator(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := trovetest.Start(t, trove.Config{
-		Verifier: auth.ManifestVerifier{Auth: a},
-		ServerOptions: []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-		},
-	})
+	d := startAuthTrove(t, path)
 	ctx := context.Background()
 	worker := trovetest.Client(t, d, grpc.WithPerRPCCredentials(auth.Token(w1)))
 	blob, err := worker.UploadBytes(ctx, []byte("artifact"))
@@ -264,4 +244,22 @@ func TestTheCacheAcceptsOnlyProvenanceSignedByTheUploaderAboutItsManifest(t *tes
 	if err := worker.PutManifest(ctx, good); err != nil {
 		t.Errorf("a manifest with its uploader's provenance: %v", err)
 	}
+}
+
+// startAuthTrove runs a real trove that requires authentication against the
+// registry at path and verifies manifests as `trove serve --require-auth`
+// does.
+func startAuthTrove(t *testing.T, path string) *trove.Daemon {
+	t.Helper()
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trovetest.Start(t, trove.Config{
+		Verifier: auth.ManifestVerifier{Auth: a},
+		ServerOptions: []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+		},
+	})
 }

@@ -31,13 +31,12 @@ statement itself.`
 func runProvenance(env *Env, args []string) int {
 	fs := newFlags(env, "provenance", "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", provenanceAbout)
 	cacheAddr := cacheFlag(fs)
-	registry := fs.String("registry", "", "the farm's registry file (controller --state-dir DIR: DIR/registry.json)")
-	publicKey := fs.String("public-key", "", "the signing worker's base64 ed25519 public key, instead of --registry")
+	keys := addKeyFlags(fs)
 	asJSON := fs.Bool("json", false, "print the raw in-toto statement (JSON) instead of a summary")
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
 	}
-	if fs.NArg() != 1 || (*registry == "") == (*publicKey == "") {
+	if fs.NArg() != 1 || !keys.valid() {
 		fs.Usage()
 		return ExitUsage
 	}
@@ -50,7 +49,7 @@ func runProvenance(env *Env, args []string) int {
 		return fail(env, "provenance", err)
 	}
 	defer cache.Close()
-	st, raw, err := verifiedProvenance(context.Background(), cache, key, *registry, *publicKey)
+	st, raw, err := verifiedProvenance(context.Background(), cache, key, keys)
 	if err != nil {
 		return fail(env, "provenance", fmt.Errorf("artifact %s: %w", key, err))
 	}
@@ -65,7 +64,7 @@ func runProvenance(env *Env, args []string) int {
 // verifiedProvenance fetches the provenance of the artifact under key and
 // checks everything provenanceAbout promises, returning the statement and
 // its JSON.
-func verifiedProvenance(ctx context.Context, cache *artifactcache.Client, key digest.CacheKey, registry, publicKey string) (*provenance.Statement, []byte, error) {
+func verifiedProvenance(ctx context.Context, cache *artifactcache.Client, key digest.CacheKey, keys keyFlags) (*provenance.Statement, []byte, error) {
 	m, err := cache.GetManifest(ctx, key)
 	if err != nil {
 		return nil, nil, err
@@ -73,7 +72,7 @@ func verifiedProvenance(ctx context.Context, cache *artifactcache.Client, key di
 	if m.GetSignature() == nil {
 		return nil, nil, fmt.Errorf("%s is not signed", m.StepName)
 	}
-	pub, err := signerKey(registry, publicKey, m.Signature.Signer, key)
+	pub, err := keys.signerKey(m.Signature.Signer, key)
 	if err != nil {
 		return nil, nil, err
 	}
