@@ -1,8 +1,11 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"distbuild/digest"
 	"distbuild/manifestsig"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/provenance"
 	"distbuild/trove"
 	"distbuild/trove/trovetest"
 )
@@ -38,17 +42,7 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err := r.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.NewAuthenticator(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := trovetest.Start(t, trove.Config{
-		Verifier: auth.ManifestVerifier{Auth: a},
-		ServerOptions: []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
-		},
-	})
+	d := startAuthTrove(t, path)
 	ctx := context.Background()
 	client := func(token string) *artifactcache.Client {
 		var opts []grpc.DialOption
@@ -98,6 +92,7 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 		}
 	}
 	good := newManifest("5")
+	prove(t, worker1, good, key, nil, nil)
 	if err := manifestsig.Sign(good, "w1", key); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +118,7 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 		m := newManifest(k)
 		m.Grant = &pb.AttemptGrant{JobId: "job-" + k, CacheKey: m.CacheKey, Worker: worker, Sequence: seq}
 		manifestsig.SignGrant(m.Grant, signer)
+		prove(t, worker1, m, key, nil, nil)
 		manifestsig.Sign(m, "w1", key)
 		return m
 	}
@@ -138,4 +134,132 @@ func TestTheCacheAcceptsOnlyManifestsSignedByTheUploadingWorker(t *testing.T) {
 	if err := worker1.PutManifest(ctx, granted("9", "w1", 1, ctlKey)); err != nil {
 		t.Fatalf("a manifest under a valid grant: %v", err)
 	}
+}
+
+// prove uploads through c a provenance envelope about m signed with key and
+// names it in m. change (when not nil) alters the statement before it is
+// signed, tamper the envelope after.
+func prove(t *testing.T, c *artifactcache.Client, m *pb.Manifest, key ed25519.PrivateKey, change func(*provenance.Statement), tamper func([]byte) []byte) {
+	t.Helper()
+	st := &provenance.Statement{Type: provenance.StatementType, PredicateType: provenance.PredicateType, Subject: provenance.Subjects(m.Files)}
+	st.Predicate.BuildDefinition.ExternalParameters.Step.CacheKey = m.CacheKey
+	st.Predicate.BuildDefinition.InternalParameters = provenance.InternalParameters{Worker: m.Worker, KeyID: provenance.KeyID(key.Public().(ed25519.PublicKey))}
+	if change != nil {
+		change(st)
+	}
+	env, err := provenance.Sign(st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tamper != nil {
+		env = tamper(env)
+	}
+	d, err := c.UploadBytes(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Files = append(m.Files, &pb.ManifestFile{Name: "provenance", Role: pb.FileRole_FILE_ROLE_PROVENANCE, Digest: d.Proto()})
+}
+
+// TestTheCacheAcceptsOnlyProvenanceSignedByTheUploaderAboutItsManifest runs
+// a real trove with authentication: a manifest whose provenance is missing,
+// tampered with, signed with another key or about other artifacts is
+// refused with PermissionDenied, and nothing is stored.
+func TestTheCacheAcceptsOnlyProvenanceSignedByTheUploaderAboutItsManifest(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.json")
+	pub, key, _ := ed25519.GenerateKey(nil)
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	r, _ := auth.Load(path)
+	w1, _ := r.Add(auth.KindWorker, "w1", pub)
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	d := startAuthTrove(t, path)
+	ctx := context.Background()
+	worker := trovetest.Client(t, d, grpc.WithPerRPCCredentials(auth.Token(w1)))
+	blob, err := worker.UploadBytes(ctx, []byte("artifact"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := worker.UploadBytes(ctx, []byte("another artifact"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	manifest := func() *pb.Manifest {
+		n++
+		return &pb.Manifest{CacheKey: fmt.Sprintf("%064x", n), StepName: "zlib", Worker: "w1",
+			Files: []*pb.ManifestFile{{Name: "zlib-libs", Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: blob.Proto()}}}
+	}
+	flip := func(env []byte) []byte {
+		var e provenance.Envelope
+		if err := json.Unmarshal(env, &e); err != nil {
+			t.Fatal(err)
+		}
+		e.Payload = bytes.Replace(e.Payload, []byte(blob.Hash().String()), []byte(other.Hash().String()), 1)
+		out, _ := json.Marshal(e)
+		return out
+	}
+	for name, tc := range map[string]struct {
+		change func(*provenance.Statement)
+		tamper func([]byte) []byte
+		key    ed25519.PrivateKey
+		none   bool
+		want   string
+	}{
+		"without provenance":         {none: true, want: "without provenance"},
+		"a tampered envelope":        {tamper: flip, key: key, want: "changed or forged"},
+		"signed with another key":    {key: otherKey, want: "changed or forged"},
+		"a subject's digest differs": {change: func(s *provenance.Statement) { s.Subject[0].Digest["sha256"] = other.Hash().String() }, key: key, want: "digest"},
+		"a subject missing":          {change: func(s *provenance.Statement) { s.Subject = nil }, key: key, want: "does not name"},
+		"about another cache key":    {change: func(s *provenance.Statement) { s.Predicate.BuildDefinition.ExternalParameters.Step.CacheKey = "x" }, key: key, want: "cache key"},
+		"not an envelope":            {tamper: func([]byte) []byte { return []byte("{}") }, key: key, want: "payload type"},
+	} {
+		m := manifest()
+		if !tc.none {
+			prove(t, worker, m, tc.key, tc.change, tc.tamper)
+		}
+		if err := manifestsig.Sign(m, "w1", key); err != nil {
+			t.Fatal(err)
+		}
+		err := worker.PutManifest(ctx, m)
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want PermissionDenied saying %q", name, err, tc.want)
+		}
+		k, _ := digest.ParseCacheKey(m.CacheKey)
+		if _, err := worker.GetManifest(ctx, k); status.Code(err) != codes.NotFound {
+			t.Errorf("%s: the refused manifest was kept (%v)", name, err)
+		}
+	}
+	absent := manifest()
+	absent.Files = append(absent.Files, &pb.ManifestFile{Name: "provenance", Role: pb.FileRole_FILE_ROLE_PROVENANCE, Digest: digest.OfBytes([]byte("never uploaded")).Proto()})
+	manifestsig.Sign(absent, "w1", key)
+	if err := worker.PutManifest(ctx, absent); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not in the cache") {
+		t.Errorf("a manifest naming provenance never uploaded: %v, want FailedPrecondition", err)
+	}
+	good := manifest()
+	prove(t, worker, good, key, nil, nil)
+	manifestsig.Sign(good, "w1", key)
+	if err := worker.PutManifest(ctx, good); err != nil {
+		t.Errorf("a manifest with its uploader's provenance: %v", err)
+	}
+}
+
+// startAuthTrove runs a real trove that requires authentication against the
+// registry at path and verifies manifests as `trove serve --require-auth`
+// does.
+func startAuthTrove(t *testing.T, path string) *trove.Daemon {
+	t.Helper()
+	a, err := auth.NewAuthenticator(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trovetest.Start(t, trove.Config{
+		Verifier: auth.ManifestVerifier{Auth: a},
+		ServerOptions: []grpc.ServerOption{
+			grpc.ChainUnaryInterceptor(a.UnaryInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+			grpc.ChainStreamInterceptor(a.StreamInterceptor(auth.CachePolicy, hclog.NewNullLogger())),
+		},
+	})
 }

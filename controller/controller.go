@@ -671,6 +671,7 @@ func (c *Controller) dispatch() {
 		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
 		job.Grant = c.grant(a.JobID, t.ref.CacheKey, a.Worker)
+		job.Origin = t.plan.origin(t.step)
 		s := c.sessions[a.Worker]
 		s.jobs[a.JobID] = t.ref.StepName
 		s.send(&pb.WorkResponse{Start: []*pb.Job{job}})

@@ -35,6 +35,9 @@ type plan struct {
 	targets []*definitions.Step
 	// urls are the chunks' repository URLs, aliases resolved.
 	urls map[*definitions.Step]string
+	// req is the request the plan was made for; its definitions repo,
+	// commit and morph go into each job's origin.
+	req *pb.StartBuild
 }
 
 // refResolver resolves chunk refs through the repo aliases.
@@ -73,7 +76,7 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{graph: g, urls: urls}
+	p := &plan{graph: g, urls: urls, req: req}
 	if p.targets, err = selectTargets(g, req.Components); err != nil {
 		return nil, err
 	}

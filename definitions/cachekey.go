@@ -69,19 +69,40 @@ type systemStratumKey struct {
 }
 
 func hashKey(v any) digest.CacheKey {
+	return digest.CacheKey(sha256.Sum256(keyDocument(v)))
+}
+
+// keyDocument is the canonical encoding of a key input.
+func keyDocument(v any) []byte {
 	data, err := json.Marshal(v)
 	if err != nil {
 		// Only strings, ints, slices and maps of them are encoded.
 		panic("definitions: cache key input not encodable: " + err.Error())
 	}
-	return digest.CacheKey(sha256.Sum256(data))
+	return data
+}
+
+// CacheKeyDocument is the canonical JSON document whose SHA-256 is the
+// step's cache key. Signed provenance carries it, so that anyone can see
+// exactly what the key covers and check it against the key.
+func (s *Step) CacheKeyDocument() []byte {
+	switch s.Kind {
+	case KindChunk:
+		return keyDocument(chunkKeyDoc(s))
+	case KindStratum:
+		return keyDocument(stratumKeyDoc(s))
+	}
+	return keyDocument(systemKeyDoc(s))
 }
 
 // chunkKey covers the chunk's source commit, how it is built, how its output
 // is split, and (through their keys) everything it is built on. Dependency
 // keys are sorted: the order build-depends are written in does not change
 // what is staged.
-func chunkKey(s *Step) digest.CacheKey {
+func chunkKey(s *Step) digest.CacheKey { return hashKey(chunkKeyDoc(s)) }
+
+// chunkKeyDoc is what chunkKey hashes.
+func chunkKeyDoc(s *Step) chunkKeyInput {
 	c := s.Chunk
 	in := chunkKeyInput{
 		Format:            cacheKeyFormat,
@@ -101,11 +122,14 @@ func chunkKey(s *Step) digest.CacheKey {
 	for _, r := range c.SplitRules {
 		in.SplitRules = append(in.SplitRules, splitRuleKey{Artifact: r.Artifact, Include: r.Include})
 	}
-	return hashKey(in)
+	return in
 }
 
 // stratumKey covers which chunk artifacts go into which stratum artifact.
-func stratumKey(s *Step) digest.CacheKey {
+func stratumKey(s *Step) digest.CacheKey { return hashKey(stratumKeyDoc(s)) }
+
+// stratumKeyDoc is what stratumKey hashes.
+func stratumKeyDoc(s *Step) stratumKeyInput {
 	in := stratumKeyInput{Format: cacheKeyFormat, Kind: KindStratum.String(), Name: s.DefinedName, Arch: s.Arch, Chunks: depKeys(s)}
 	for _, a := range s.Stratum.Artifacts {
 		k := stratumArtifactKey{Name: a.Name, Members: make([]string, 0, len(a.Members))}
@@ -114,17 +138,20 @@ func stratumKey(s *Step) digest.CacheKey {
 		}
 		in.Artifacts = append(in.Artifacts, k)
 	}
-	return hashKey(in)
+	return in
 }
 
 // systemKey covers the strata and which of their artifacts the system takes.
 // Configuration extensions are deployment-time only and stay out.
-func systemKey(s *Step) digest.CacheKey {
+func systemKey(s *Step) digest.CacheKey { return hashKey(systemKeyDoc(s)) }
+
+// systemKeyDoc is what systemKey hashes.
+func systemKeyDoc(s *Step) systemKeyInput {
 	in := systemKeyInput{Format: cacheKeyFormat, Kind: KindSystem.String(), Name: s.DefinedName, Arch: s.Arch}
 	for _, st := range s.System.Strata {
 		in.Strata = append(in.Strata, systemStratumKey{CacheKey: st.Stratum.CacheKey.String(), Artifacts: st.Artifacts})
 	}
-	return hashKey(in)
+	return in
 }
 
 func depKeys(s *Step) []string {

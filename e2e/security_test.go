@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"distbuild/internal/tlsflags/tlstest"
+	"distbuild/provenance"
 )
 
 // TestSecureFarm runs the farm as a careful operator would: TLS on every
@@ -87,6 +89,7 @@ func TestSecureFarm(t *testing.T) {
 	if v := f.initiator("verify", "--public-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", sysKey[1]); v.code != 1 || !strings.Contains(v.stderr, "does not match") {
 		t.Errorf("verify against the wrong key: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
+	checkProvenance(t, f, registry, sysKey[1])
 
 	t.Setenv("DISTBUILD_TOKEN_FILE", "")
 	if l := f.initiator("list"); l.code == 0 || !strings.Contains(l.stderr, "token") {
@@ -96,5 +99,48 @@ func TestSecureFarm(t *testing.T) {
 	tool("controller", "user", "remove", "alice", "--state-dir", ctrlDir)
 	if l := f.initiator("list"); l.code == 0 || !strings.Contains(l.stderr, "revoked") {
 		t.Errorf("list with a revoked token: exit %d\n%s", l.code, l.stderr)
+	}
+}
+
+// checkProvenance runs `initiator provenance` on the system built by the
+// secure farm (whose trove stored each step only after verifying its
+// provenance) and on a chunk the system's statement names: both verify,
+// say where they came from, and fail against the wrong key.
+func checkProvenance(t *testing.T, f *farm, registry, sysKey string) {
+	t.Helper()
+	p := f.initiator("provenance", "--json", "--registry", registry, sysKey)
+	if p.code != 0 {
+		t.Fatalf("provenance --json: exit %d\n%s%s", p.code, p.stdout, p.stderr)
+	}
+	var st provenance.Statement
+	if err := json.Unmarshal([]byte(p.stdout), &st); err != nil {
+		t.Fatalf("provenance --json is not a statement: %v\n%s", err, p.stdout)
+	}
+	def := st.Predicate.BuildDefinition
+	if st.Type != provenance.StatementType || st.PredicateType != provenance.PredicateType || len(st.Subject) != 1 || !strings.HasSuffix(st.Subject[0].Name, "-rootfs") {
+		t.Errorf("the system's statement is %s / %s about %v, want in-toto v1 SLSA v1 about its rootfs", st.Type, st.PredicateType, st.Subject)
+	}
+	d := def.ExternalParameters.Definitions
+	if !strings.HasSuffix(d.Repo, "definitions.git") || len(d.Commit) != 40 || d.Morph != demoSystem || def.ExternalParameters.Step.CacheKey != sysKey {
+		t.Errorf("the system's statement says definitions %+v, key %s", d, def.ExternalParameters.Step.CacheKey)
+	}
+	if in := def.InternalParameters; in.Worker != "worker-1" || in.Sandbox != "bwrap" {
+		t.Errorf("the system's statement says it ran on %q in sandbox %q, want worker-1 in bwrap", in.Worker, in.Sandbox)
+	}
+	chunk := ""
+	for _, r := range def.ResolvedDependencies {
+		if k := r.Annotations["cacheKey"]; k != "" && r.Digest["sha256"] != "" {
+			chunk = k
+		}
+	}
+	if chunk == "" {
+		t.Fatalf("the system's statement names no assembled chunk artifact: %+v", def.ResolvedDependencies)
+	}
+	h := f.initiator("provenance", "--registry", registry, chunk)
+	if h.code != 0 || !strings.Contains(h.stdout, "provenance verified") || !strings.Contains(h.stdout, "source git+") || !strings.Contains(h.stdout, "SOURCE_DATE_EPOCH=") {
+		t.Errorf("provenance of chunk %s: exit %d\n%s%s", chunk, h.code, h.stdout, h.stderr)
+	}
+	if w := f.initiator("provenance", "--public-key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", sysKey); w.code != 1 || !strings.Contains(w.stderr, "does not match") {
+		t.Errorf("provenance against the wrong key: exit %d\n%s%s", w.code, w.stdout, w.stderr)
 	}
 }

@@ -32,18 +32,19 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"graph":    {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
-	"lint":     {summary: "check definitions strictly: every error and warning, with file and line (for CI)", run: runLint},
-	"build":    {summary: "build a system on the farm, following its progress", run: runBuild},
-	"fetch":    {summary: "download an artifact from the cache and unpack it", run: runFetch},
-	"attach":   {summary: "re-join a build: replay its events and follow it", run: runAttach},
-	"list":     {summary: "list the farm's builds, newest first", run: runList},
-	"status":   {summary: "show a build and the state of each of its steps", run: runStatus},
-	"cancel":   {summary: "cancel a build", run: runCancel},
-	"logs":     {summary: "print a step's complete log from the cache", run: runLogs},
-	"verify":   {summary: "check an artifact's signature and every blob's digest", run: runVerify},
-	"workers":  {summary: "list the workers connected to the controller, their slots and jobs", run: runWorkers},
-	"timeline": {summary: "write a build's Gantt chart as SVG: a lane per worker slot, a bar per step", run: runTimeline},
+	"graph":      {summary: "print a system's build steps, cache keys and dependencies (offline)", run: runGraph},
+	"lint":       {summary: "check definitions strictly: every error and warning, with file and line (for CI)", run: runLint},
+	"build":      {summary: "build a system on the farm, following its progress", run: runBuild},
+	"fetch":      {summary: "download an artifact from the cache and unpack it", run: runFetch},
+	"attach":     {summary: "re-join a build: replay its events and follow it", run: runAttach},
+	"list":       {summary: "list the farm's builds, newest first", run: runList},
+	"status":     {summary: "show a build and the state of each of its steps", run: runStatus},
+	"cancel":     {summary: "cancel a build", run: runCancel},
+	"logs":       {summary: "print a step's complete log from the cache", run: runLogs},
+	"verify":     {summary: "check an artifact's signature and every blob's digest", run: runVerify},
+	"provenance": {summary: "print how an artifact was made, verifying its signed provenance", run: runProvenance},
+	"workers":    {summary: "list the workers connected to the controller, their slots and jobs", run: runWorkers},
+	"timeline":   {summary: "write a build's Gantt chart as SVG: a lane per worker slot, a bar per step", run: runTimeline},
 }
 
 // Env is what a command may touch of the outside world, so tests can run

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/pflag"
+
 	"distbuild/auth"
 	"distbuild/digest"
 	"distbuild/manifestsig"
@@ -22,12 +24,11 @@ that holds.`
 func runVerify(env *Env, args []string) int {
 	fs := newFlags(env, "verify", "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", verifyAbout)
 	cacheAddr := cacheFlag(fs)
-	registry := fs.String("registry", "", "the farm's registry file (controller --state-dir DIR: DIR/registry.json)")
-	publicKey := fs.String("public-key", "", "the signing worker's base64 ed25519 public key, instead of --registry")
+	keys := addKeyFlags(fs)
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
 	}
-	if fs.NArg() != 1 || (*registry == "") == (*publicKey == "") {
+	if fs.NArg() != 1 || !keys.valid() {
 		fs.Usage()
 		return ExitUsage
 	}
@@ -49,21 +50,9 @@ func runVerify(env *Env, args []string) int {
 		return fail(env, "verify", fmt.Errorf("artifact %s (%s) is not signed", key, m.StepName))
 	}
 	signer := m.Signature.Signer
-	var pub ed25519.PublicKey
-	if *publicKey != "" {
-		if pub, err = manifestsig.ParsePublicKey(*publicKey); err != nil {
-			return fail(env, "verify", fmt.Errorf("--public-key: %w", err))
-		}
-	} else {
-		r, err := auth.Load(*registry)
-		if err != nil {
-			return fail(env, "verify", err)
-		}
-		entry, ok := r.Workers[signer]
-		if !ok || len(entry.PublicKey) == 0 {
-			return fail(env, "verify", fmt.Errorf("artifact %s is signed by %q, which has no registered key in %s", key, signer, *registry))
-		}
-		pub = entry.PublicKey
+	pub, err := keys.signerKey(signer, key)
+	if err != nil {
+		return fail(env, "verify", err)
 	}
 	if err := manifestsig.Verify(m, pub); err != nil {
 		return fail(env, "verify", fmt.Errorf("artifact %s: %w", key, err))
@@ -84,4 +73,40 @@ func runVerify(env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "artifact %s (%s) is signed by worker %s and all %d files (%d bytes) match their digests\n", key, m.StepName, signer, len(m.Files), total)
 	return ExitOK
+}
+
+// keyFlags say which key checks an artifact's signatures: the registry's
+// entry for its signer, or one given.
+type keyFlags struct{ registry, publicKey *string }
+
+// addKeyFlags adds --registry and --public-key to fs.
+func addKeyFlags(fs *pflag.FlagSet) keyFlags {
+	return keyFlags{
+		registry:  fs.String("registry", "", "the farm's registry file (controller --state-dir DIR: DIR/registry.json)"),
+		publicKey: fs.String("public-key", "", "the signing worker's base64 ed25519 public key, instead of --registry"),
+	}
+}
+
+// valid says whether exactly one of the flags was given.
+func (k keyFlags) valid() bool { return (*k.registry == "") != (*k.publicKey == "") }
+
+// signerKey is the public key to check artifact key's signature by signer
+// with: --public-key when given, else signer's key in the registry file.
+func (k keyFlags) signerKey(signer string, key digest.CacheKey) (ed25519.PublicKey, error) {
+	if *k.publicKey != "" {
+		pub, err := manifestsig.ParsePublicKey(*k.publicKey)
+		if err != nil {
+			return nil, fmt.Errorf("--public-key: %w", err)
+		}
+		return pub, nil
+	}
+	r, err := auth.Load(*k.registry)
+	if err != nil {
+		return nil, err
+	}
+	entry, ok := r.Workers[signer]
+	if !ok || len(entry.PublicKey) == 0 {
+		return nil, fmt.Errorf("artifact %s is signed by %q, which has no registered key in %s", key, signer, *k.registry)
+	}
+	return entry.PublicKey, nil
 }

@@ -105,7 +105,11 @@ func (s *Service) PutManifest(ctx context.Context, req *distbuildv1.PutManifestR
 		return nil, status.Error(codes.InvalidArgument, "manifest is missing")
 	}
 	if s.verifier != nil {
-		if err := s.verifier.VerifyManifest(ctx, m); err != nil {
+		err := s.verifier.VerifyManifest(ctx, m)
+		if cv, ok := s.verifier.(ContentVerifier); ok && err == nil {
+			err = cv.VerifyManifestContent(ctx, m, s.readBlob)
+		}
+		if err != nil {
 			if _, ok := status.FromError(err); !ok {
 				err = status.Error(codes.PermissionDenied, err.Error())
 			}

@@ -118,8 +118,8 @@ func TestAJobWaitsForTheCacheToComeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, err := client.GetManifest(context.Background(), key)
-	if err != nil || len(m.Files) != 2 {
-		t.Fatalf("manifest after the outage: %v %v; want the artifact and the log", m, err)
+	if err != nil || len(m.Files) != 3 {
+		t.Fatalf("manifest after the outage: %v %v; want the artifact, the log and the provenance", m, err)
 	}
 	for _, f := range m.Files {
 		if len(fetchBlob(t, w, f.Digest)) == 0 {

@@ -107,6 +107,7 @@ func (r *Runner) runCommand(ctx context.Context, t *task, spec sandbox.Spec, pha
 	out := t.out
 	stop := func() {}
 	spec.Started = func(pid int) { stop = t.prof.watchTree(pid) }
+	t.rec.env = spec.Env
 	res, err := sandbox.Run(ctx, spec)
 	stop()
 	t.prof.used(res.Usage)

@@ -48,7 +48,7 @@ func startCache(t *testing.T) string {
 	return d.Addrs().GRPC
 }
 
-func dialCache(t *testing.T, addr string) *artifactcache.Client {
+func dialCache(t testing.TB, addr string) *artifactcache.Client {
 	t.Helper()
 	c, err := artifactcache.Dial(addr)
 	if err != nil {

@@ -180,7 +180,8 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 	started := r.cfg.Clock.Now()
 	prof := newProfiler(r.cfg.Clock, started)
 	defer func() { rep.Profile(prof.profile()) }()
-	files, log, err := r.execute(ctx, job, dir, rep, prof)
+	rec := &record{}
+	files, log, err := r.execute(ctx, job, dir, rep, prof, rec)
 	// The log is uploaded whatever happened, after a cancel or timeout
 	// too: failed steps' logs matter most.
 	var logDigest *pb.Digest
@@ -196,19 +197,23 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 		}
 	}
 	if err == nil {
-		m := &pb.Manifest{
-			CacheKey: job.CacheKey,
-			StepName: job.Name,
-			Kind:     job.Kind,
-			Files:    append(files, &pb.ManifestFile{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logDigest}),
-			Worker:   r.cfg.Worker,
-			Started:  timestamppb.New(started),
-			Finished: timestamppb.New(r.cfg.Clock.Now()),
-			Grant:    job.Grant,
-		}
-		if err = r.putManifest(ctx, m); err == nil {
-			r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
-			return m, nil
+		finished := r.cfg.Clock.Now()
+		var prov *pb.ManifestFile
+		if prov, err = r.uploadProvenance(ctx, r.statement(job, rec, files, logDigest, started, finished)); err == nil {
+			m := &pb.Manifest{
+				CacheKey: job.CacheKey,
+				StepName: job.Name,
+				Kind:     job.Kind,
+				Files:    append(files, &pb.ManifestFile{Name: "log", Role: pb.FileRole_FILE_ROLE_LOG, Digest: logDigest}, prov),
+				Worker:   r.cfg.Worker,
+				Started:  timestamppb.New(started),
+				Finished: timestamppb.New(finished),
+				Grant:    job.Grant,
+			}
+			if err = r.putManifest(ctx, m); err == nil {
+				r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
+				return m, nil
+			}
 		}
 	}
 	f := failureOf(err, context.Cause(ctx))
@@ -219,7 +224,7 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 
 // execute builds the job's artifacts into the cache and returns their files
 // and the job's log.
-func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter, prof *profiler) ([]*pb.ManifestFile, storedLog, error) {
+func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter, prof *profiler, rec *record) ([]*pb.ManifestFile, storedLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, storedLog{}, err
 	}
@@ -231,7 +236,7 @@ func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Repor
 	out.note("# distbuild: %s %s on %s", kindNames[job.Kind], job.Name, r.cfg.Worker)
 	var files []*pb.ManifestFile
 	if err = out.err(); err == nil {
-		t := &task{job: job, dir: dir, out: out, rep: rep, prof: prof}
+		t := &task{job: job, dir: dir, out: out, rep: rep, prof: prof, rec: rec}
 		files, err = r.build(ctx, t)
 		t.end()
 	}
@@ -262,6 +267,8 @@ type task struct {
 	rep Reporter
 	// prof records the step's phases and what its commands use.
 	prof *profiler
+	// rec records what the step's provenance must say.
+	rec *record
 	// ends undo, last first, what the job holds until it ends: mounts
 	// on its directory, trees kept for it.
 	ends []func()

@@ -67,6 +67,7 @@ func (r *Runner) stageArtifact(ctx context.Context, t *task, s stager, dest, k s
 	if err != nil {
 		return err
 	}
+	t.rec.used(k, f)
 	return missingInput(k, s.stage(ctx, t, dest, artifact{name: f.Name, blob: d, opts: r.unpackOptions(t.job, k)}))
 }
 

@@ -40,8 +40,9 @@ func (r *Runner) recordStratum(ctx context.Context, t *task, s *pb.StratumJob) (
 				}
 				manifests[m.CacheKey] = cm
 			}
-			if slices.ContainsFunc(cm.Files, func(f *pb.ManifestFile) bool { return f.Name == m.Artifact }) {
+			if i := slices.IndexFunc(cm.Files, func(f *pb.ManifestFile) bool { return f.Name == m.Artifact }); i >= 0 {
 				members = append(members, stratumMember{CacheKey: m.CacheKey, Artifact: m.Artifact, Chunk: cm.StepName})
+				t.rec.used(m.CacheKey, cm.Files[i])
 			}
 		}
 		data, err := json.MarshalIndent(members, "", "  ")

@@ -118,7 +118,7 @@ func newTask(t testing.TB, job *pb.Job) *task {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.close() })
-	tk := &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder(), prof: newProfiler(clock.System, time.Now())}
+	tk := &task{job: job, dir: t.TempDir(), out: out, rep: newRecorder(), prof: newProfiler(clock.System, time.Now()), rec: &record{}}
 	t.Cleanup(tk.end)
 	return tk
 }

@@ -33,6 +33,12 @@ const (
 	FileRole_FILE_ROLE_LOG FileRole = 2
 	// Structured data describing the artifact, e.g. a stratum's member list.
 	FileRole_FILE_ROLE_METADATA FileRole = 3
+	// The step's signed provenance: a DSSE envelope (JSON) holding an in-toto
+	// Statement with a SLSA v1 provenance predicate, signed with the worker's
+	// key, whose subjects are the manifest's artifact and metadata files. It
+	// says how the artifacts were made, so they need not be trusted on the
+	// manifest's word alone.
+	FileRole_FILE_ROLE_PROVENANCE FileRole = 4
 )
 
 // Enum value maps for FileRole.
@@ -42,12 +48,14 @@ var (
 		1: "FILE_ROLE_ARTIFACT",
 		2: "FILE_ROLE_LOG",
 		3: "FILE_ROLE_METADATA",
+		4: "FILE_ROLE_PROVENANCE",
 	}
 	FileRole_value = map[string]int32{
 		"FILE_ROLE_UNSPECIFIED": 0,
 		"FILE_ROLE_ARTIFACT":    1,
 		"FILE_ROLE_LOG":         2,
 		"FILE_ROLE_METADATA":    3,
+		"FILE_ROLE_PROVENANCE":  4,
 	}
 )
 
@@ -961,12 +969,13 @@ const file_distbuild_v1_cache_proto_rawDesc = "" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\"H\n" +
 	"\x12PutManifestRequest\x122\n" +
 	"\bmanifest\x18\x01 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\"\x15\n" +
-	"\x13PutManifestResponse*h\n" +
+	"\x13PutManifestResponse*\x82\x01\n" +
 	"\bFileRole\x12\x19\n" +
 	"\x15FILE_ROLE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FILE_ROLE_ARTIFACT\x10\x01\x12\x11\n" +
 	"\rFILE_ROLE_LOG\x10\x02\x12\x16\n" +
-	"\x12FILE_ROLE_METADATA\x10\x032\x97\x03\n" +
+	"\x12FILE_ROLE_METADATA\x10\x03\x12\x18\n" +
+	"\x14FILE_ROLE_PROVENANCE\x10\x042\x97\x03\n" +
 	"\x14ArtifactCacheService\x12R\n" +
 	"\vFindMissing\x12 .distbuild.v1.FindMissingRequest\x1a!.distbuild.v1.FindMissingResponse\x12?\n" +
 	"\x04Read\x12\x19.distbuild.v1.ReadRequest\x1a\x1a.distbuild.v1.ReadResponse0\x01\x12B\n" +

@@ -1355,7 +1355,9 @@ type Job struct {
 	//	*Job_Chunk
 	//	*Job_Stratum
 	//	*Job_System
-	Spec          isJob_Spec `protobuf_oneof:"spec"`
+	Spec isJob_Spec `protobuf_oneof:"spec"`
+	// Where the step comes from, for the provenance the worker signs.
+	Origin        *StepOrigin `protobuf:"bytes,13,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1487,6 +1489,13 @@ func (x *Job) GetSystem() *SystemJob {
 	return nil
 }
 
+func (x *Job) GetOrigin() *StepOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
 type isJob_Spec interface {
 	isJob_Spec()
 }
@@ -1511,6 +1520,91 @@ func (*Job_Chunk) isJob_Spec() {}
 func (*Job_Stratum) isJob_Spec() {}
 
 func (*Job_System) isJob_Spec() {}
+
+// StepOrigin is what a worker cannot know from the job alone but its signed
+// provenance must say: which definitions the step was resolved from, and
+// the document its cache key is the SHA-256 of, so that anyone can check
+// the key against the definitions.
+type StepOrigin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The definitions repository the build was requested from.
+	DefinitionsRepo string `protobuf:"bytes,1,opt,name=definitions_repo,json=definitionsRepo,proto3" json:"definitions_repo,omitempty"`
+	// The definitions commit: 40 hex characters.
+	DefinitionsCommit string `protobuf:"bytes,2,opt,name=definitions_commit,json=definitionsCommit,proto3" json:"definitions_commit,omitempty"`
+	// The system or cluster morph the build was requested for.
+	Morph string `protobuf:"bytes,3,opt,name=morph,proto3" json:"morph,omitempty"`
+	// The morph file that defines the step, e.g. "strata/core.morph".
+	StepFile string `protobuf:"bytes,4,opt,name=step_file,json=stepFile,proto3" json:"step_file,omitempty"`
+	// The canonical JSON document whose SHA-256 is the step's cache key.
+	CacheKeyDocument []byte `protobuf:"bytes,5,opt,name=cache_key_document,json=cacheKeyDocument,proto3" json:"cache_key_document,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *StepOrigin) Reset() {
+	*x = StepOrigin{}
+	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepOrigin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepOrigin) ProtoMessage() {}
+
+func (x *StepOrigin) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepOrigin.ProtoReflect.Descriptor instead.
+func (*StepOrigin) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *StepOrigin) GetDefinitionsRepo() string {
+	if x != nil {
+		return x.DefinitionsRepo
+	}
+	return ""
+}
+
+func (x *StepOrigin) GetDefinitionsCommit() string {
+	if x != nil {
+		return x.DefinitionsCommit
+	}
+	return ""
+}
+
+func (x *StepOrigin) GetMorph() string {
+	if x != nil {
+		return x.Morph
+	}
+	return ""
+}
+
+func (x *StepOrigin) GetStepFile() string {
+	if x != nil {
+		return x.StepFile
+	}
+	return ""
+}
+
+func (x *StepOrigin) GetCacheKeyDocument() []byte {
+	if x != nil {
+		return x.CacheKeyDocument
+	}
+	return nil
+}
 
 var File_distbuild_v1_worker_proto protoreflect.FileDescriptor
 
@@ -1608,7 +1702,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\"\x89\x01\n" +
 	"\tSystemJob\x127\n" +
 	"\bcontents\x18\x01 \x03(\v2\x1b.distbuild.v1.ChunkArtifactR\bcontents\x12C\n" +
-	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xdb\x03\n" +
+	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\x8d\x04\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x12\n" +
@@ -1622,8 +1716,16 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x05chunk\x18\n" +
 	" \x01(\v2\x16.distbuild.v1.ChunkJobH\x00R\x05chunk\x124\n" +
 	"\astratum\x18\v \x01(\v2\x18.distbuild.v1.StratumJobH\x00R\astratum\x121\n" +
-	"\x06system\x18\f \x01(\v2\x17.distbuild.v1.SystemJobH\x00R\x06systemB\x06\n" +
-	"\x04spec*n\n" +
+	"\x06system\x18\f \x01(\v2\x17.distbuild.v1.SystemJobH\x00R\x06system\x120\n" +
+	"\x06origin\x18\r \x01(\v2\x18.distbuild.v1.StepOriginR\x06originB\x06\n" +
+	"\x04spec\"\xc7\x01\n" +
+	"\n" +
+	"StepOrigin\x12)\n" +
+	"\x10definitions_repo\x18\x01 \x01(\tR\x0fdefinitionsRepo\x12-\n" +
+	"\x12definitions_commit\x18\x02 \x01(\tR\x11definitionsCommit\x12\x14\n" +
+	"\x05morph\x18\x03 \x01(\tR\x05morph\x12\x1b\n" +
+	"\tstep_file\x18\x04 \x01(\tR\bstepFile\x12,\n" +
+	"\x12cache_key_document\x18\x05 \x01(\fR\x10cacheKeyDocument*n\n" +
 	"\tBuildMode\x12\x1a\n" +
 	"\x16BUILD_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12BUILD_MODE_STAGING\x10\x01\x12\x18\n" +
@@ -1645,7 +1747,7 @@ func file_distbuild_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_distbuild_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_distbuild_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_distbuild_v1_worker_proto_goTypes = []any{
 	(BuildMode)(0),                // 0: distbuild.v1.BuildMode
 	(*WorkRequest)(nil),           // 1: distbuild.v1.WorkRequest
@@ -1666,33 +1768,34 @@ var file_distbuild_v1_worker_proto_goTypes = []any{
 	(*IntegrationCommands)(nil),   // 16: distbuild.v1.IntegrationCommands
 	(*SystemJob)(nil),             // 17: distbuild.v1.SystemJob
 	(*Job)(nil),                   // 18: distbuild.v1.Job
-	nil,                           // 19: distbuild.v1.WorkerRegistration.TagsEntry
-	(FailureKind)(0),              // 20: distbuild.v1.FailureKind
-	(*Digest)(nil),                // 21: distbuild.v1.Digest
-	(JobPhase)(0),                 // 22: distbuild.v1.JobPhase
-	(*Manifest)(nil),              // 23: distbuild.v1.Manifest
-	(*StepProfile)(nil),           // 24: distbuild.v1.StepProfile
-	(OutputStream)(0),             // 25: distbuild.v1.OutputStream
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(StepKind)(0),                 // 27: distbuild.v1.StepKind
-	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
-	(*AttemptGrant)(nil),          // 29: distbuild.v1.AttemptGrant
+	(*StepOrigin)(nil),            // 19: distbuild.v1.StepOrigin
+	nil,                           // 20: distbuild.v1.WorkerRegistration.TagsEntry
+	(FailureKind)(0),              // 21: distbuild.v1.FailureKind
+	(*Digest)(nil),                // 22: distbuild.v1.Digest
+	(JobPhase)(0),                 // 23: distbuild.v1.JobPhase
+	(*Manifest)(nil),              // 24: distbuild.v1.Manifest
+	(*StepProfile)(nil),           // 25: distbuild.v1.StepProfile
+	(OutputStream)(0),             // 26: distbuild.v1.OutputStream
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(StepKind)(0),                 // 28: distbuild.v1.StepKind
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*AttemptGrant)(nil),          // 30: distbuild.v1.AttemptGrant
 }
 var file_distbuild_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: distbuild.v1.WorkRequest.register:type_name -> distbuild.v1.WorkerRegistration
 	5,  // 1: distbuild.v1.WorkRequest.state:type_name -> distbuild.v1.WorkerState
 	6,  // 2: distbuild.v1.WorkRequest.output:type_name -> distbuild.v1.JobOutput
-	19, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
-	20, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
-	21, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
-	22, // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
-	23, // 7: distbuild.v1.JobStatus.manifest:type_name -> distbuild.v1.Manifest
+	20, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
+	21, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
+	22, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
+	23, // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
+	24, // 7: distbuild.v1.JobStatus.manifest:type_name -> distbuild.v1.Manifest
 	3,  // 8: distbuild.v1.JobStatus.failure:type_name -> distbuild.v1.JobFailure
-	24, // 9: distbuild.v1.JobStatus.profile:type_name -> distbuild.v1.StepProfile
+	25, // 9: distbuild.v1.JobStatus.profile:type_name -> distbuild.v1.StepProfile
 	4,  // 10: distbuild.v1.WorkerState.jobs:type_name -> distbuild.v1.JobStatus
-	25, // 11: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
+	26, // 11: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
 	18, // 12: distbuild.v1.WorkResponse.start:type_name -> distbuild.v1.Job
-	26, // 13: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
+	27, // 13: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
 	10, // 14: distbuild.v1.ChunkJob.submodules:type_name -> distbuild.v1.Submodule
 	0,  // 15: distbuild.v1.ChunkJob.build_mode:type_name -> distbuild.v1.BuildMode
 	8,  // 16: distbuild.v1.ChunkJob.phases:type_name -> distbuild.v1.CommandPhase
@@ -1702,19 +1805,20 @@ var file_distbuild_v1_worker_proto_depIdxs = []int32{
 	14, // 20: distbuild.v1.StratumJob.artifacts:type_name -> distbuild.v1.StratumArtifact
 	13, // 21: distbuild.v1.SystemJob.contents:type_name -> distbuild.v1.ChunkArtifact
 	16, // 22: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
-	27, // 23: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
-	28, // 24: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
-	29, // 25: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
+	28, // 23: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
+	29, // 24: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
+	30, // 25: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
 	12, // 26: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
 	15, // 27: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
 	17, // 28: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
-	1,  // 29: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
-	7,  // 30: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
-	30, // [30:31] is the sub-list for method output_type
-	29, // [29:30] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	19, // 29: distbuild.v1.Job.origin:type_name -> distbuild.v1.StepOrigin
+	1,  // 30: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
+	7,  // 31: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
+	31, // [31:32] is the sub-list for method output_type
+	30, // [30:31] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_worker_proto_init() }
@@ -1741,7 +1845,7 @@ func file_distbuild_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_worker_proto_rawDesc), len(file_distbuild_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
