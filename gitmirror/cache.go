@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -30,6 +32,13 @@ type Repo struct {
 	cache *Cache
 	url   string
 	dir   string
+
+	// dates holds the commits this handle has found in the mirror, with
+	// their committer dates: a mirror never loses a commit, so checking
+	// once is enough, and each check spared is a git process less per
+	// step.
+	mu    sync.Mutex
+	dates map[string]time.Time
 }
 
 // New opens the cache in dir, creating the directory if needed. It fails at

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -120,16 +123,91 @@ func (r *Repo) gitlink(ctx context.Context, commit, p string) (string, error) {
 	return fields[2], nil
 }
 
-// workTree clones the mirror into dir without copying objects and checks out
-// commit there.
+// workTree makes dir a work tree of commit that borrows the mirror's
+// objects, as `git clone --shared --no-checkout` and `git checkout` would,
+// but writes the repository's few files itself: the clone (with its
+// upload-pack child and template copying) cost twice as much as the
+// checkout, and every step of a farm pays it. The result is the same: the
+// mirror's branches as origin's remote-tracking branches, its tags (for
+// `git describe`), origin pointing at the mirror, HEAD detached at commit.
 func (r *Repo) workTree(ctx context.Context, commit, dir string) error {
-	if _, err := runGit(ctx, "", "clone", "--quiet", "--shared", "--no-checkout", "--", r.dir, dir); err != nil {
-		return fmt.Errorf("checking out %s of %s into %s: %w", commit, r.url, dir, err)
+	fail := func(err error) error { return fmt.Errorf("checking out %s of %s into %s: %w", commit, r.url, dir, err) }
+	refs, err := r.refs()
+	if err != nil {
+		return fail(err)
+	}
+	objects, err := filepath.Abs(filepath.Join(r.dir, "objects"))
+	if err != nil {
+		return fail(err)
+	}
+	origin, err := filepath.Abs(r.dir)
+	if err != nil {
+		return fail(err)
+	}
+	var packed strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(refs)) {
+		switch {
+		case strings.HasPrefix(name, "refs/heads/"):
+			fmt.Fprintf(&packed, "%s refs/remotes/origin/%s\n", refs[name], strings.TrimPrefix(name, "refs/heads/"))
+		case strings.HasPrefix(name, "refs/tags/"):
+			fmt.Fprintf(&packed, "%s %s\n", refs[name], name)
+		}
+	}
+	gitDir := filepath.Join(dir, ".git")
+	files := []struct{ name, content string }{
+		{"HEAD", "ref: refs/heads/master\n"},
+		{"config", "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n" +
+			"[remote \"origin\"]\n\turl = " + origin + "\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"},
+		{"objects/info/alternates", objects + "\n"},
+		{"packed-refs", packed.String()},
+	}
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(gitDir, f.name), []byte(f.content), 0o644); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := runGit(ctx, dir, "checkout", "--quiet", "--detach", commit, "--"); err != nil {
-		return fmt.Errorf("checking out %s of %s into %s: %w", commit, r.url, dir, err)
+		return fail(err)
 	}
 	return nil
+}
+
+// refs reads the mirror's refs, loose ones over packed ones, without
+// running git. A fetch running meanwhile replaces files by renaming, so
+// each ref read is its old value or its new one.
+func (r *Repo) refs() (map[string]string, error) {
+	refs := map[string]string{}
+	data, err := os.ReadFile(filepath.Join(r.dir, "packed-refs"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for line := range strings.Lines(string(data)) {
+		oid, name, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if ok && isCommitID(oid) && strings.HasPrefix(name, "refs/") {
+			refs[name] = oid
+		}
+	}
+	root := filepath.Join(r.dir, "refs")
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		content, err := os.ReadFile(p)
+		if err != nil {
+			return nil // renamed away meanwhile
+		}
+		if oid := strings.TrimSpace(string(content)); isCommitID(oid) {
+			rel, _ := filepath.Rel(r.dir, p)
+			refs[filepath.ToSlash(rel)] = oid
+		}
+		return nil
+	})
+	return refs, err
 }
 
 // removeCheckout undoes a failed checkout: dir goes if Checkout made it,

@@ -2,6 +2,7 @@ package gitmirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,8 +18,8 @@ func (r *Repo) exists() bool {
 
 // hasCommit says whether the mirror holds commit as a commit object.
 func (r *Repo) hasCommit(ctx context.Context, commit string) bool {
-	typ, err := r.objectType(ctx, commit)
-	return err == nil && typ == "commit"
+	_, err := r.commitDate(ctx, commit)
+	return err == nil
 }
 
 func (r *Repo) objectType(ctx context.Context, oid string) (string, error) {
@@ -85,16 +86,43 @@ func (r *Repo) CommitTime(ctx context.Context, commit string) (time.Time, error)
 	if err := checkCommit(commit); err != nil {
 		return time.Time{}, err
 	}
+	return r.commitDate(ctx, commit)
+}
+
+// commitDate reads commit from the mirror, once per handle: whether it is
+// there as a commit, and its committer date.
+func (r *Repo) commitDate(ctx context.Context, commit string) (time.Time, error) {
+	r.mu.Lock()
+	date, ok := r.dates[commit]
+	r.mu.Unlock()
+	if ok {
+		return date, nil
+	}
 	out, err := runGit(ctx, r.dir, "cat-file", "commit", commit)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading commit %s of %s: %w", commit, r.url, err)
 	}
-	for line := range strings.Lines(string(out)) {
+	date, err = committerDate(out)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("commit %s of %s: %w", commit, r.url, err)
+	}
+	r.mu.Lock()
+	if r.dates == nil {
+		r.dates = map[string]time.Time{}
+	}
+	r.dates[commit] = date
+	r.mu.Unlock()
+	return date, nil
+}
+
+// committerDate reads the committer line of a raw commit object:
+// "committer Name <email> 1700000000 +0000".
+func committerDate(raw []byte) (time.Time, error) {
+	for line := range strings.Lines(string(raw)) {
 		if line == "\n" {
 			break // the headers end; the message follows
 		}
 		if rest, ok := strings.CutPrefix(line, "committer "); ok {
-			// "Name <email> 1700000000 +0000"
 			fields := strings.Fields(rest[strings.LastIndexByte(rest, '>')+1:])
 			if len(fields) == 2 {
 				if secs, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
@@ -103,5 +131,5 @@ func (r *Repo) CommitTime(ctx context.Context, commit string) (time.Time, error)
 			}
 		}
 	}
-	return time.Time{}, fmt.Errorf("commit %s of %s has no readable committer date", commit, r.url)
+	return time.Time{}, errors.New("no readable committer date")
 }
