@@ -16,6 +16,7 @@ import (
 	"os"
 	"time"
 
+	"distbuild/artifactcache/backend"
 	"distbuild/artifactcache/httpapi"
 	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
@@ -78,11 +79,20 @@ type Config struct {
 	Logger hclog.Logger
 }
 
+// servedStore is what both the gRPC service and the HTTP API need.
+type servedStore interface {
+	backend.Store
+	httpapi.Source
+}
+
 // Daemon is a started trove: its store is open and its listeners bound.
 type Daemon struct {
-	cfg      Config
-	log      hclog.Logger
-	store    *store.Store
+	cfg   Config
+	log   hclog.Logger
+	store *store.Store
+	// served is what the gRPC service and the HTTP API read and write:
+	// the local store.
+	served   servedStore
 	grpc     *grpc.Server
 	grpcLis  net.Listener
 	http     *http.Server
@@ -118,7 +128,7 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, metrics: newMetrics(st)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, served: backend.Local(st), metrics: newMetrics(st)}
 	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
 	d.scrubber.metrics = d.metrics
 	if err := d.listen(); err != nil {
@@ -150,7 +160,7 @@ func (d *Daemon) listen() error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
 	}
 	d.grpc = grpc.NewServer(opts...)
-	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, service.Options{
+	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.served, service.Options{
 		Verifier:          d.cfg.Verifier,
 		Logger:            d.log.Named("grpc"),
 		UploadIdleTimeout: d.cfg.UploadIdleTimeout,
@@ -163,7 +173,7 @@ func (d *Daemon) listen() error {
 		return nil
 	}
 	mux := http.NewServeMux()
-	api := httpapi.New(d.store, d.log.Named("http"))
+	api := httpapi.New(d.served, d.log.Named("http"))
 	mux.Handle("/blobs/", d.metrics.instrument("blobs", api))
 	mux.Handle("/artifacts/", d.metrics.instrument("artifacts", api))
 	mux.Handle("/metrics", observability.MetricsHandler(d.metrics.reg))

@@ -25,7 +25,7 @@ import (
 // same attempt again, or manifests without grants) the first stays and this
 // call succeeds without replacing it.
 func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
-	key, files, err := checkManifest(m)
+	key, files, err := CheckManifest(m)
 	if err != nil {
 		return err
 	}
@@ -144,9 +144,10 @@ func (s *Store) manifestLocked(key digest.CacheKey) (*distbuildv1.Manifest, erro
 	return m, nil
 }
 
-// checkManifest validates a manifest's shape: a well-formed cache key and,
-// for each file, a non-empty unique name and a well-formed digest.
-func checkManifest(m *distbuildv1.Manifest) (digest.CacheKey, []digest.Digest, error) {
+// CheckManifest validates a manifest's shape: a well-formed cache key and,
+// for each file, a non-empty unique name and a well-formed digest. It is
+// exported so that every backend refuses the same malformed manifests.
+func CheckManifest(m *distbuildv1.Manifest) (digest.CacheKey, []digest.Digest, error) {
 	if m == nil {
 		return digest.CacheKey{}, nil, status.Error(codes.InvalidArgument, "manifest is missing")
 	}
