@@ -52,4 +52,4 @@ bench:
 
 ## bench-smoke: every benchmark once, so CI knows they still run
 bench-smoke:
-	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./artifactcache/store/ ./cmd/trove/ ./scheduler/sim/ ./e2e/ ./worker/step/ ./provenance/
+	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./artifactcache/store/ ./artifactcache/cached/ ./cmd/trove/ ./scheduler/sim/ ./e2e/ ./worker/step/ ./provenance/

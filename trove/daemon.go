@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"distbuild/artifactcache/backend"
+	"distbuild/artifactcache/cached"
 	"distbuild/artifactcache/httpapi"
 	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
@@ -36,8 +37,13 @@ const GitPrefix = "/git"
 
 // Config says what the daemon serves and where.
 type Config struct {
-	// Dir is the store directory.
+	// Dir is the store directory: the whole cache, or with Remote the
+	// bounded local copy of it.
 	Dir string
+	// Remote, when set, is a store shared with other troves (an S3
+	// bucket) that holds the cache, with the store in Dir as a bounded
+	// read-through cache in front of it (see artifactcache/cached).
+	Remote backend.Store
 	// MaxSizeBytes caps the blobs' total size; see store.Options.
 	MaxSizeBytes int64
 	// GRPCListen is the address of the gRPC service ("host:port"; port 0
@@ -91,7 +97,7 @@ type Daemon struct {
 	log   hclog.Logger
 	store *store.Store
 	// served is what the gRPC service and the HTTP API read and write:
-	// the local store.
+	// the local store, or it in front of Remote.
 	served   servedStore
 	grpc     *grpc.Server
 	grpcLis  net.Listener
@@ -129,6 +135,9 @@ func Start(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, served: backend.Local(st), metrics: newMetrics(st)}
+	if cfg.Remote != nil {
+		d.served = cached.New(st, cfg.Remote, cfg.Logger.Named("cached"))
+	}
 	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
 	d.scrubber.metrics = d.metrics
 	if err := d.listen(); err != nil {
