@@ -11,11 +11,11 @@
 //
 // Consistency. An object appears in S3 only when the request that writes
 // it completes: a blob is uploaded as a multipart upload (or one PUT when
-// it fits in one part), streamed in parts of PartSize with at most two parts
-// in memory, and completed only after the whole content has hashed to the
-// declared digest; an upload that fails, is aborted or whose trove dies is
-// never completed, so no partial or unverified blob is ever visible under
-// its name. A manifest is written only after every blob it names was found
+// it fits in one part), streamed in parts of PartSize, a few at once with
+// a bounded number in memory, and completed only after the whole content
+// has hashed to the declared digest; an upload that fails, is aborted or
+// whose trove dies is never completed, so no partial or unverified blob is
+// ever visible under its name. A manifest is written only after every blob it names was found
 // in the bucket, and troves never delete blobs, so a manifest implies its
 // blobs; to hold even when something else deletes objects (a lifecycle
 // rule, an operator), GetManifest and FindMissing check that each blob a
@@ -46,8 +46,8 @@ import (
 )
 
 // DefaultPartSize is the size of each part of a multipart upload: an
-// upload holds at most two of them in memory (one filling, one on its way
-// to the store).
+// upload holds at most partsInFlight+1 of them in memory (one filling, the
+// others on their way to the store).
 const DefaultPartSize = 8 << 20
 
 // minPartSize is S3's smallest part but the last.

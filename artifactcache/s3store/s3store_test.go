@@ -100,7 +100,7 @@ func TestStoreKilledMidUploadLeavesNoPartialObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	// Three 5 MiB parts: two go to the store, the third waits for room.
+	// Three whole 5 MiB parts go to the store.
 	for off := 0; off < 16<<20; off += 1 << 20 {
 		wg.Add(1)
 		if err := w.WriteAsync(content[off:off+1<<20], wg.Done); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"time"
 
 	"distbuild/artifactcache/backend"
@@ -22,6 +23,11 @@ const abortTimeout = 30 * time.Second
 // copyTimeout bounds the copy, inside the store, of an upload whose digest
 // came at its end to the blob's name.
 const copyTimeout = 10 * time.Minute
+
+// partsInFlight is how many parts of one upload go to the store at once:
+// one request at a time leaves the store idle while each part is signed
+// and sent. An upload holds at most partsInFlight+1 parts in memory.
+const partsInFlight = 3
 
 // NewBlobWriter starts an upload of blob d. Nothing is sent until a whole
 // part has arrived; a blob that fits in one part goes up in a single PUT at
@@ -52,15 +58,17 @@ func (s *Store) newBlobWriter(ctx context.Context, d digest.Digest, name string)
 	ctx, cancel := context.WithCancel(ctx)
 	w := &blobWriter{
 		s: s, d: d, name: name, ctx: ctx, cancel: cancel, h: digest.NewHasher(),
-		free:   make(chan []byte, 2),
-		parts:  make(chan []byte, 1),
+		free:   make(chan []byte, partsInFlight+1),
+		parts:  make(chan []byte),
 		upDone: make(chan struct{}),
+		failCh: make(chan struct{}),
 		label:  d.String(),
 	}
-	// Two part buffers, allocated when first needed and only as large as
-	// the rest of the blob: one filling while the other is sent.
-	w.free <- nil
-	w.free <- nil
+	// The part buffers, allocated when first needed and only as large as
+	// the rest of the blob: one filling while the others are sent.
+	for range partsInFlight + 1 {
+		w.free <- nil
+	}
 	return w
 }
 
@@ -81,12 +89,13 @@ type blobWriter struct {
 	written  int64  // content bytes received
 	cur      []byte // the part being filled
 	free     chan []byte
-	parts    chan []byte   // full parts for the sender, in order
-	sending  bool          // the sender goroutine runs
-	upDone   chan struct{} // closed when the sender has ended
-	upErr    error         // the sender's error; read after upDone
-	uploadID string        // set by the sender
-	done     []minio.CompletePart
+	parts    chan []byte          // full parts for the sender, in order
+	sending  bool                 // the sender goroutine runs
+	upDone   chan struct{}        // closed when the sender has ended
+	upErr    error                // the sender's first error; read after failCh or upDone closes
+	failCh   chan struct{}        // closed when the sender has failed
+	uploadID string               // set by the sender
+	done     []minio.CompletePart // by part number - 1; read after upDone
 
 	failed   error
 	finished bool
@@ -94,8 +103,8 @@ type blobWriter struct {
 
 // WriteAsync copies p into the current part (so release runs before it
 // returns), hashing it on the way, and hands each full part to the
-// sender. It waits when both part buffers are busy, which bounds the
-// memory an upload holds to two parts.
+// sender. It waits when every part buffer is busy, which bounds the
+// memory an upload holds to partsInFlight+1 parts.
 func (w *blobWriter) WriteAsync(p []byte, release func()) error {
 	if err := w.write(p); err != nil {
 		return err
@@ -150,10 +159,15 @@ func (w *blobWriter) takeBuffer() ([]byte, error) {
 			buf = make([]byte, 0, size)
 		}
 		return buf[:0], nil
-	case <-w.upDone:
+	case <-w.failCh:
 		return nil, w.upErr
 	case <-w.ctx.Done():
-		return nil, status.FromContextError(w.ctx.Err()).Err()
+		select {
+		case <-w.failCh: // the failure that cancelled the context
+			return nil, w.upErr
+		default:
+			return nil, status.FromContextError(w.ctx.Err()).Err()
+		}
 	}
 }
 
@@ -167,32 +181,65 @@ func (w *blobWriter) sendPart() error {
 	case w.parts <- w.cur:
 		w.cur = nil
 		return nil
-	case <-w.upDone:
+	case <-w.failCh:
 		return w.upErr
 	}
 }
 
-// sender uploads the parts in order, starting the multipart upload with
-// the first, until the parts channel closes or a part fails.
+// sender starts the multipart upload with the first part and uploads the
+// parts, partsInFlight at a time, until the parts channel closes; after a
+// failure it only takes the remaining parts off the channel.
 func (w *blobWriter) sender() {
 	defer close(w.upDone)
+	var mu sync.Mutex // guards upErr and done while uploads run
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if w.upErr == nil {
+			w.upErr = err
+			close(w.failCh)
+			w.cancel()
+		}
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return w.upErr != nil
+	}
+	var uploads sync.WaitGroup
+	defer uploads.Wait()
+	sem := make(chan struct{}, partsInFlight)
+	n := 0
 	for part := range w.parts {
+		n++
+		partNo := n
+		if failed() {
+			continue
+		}
 		if w.uploadID == "" {
 			id, err := w.s.core.NewMultipartUpload(w.ctx, w.s.bucket, w.name, minio.PutObjectOptions{})
 			if err != nil {
-				w.upErr = w.s.s3Status(err, "start upload of %s", w.label)
-				return
+				fail(w.s.s3Status(err, "start upload of %s", w.label))
+				continue
 			}
 			w.uploadID = id
 		}
-		n := len(w.done) + 1
-		got, err := w.s.core.PutObjectPart(w.ctx, w.s.bucket, w.name, w.uploadID, n, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{})
-		if err != nil {
-			w.upErr = w.s.s3Status(err, "upload part %d of %s", n, w.label)
-			return
-		}
-		w.done = append(w.done, minio.CompletePart{PartNumber: n, ETag: got.ETag})
-		w.free <- part
+		sem <- struct{}{}
+		uploads.Go(func() {
+			defer func() { <-sem }()
+			got, err := w.s.core.PutObjectPart(w.ctx, w.s.bucket, w.name, w.uploadID, partNo, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{})
+			if err != nil {
+				fail(w.s.s3Status(err, "upload part %d of %s", partNo, w.label))
+				return
+			}
+			mu.Lock()
+			for len(w.done) < partNo {
+				w.done = append(w.done, minio.CompletePart{})
+			}
+			w.done[partNo-1] = minio.CompletePart{PartNumber: partNo, ETag: got.ETag}
+			mu.Unlock()
+			w.free <- part
+		})
 	}
 }
 
