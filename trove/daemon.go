@@ -93,12 +93,10 @@ type servedStore interface {
 
 // Daemon is a started trove: its store is open and its listeners bound.
 type Daemon struct {
-	cfg   Config
-	log   hclog.Logger
-	store *store.Store
-	// served is what the gRPC service and the HTTP API read and write:
-	// the local store, or it in front of Remote.
-	served   servedStore
+	cfg      Config
+	log      hclog.Logger
+	store    *store.Store
+	served   servedStore // what the services use: store, or store in front of Remote
 	grpc     *grpc.Server
 	grpcLis  net.Listener
 	http     *http.Server
