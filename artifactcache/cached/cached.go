@@ -187,12 +187,7 @@ func (s *Store) NewBlobWriter(ctx context.Context, d digest.Digest) (backend.Blo
 	if err != nil {
 		return nil, err
 	}
-	lw, err := s.local.NewBlobWriter(d)
-	if err != nil {
-		s.log.Debug("not keeping a local copy of an upload", "digest", d, "error", err)
-		lw = nil
-	}
-	return &teeWriter{s: s, d: d, remote: rw, local: lw}, nil
+	return s.tee(rw, d, func() (*store.BlobWriter, error) { return s.local.NewBlobWriter(d) }), nil
 }
 
 // NewBlobWriterOfSize is NewBlobWriter for an upload whose digest comes
@@ -202,12 +197,18 @@ func (s *Store) NewBlobWriterOfSize(ctx context.Context, size int64) (backend.Bl
 	if err != nil {
 		return nil, err
 	}
-	lw, err := s.local.NewBlobWriterOfSize(size)
+	return s.tee(rw, digest.Digest{}, func() (*store.BlobWriter, error) { return s.local.NewBlobWriterOfSize(size) }), nil
+}
+
+// tee pairs a remote upload with a local one, when the local store can
+// take it.
+func (s *Store) tee(rw backend.BlobWriter, d digest.Digest, local func() (*store.BlobWriter, error)) *teeWriter {
+	lw, err := local()
 	if err != nil {
-		s.log.Debug("not keeping a local copy of an upload", "size", size, "error", err)
+		s.log.Debug("not keeping a local copy of an upload", "digest", d, "error", err)
 		lw = nil
 	}
-	return &teeWriter{s: s, remote: rw, local: lw}, nil
+	return &teeWriter{s: s, d: d, remote: rw, local: lw}
 }
 
 // teeWriter writes each piece to both stores.

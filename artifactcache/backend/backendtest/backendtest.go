@@ -81,18 +81,7 @@ func Put(ctx context.Context, s backend.Store, d digest.Digest, content []byte, 
 	if err != nil {
 		return err
 	}
-	defer w.Abort()
-	var wg sync.WaitGroup
-	for off := 0; off < len(content); off += chunk {
-		wg.Add(1)
-		if err := w.WriteAsync(content[off:min(off+chunk, len(content))], wg.Done); err != nil {
-			wg.Done()
-			return err
-		}
-	}
-	err = w.Commit()
-	wg.Wait()
-	return err
+	return write(w, content, chunk, w.Commit)
 }
 
 // PutHashingLater stores content as a client that hashes while sending
@@ -102,6 +91,12 @@ func PutHashingLater(ctx context.Context, s backend.Store, d digest.Digest, cont
 	if err != nil {
 		return err
 	}
+	return write(w, content, chunk, func() error { return w.CommitAs(d) })
+}
+
+// write hands content to w in pieces and completes it with commit, once
+// w has released every piece.
+func write(w backend.BlobWriter, content []byte, chunk int, commit func() error) error {
 	defer w.Abort()
 	var wg sync.WaitGroup
 	for off := 0; off < len(content); off += chunk {
@@ -111,7 +106,7 @@ func PutHashingLater(ctx context.Context, s backend.Store, d digest.Digest, cont
 			return err
 		}
 	}
-	err = w.CommitAs(d)
+	err := commit()
 	wg.Wait()
 	return err
 }
