@@ -3,10 +3,13 @@ package s3store_test
 import (
 	"context"
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,5 +194,73 @@ func TestManifestWhoseBlobVanishedIsAbsent(t *testing.T) {
 	}
 	if _, missing, err := s.FindMissing(t.Context(), nil, []digest.CacheKey{key}); err != nil || len(missing) != 1 {
 		t.Fatalf("FindMissing = %v, %v; want the key missing", missing, err)
+	}
+}
+
+// TestUploadMemoryIsBounded uploads 128 MiB in 1 MiB pieces from one
+// reused buffer and samples the heap meanwhile: the writer must hold a few
+// parts (four of 5 MiB here; the heap also holds what the collector has
+// not yet freed), never the blob.
+func TestUploadMemoryIsBounded(t *testing.T) {
+	srv := s3test.Start(t)
+	s := open(t, srv, srv.NewBucket(t, "mem/"))
+	const size, piece = 128 << 20, 1 << 20
+	fill := func(gen *mrand.ChaCha8, buf []byte) { gen.Read(buf) }
+	h := digest.NewHasher()
+	buf := make([]byte, piece)
+	gen := mrand.NewChaCha8([32]byte{1})
+	for range size / piece {
+		fill(gen, buf)
+		h.Write(buf)
+	}
+	d := h.Digest()
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	w, err := s.NewBlobWriter(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen = mrand.NewChaCha8([32]byte{1})
+	for range size / piece {
+		fill(gen, buf)
+		done := make(chan struct{})
+		if err := w.WriteAsync(buf, func() { close(done) }); err != nil {
+			t.Fatal(err)
+		}
+		<-done // buf is reused
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-sampled
+	grew := int64(peak.Load()) - int64(base)
+	t.Logf("heap in use grew by at most %d MiB while uploading %d MiB", grew>>20, size>>20)
+	if grew > 64<<20 {
+		t.Fatalf("heap in use grew by %d MiB while uploading %d MiB: the upload is not streamed in bounded memory", grew>>20, size>>20)
+	}
+	if missing, _, err := s.FindMissing(t.Context(), []digest.Digest{d}, nil); err != nil || len(missing) != 0 {
+		t.Fatalf("the uploaded blob: FindMissing = %v, %v", missing, err)
 	}
 }
