@@ -116,3 +116,46 @@ func BenchmarkDownload128MiB(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFindMissing520Manifests asks, in one call, whether the 520
+// steps of the 451-chunk system are built, as the controller does at the
+// start of every build: through the local store alone, and through a
+// trove whose cache is the bucket (each manifest read, and its two blobs
+// checked, in the bucket).
+func BenchmarkFindMissing520Manifests(b *testing.B) {
+	stores, _ := benchStores(b)
+	var blobs []digest.Digest
+	for i := range 100 {
+		content := make([]byte, 1000+i)
+		rand.Read(content)
+		blobs = append(blobs, digest.OfBytes(content))
+		for _, name := range []string{"local", "local+s3"} {
+			if err := backendtest.Put(b.Context(), stores[name], blobs[i], content, 1<<20); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var keys []digest.CacheKey
+	for i := range 520 {
+		key := make([]byte, 32)
+		rand.Read(key)
+		k := digest.CacheKey(digest.OfBytes(key).Hash())
+		keys = append(keys, k)
+		m := backendtest.Manifest(k, 0, blobs[i%100], blobs[(i*7+1)%100])
+		for _, name := range []string{"local", "local+s3"} {
+			if err := stores[name].PutManifest(b.Context(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, name := range []string{"local", "local+s3"} {
+		s := stores[name]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, missing, err := s.FindMissing(b.Context(), nil, keys); err != nil || len(missing) != 0 {
+					b.Fatalf("FindMissing: %d missing, %v", len(missing), err)
+				}
+			}
+		})
+	}
+}
