@@ -2,7 +2,7 @@
 
 BUF := go tool -modfile=tools/buf/go.mod buf
 
-.PHONY: all build generate lint-proto check-generated fmt-check vet test test-go demo bench bench-smoke
+.PHONY: all build generate lint-proto check-generated fmt-check vet test test-go seaweedfs demo bench bench-smoke
 
 all: build
 
@@ -33,9 +33,15 @@ fmt-check:
 vet:
 	go vet ./...
 
+## seaweedfs: build SeaweedFS, the S3 store the S3 tests run against, once
+## per machine (minutes; outside the clone), so that no test waits for it
+seaweedfs:
+	@scripts/build-seaweedfs >/dev/null || \
+	echo "warning: SeaweedFS could not be built; the S3 tests will be skipped" >&2
+
 # The e2e tests build the binaries themselves, which Go's test cache cannot
 # see, so they always run afresh.
-test-go:
+test-go: seaweedfs
 	go test -race $$(go list ./... | grep -v /e2e$$)
 	go test -race -count=1 ./e2e/
 
@@ -52,4 +58,4 @@ bench:
 
 ## bench-smoke: every benchmark once, so CI knows they still run
 bench-smoke:
-	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./artifactcache/store/ ./cmd/trove/ ./scheduler/sim/ ./e2e/ ./worker/step/ ./provenance/
+	go test -run '^$$' -bench . -benchtime 1x ./definitions/ ./cmd/initiator/ ./controller/ ./artifactcache/ ./artifactcache/store/ ./artifactcache/cached/ ./cmd/trove/ ./scheduler/sim/ ./e2e/ ./worker/step/ ./provenance/

@@ -63,6 +63,23 @@ func startFarm(t *testing.T, workers ...string) *farm {
 // startFarmWith starts a farm whose controller also gets controllerArgs.
 func startFarmWith(t *testing.T, controllerArgs []string, workers ...string) *farm {
 	t.Helper()
+	f := newFarm(t)
+	addrs := f.daemon("trove", "serve", "--dir", filepath.Join(f.dir, "cache"), "--git-dir", filepath.Join(f.dir, "trove", "git"),
+		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	f.cache, f.http = addrs["grpc"], addrs["http"]
+	f.git(f.defs, "remote", "set-url", "origin", "http://"+f.http+"/git/baserock/definitions.git")
+	f.startController(append([]string{"--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache, "--trove-git", "http://" + f.http + "/git"}, controllerArgs...)...)
+	for _, w := range workers {
+		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
+			"--work-dir", filepath.Join(f.dir, w), "--sandbox", "bwrap")
+	}
+	return f
+}
+
+// newFarm prepares a farm with nothing running yet: the demo's trove of
+// git repositories and the definitions checkout.
+func newFarm(t *testing.T) *farm {
+	t.Helper()
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		t.Fatal("bubblewrap is not installed: the workers sandbox steps with it (apt-get install bubblewrap)")
 	}
@@ -77,16 +94,6 @@ func startFarmWith(t *testing.T, controllerArgs []string, workers ...string) *fa
 	}
 	f.defs = filepath.Join(f.dir, "trove", "definitions")
 	f.bare = filepath.Join(f.dir, "trove", "git", "baserock", "definitions.git")
-
-	addrs := f.daemon("trove", "serve", "--dir", filepath.Join(f.dir, "cache"), "--git-dir", filepath.Join(f.dir, "trove", "git"),
-		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
-	f.cache, f.http = addrs["grpc"], addrs["http"]
-	f.git(f.defs, "remote", "set-url", "origin", "http://"+f.http+"/git/baserock/definitions.git")
-	f.startController(append([]string{"--state-dir", filepath.Join(f.dir, "controller"), "--cache", f.cache, "--trove-git", "http://" + f.http + "/git"}, controllerArgs...)...)
-	for _, w := range workers {
-		f.start(w, "worker", "--name", w, "--slots", "2", "--controller", f.workerAddr, "--cache", f.cache,
-			"--work-dir", filepath.Join(f.dir, w), "--sandbox", "bwrap")
-	}
 	return f
 }
 
@@ -153,8 +160,14 @@ func (f *farm) startController(args ...string) {
 // wrote once listening.
 func (f *farm) daemon(name string, args ...string) map[string]string {
 	f.t.Helper()
+	return f.daemonAs(name, name, args...)
+}
+
+// daemonAs is daemon for a binary run under a name of its own, so that a
+// farm can run two troves or two controllers.
+func (f *farm) daemonAs(name, bin string, args ...string) map[string]string {
+	f.t.Helper()
 	addrFile := filepath.Join(f.dir, name+".addr")
-	bin := name
 	f.start(name, bin, append(args, "--addr-file", addrFile)...)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

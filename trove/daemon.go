@@ -16,6 +16,8 @@ import (
 	"os"
 	"time"
 
+	"distbuild/artifactcache/backend"
+	"distbuild/artifactcache/cached"
 	"distbuild/artifactcache/httpapi"
 	"distbuild/artifactcache/service"
 	"distbuild/artifactcache/store"
@@ -35,8 +37,13 @@ const GitPrefix = "/git"
 
 // Config says what the daemon serves and where.
 type Config struct {
-	// Dir is the store directory.
+	// Dir is the store directory: the whole cache, or with Remote the
+	// bounded local copy of it.
 	Dir string
+	// Remote, when set, is a store shared with other troves (an S3
+	// bucket) that holds the cache, with the store in Dir as a bounded
+	// read-through cache in front of it (see artifactcache/cached).
+	Remote backend.Store
 	// MaxSizeBytes caps the blobs' total size; see store.Options.
 	MaxSizeBytes int64
 	// GRPCListen is the address of the gRPC service ("host:port"; port 0
@@ -78,11 +85,18 @@ type Config struct {
 	Logger hclog.Logger
 }
 
+// servedStore is what both the gRPC service and the HTTP API need.
+type servedStore interface {
+	backend.Store
+	httpapi.Source
+}
+
 // Daemon is a started trove: its store is open and its listeners bound.
 type Daemon struct {
 	cfg      Config
 	log      hclog.Logger
 	store    *store.Store
+	served   servedStore // what the services use: store, or store in front of Remote
 	grpc     *grpc.Server
 	grpcLis  net.Listener
 	http     *http.Server
@@ -118,7 +132,10 @@ func Start(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, metrics: newMetrics(st)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, store: st, served: backend.Local(st), metrics: newMetrics(st)}
+	if cfg.Remote != nil {
+		d.served = cached.New(st, cfg.Remote, cfg.Logger.Named("cached"))
+	}
 	d.scrubber = newScrubber(st, cfg.Clock, cfg.ScrubInterval, cfg.Logger.Named("scrub"))
 	d.scrubber.metrics = d.metrics
 	if err := d.listen(); err != nil {
@@ -150,7 +167,7 @@ func (d *Daemon) listen() error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(d.cfg.TLS)))
 	}
 	d.grpc = grpc.NewServer(opts...)
-	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.store, service.Options{
+	distbuildv1.RegisterArtifactCacheServiceServer(d.grpc, service.New(d.served, service.Options{
 		Verifier:          d.cfg.Verifier,
 		Logger:            d.log.Named("grpc"),
 		UploadIdleTimeout: d.cfg.UploadIdleTimeout,
@@ -163,7 +180,7 @@ func (d *Daemon) listen() error {
 		return nil
 	}
 	mux := http.NewServeMux()
-	api := httpapi.New(d.store, d.log.Named("http"))
+	api := httpapi.New(d.served, d.log.Named("http"))
 	mux.Handle("/blobs/", d.metrics.instrument("blobs", api))
 	mux.Handle("/artifacts/", d.metrics.instrument("artifacts", api))
 	mux.Handle("/metrics", observability.MetricsHandler(d.metrics.reg))

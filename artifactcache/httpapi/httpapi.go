@@ -12,6 +12,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"distbuild/artifactcache/store"
 	"distbuild/digest"
+	distbuildv1 "distbuild/proto/distbuild/v1"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -29,15 +31,29 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Source is what the API reads: a trove's local store
+// (backend.LocalStore), or its local store in front of a shared bucket
+// (cached.Store), which copies a blob into the local store before it is
+// served from there.
+type Source interface {
+	// Lookup finds a blob by hash; NotFound when it is absent.
+	Lookup(ctx context.Context, h digest.Hash) (digest.Digest, error)
+	// OpenLocal opens a blob in the local store, whose blocks can all be
+	// checked before the first byte is sent.
+	OpenLocal(ctx context.Context, d digest.Digest) (*store.Blob, error)
+	// GetManifest returns a manifest; NotFound when there is none.
+	GetManifest(ctx context.Context, key digest.CacheKey) (*distbuildv1.Manifest, error)
+}
+
 // Handler serves the read-only HTTP API of a store.
 type Handler struct {
-	store *store.Store
+	store Source
 	log   hclog.Logger
 	mux   *http.ServeMux
 }
 
 // New returns the HTTP API for st; logger may be nil to discard logs.
-func New(st *store.Store, logger hclog.Logger) *Handler {
+func New(st Source, logger hclog.Logger) *Handler {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -61,12 +77,12 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	d, ok := h.store.Lookup(hash)
-	if !ok {
-		h.fail(w, r, status.Errorf(codes.NotFound, "blob %s not in the cache", hash))
+	d, err := h.store.Lookup(r.Context(), hash)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	b, err := h.store.OpenBlob(d)
+	b, err := h.store.OpenLocal(r.Context(), d)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -94,7 +110,7 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	m, err := h.store.GetManifest(key)
+	m, err := h.store.GetManifest(r.Context(), key)
 	if err != nil {
 		h.fail(w, r, err)
 		return

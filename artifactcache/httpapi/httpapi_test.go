@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"distbuild/artifactcache/backend"
 	"distbuild/artifactcache/store"
 	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
@@ -33,7 +34,7 @@ func serve(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(st, logger))
+	srv := httptest.NewServer(New(backend.Local(st), logger))
 	t.Cleanup(func() {
 		srv.Close()
 		st.Close()

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"distbuild/artifactcache/store"
+	"distbuild/artifactcache/backend"
 	"distbuild/digest"
 	"distbuild/internal/grpcerr"
 	distbuildv1 "distbuild/proto/distbuild/v1"
@@ -26,7 +26,7 @@ func (s *Service) Read(req *distbuildv1.ReadRequest, stream grpc.ServerStreaming
 	if err != nil {
 		return err
 	}
-	b, err := s.store.OpenBlob(d)
+	b, err := s.store.OpenBlob(stream.Context(), d)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ type upload struct {
 	// hashLater is set while d holds only the declared size: the client
 	// hashes while sending and declares the digest on its last message.
 	hashLater bool
-	w         *store.BlobWriter
+	w         backend.BlobWriter
 	// ended is set when the handler gave up on the stream; finishing when
 	// the whole stream has arrived and is being committed, which idleness
 	// no longer interrupts.
@@ -225,7 +225,7 @@ func (u *upload) receive() error {
 // digest, or only its size when the client hashes while sending. It
 // returns no writer, and no error, when the cache holds the declared blob
 // already.
-func (u *upload) start(first *distbuildv1.Digest) (*store.BlobWriter, error) {
+func (u *upload) start(first *distbuildv1.Digest) (backend.BlobWriter, error) {
 	var d digest.Digest
 	var err error
 	hashLater := first != nil && first.GetHash() == ""
@@ -240,14 +240,15 @@ func (u *upload) start(first *distbuildv1.Digest) (*store.BlobWriter, error) {
 	u.mu.Lock()
 	u.d, u.hashLater = d, hashLater
 	u.mu.Unlock()
-	var w *store.BlobWriter
+	var w backend.BlobWriter
 	if hashLater {
-		w, err = u.s.store.NewBlobWriterOfSize(d.Size())
+		w, err = u.s.store.NewBlobWriterOfSize(u.stream.Context(), d.Size())
 	} else {
-		if missing, _ := u.s.store.FindMissing([]digest.Digest{d}, nil); len(missing) == 0 {
-			return nil, nil
+		missing, _, ferr := u.s.store.FindMissing(u.stream.Context(), []digest.Digest{d}, nil)
+		if ferr != nil || len(missing) == 0 {
+			return nil, ferr
 		}
-		w, err = u.s.store.NewBlobWriter(d)
+		w, err = u.s.store.NewBlobWriter(u.stream.Context(), d)
 	}
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func (s *Service) readBlob(ctx context.Context, d digest.Digest, limit int64) ([
 	if d.Size() > limit {
 		return nil, status.Errorf(codes.InvalidArgument, "blob %s is larger than the %d bytes allowed", d, limit)
 	}
-	b, err := s.store.OpenBlob(d)
+	b, err := s.store.OpenBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}

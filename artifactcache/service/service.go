@@ -1,14 +1,15 @@
 // Package service serves a store over the ArtifactCacheService gRPC API.
 // It translates between wire messages and the store's checked types, and
 // refuses malformed requests with InvalidArgument before they reach the
-// store; the store owns every rule about what may be kept.
+// store; the store (any backend.Store: the local disk, an S3 bucket, or the
+// one cached in front of the other) owns every rule about what may be kept.
 package service
 
 import (
 	"context"
 	"time"
 
-	"distbuild/artifactcache/store"
+	"distbuild/artifactcache/backend"
 	"distbuild/clock"
 	"distbuild/digest"
 	"distbuild/internal/grpcerr"
@@ -30,7 +31,7 @@ type ManifestVerifier interface {
 // Service implements distbuildv1.ArtifactCacheServiceServer on a store.
 type Service struct {
 	distbuildv1.UnimplementedArtifactCacheServiceServer
-	store       *store.Store
+	store       backend.Store
 	verifier    ManifestVerifier
 	log         hclog.Logger
 	clock       clock.Clock
@@ -38,7 +39,7 @@ type Service struct {
 }
 
 // New serves st as opts say.
-func New(st *store.Store, opts Options) *Service {
+func New(st backend.Store, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -71,7 +72,10 @@ func (s *Service) FindMissing(ctx context.Context, req *distbuildv1.FindMissingR
 		}
 		keys[i] = k
 	}
-	missingBlobs, missingKeys := s.store.FindMissing(blobs, keys)
+	missingBlobs, missingKeys, err := s.store.FindMissing(ctx, blobs, keys)
+	if err != nil {
+		return nil, err
+	}
 	resp := &distbuildv1.FindMissingResponse{
 		MissingBlobDigests: make([]*distbuildv1.Digest, len(missingBlobs)),
 		MissingCacheKeys:   make([]string, len(missingKeys)),
@@ -91,7 +95,7 @@ func (s *Service) GetManifest(ctx context.Context, req *distbuildv1.GetManifestR
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.store.GetManifest(k)
+	m, err := s.store.GetManifest(ctx, k)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +120,7 @@ func (s *Service) PutManifest(ctx context.Context, req *distbuildv1.PutManifestR
 			return nil, grpcerr.Wrapf(err, "manifest %q refused", m.GetCacheKey())
 		}
 	}
-	if err := s.store.PutManifest(m); err != nil {
+	if err := s.store.PutManifest(ctx, m); err != nil {
 		return nil, err
 	}
 	return &distbuildv1.PutManifestResponse{}, nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"distbuild/artifactcache/backend"
 	"distbuild/artifactcache/store"
 	"distbuild/digest"
 	distbuildv1 "distbuild/proto/distbuild/v1"
@@ -50,7 +51,7 @@ func serveWith(t *testing.T, maxSize int64, opts Options) *fixture {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(ServerOptions()...)
-	distbuildv1.RegisterArtifactCacheServiceServer(srv, New(st, opts))
+	distbuildv1.RegisterArtifactCacheServiceServer(srv, New(backend.Local(st), opts))
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -160,21 +160,9 @@ func (b *Blob) verify(ctx context.Context) ([]digest.CacheKey, error) {
 // quarantined) without one byte of it going out. The next block is read
 // while the current one is being sent.
 func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte) error) error {
-	size := b.d.Size()
-	switch {
-	case offset < 0:
-		return status.Errorf(codes.InvalidArgument, "negative offset %d", offset)
-	case limit < 0:
-		return status.Errorf(codes.InvalidArgument, "negative limit %d", limit)
-	case offset > size:
-		return status.Errorf(codes.OutOfRange, "offset %d is beyond the end of %s", offset, b.d)
-	}
-	end := size
-	if limit > 0 && limit < size-offset {
-		end = offset + limit
-	}
-	if offset == end {
-		return nil
+	end, err := RangeEnd(b.d, offset, limit)
+	if err != nil || offset == end {
+		return err
 	}
 	if err := b.ensureChecksums(ctx); err != nil {
 		return err
@@ -207,6 +195,25 @@ func (b *Blob) Stream(ctx context.Context, offset, limit int64, send func([]byte
 		buf, spare = spare, buf
 	}
 	return err
+}
+
+// RangeEnd checks the range a read of blob d asks for, [offset,
+// offset+limit) with limit 0 meaning to the end, and returns where it
+// ends. Every backend takes ranges by these rules.
+func RangeEnd(d digest.Digest, offset, limit int64) (int64, error) {
+	size := d.Size()
+	switch {
+	case offset < 0:
+		return 0, status.Errorf(codes.InvalidArgument, "negative offset %d", offset)
+	case limit < 0:
+		return 0, status.Errorf(codes.InvalidArgument, "negative limit %d", limit)
+	case offset > size:
+		return 0, status.Errorf(codes.OutOfRange, "offset %d is beyond the end of %s", offset, d)
+	}
+	if limit > 0 && limit < size-offset {
+		return offset + limit, nil
+	}
+	return size, nil
 }
 
 // readBlock reads block i into buf and checks it against its checksum.

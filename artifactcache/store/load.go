@@ -74,7 +74,7 @@ func storedManifestBlobs(k digest.CacheKey, raw []byte, cat *catalog) ([]digest.
 	if proto.Unmarshal(raw, m) != nil {
 		return nil, false
 	}
-	key, files, err := checkManifest(m)
+	key, files, err := CheckManifest(m)
 	if err != nil || key != k {
 		return nil, false
 	}

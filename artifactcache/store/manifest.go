@@ -25,7 +25,7 @@ import (
 // same attempt again, or manifests without grants) the first stays and this
 // call succeeds without replacing it.
 func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
-	key, files, err := checkManifest(m)
+	key, files, err := CheckManifest(m)
 	if err != nil {
 		return err
 	}
@@ -47,15 +47,12 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 		if err != nil {
 			return err
 		}
-		switch seq, oldSeq := m.GetGrant().GetSequence(), old.GetGrant().GetSequence(); {
-		case seq < oldSeq:
-			return status.Errorf(codes.FailedPrecondition,
-				"manifest %s: a later attempt's result (job %s on worker %s) is already stored; this attempt (job %s) was abandoned",
-				key, old.GetGrant().GetJobId(), old.GetWorker(), m.GetGrant().GetJobId())
-		case seq == oldSeq:
-			s.cat.touchManifest(key, now)
-			s.log.Debug("manifest already stored; keeping the first", "cache_key", key)
-			return nil
+		if keep, err := KeepStored(key, m, old); err != nil || keep {
+			if keep {
+				s.cat.touchManifest(key, now)
+				s.log.Debug("manifest already stored; keeping the first", "cache_key", key)
+			}
+			return err
 		}
 	}
 	var missing []string
@@ -79,6 +76,22 @@ func (s *Store) PutManifest(m *distbuildv1.Manifest) error {
 	s.cat.addManifest(key, hashes, now)
 	s.log.Info("stored manifest", "cache_key", key, "step", m.GetStepName(), "files", len(files), "worker", m.GetWorker())
 	return nil
+}
+
+// KeepStored applies the attempt rule of PutManifest to a manifest m for a
+// key under which old is stored: an error refuses m (an abandoned, earlier
+// attempt's), keep means m is the same attempt's and old stays, neither
+// means m replaces old. Every backend decides by this rule.
+func KeepStored(key digest.CacheKey, m, old *distbuildv1.Manifest) (keep bool, err error) {
+	switch seq, oldSeq := m.GetGrant().GetSequence(), old.GetGrant().GetSequence(); {
+	case seq < oldSeq:
+		return false, status.Errorf(codes.FailedPrecondition,
+			"manifest %s: a later attempt's result (job %s on worker %s) is already stored; this attempt (job %s) was abandoned",
+			key, old.GetGrant().GetJobId(), old.GetWorker(), m.GetGrant().GetJobId())
+	case seq == oldSeq:
+		return true, nil
+	}
+	return false, nil
 }
 
 // writeManifestUnlocked writes a manifest to the index without holding
@@ -144,9 +157,10 @@ func (s *Store) manifestLocked(key digest.CacheKey) (*distbuildv1.Manifest, erro
 	return m, nil
 }
 
-// checkManifest validates a manifest's shape: a well-formed cache key and,
-// for each file, a non-empty unique name and a well-formed digest.
-func checkManifest(m *distbuildv1.Manifest) (digest.CacheKey, []digest.Digest, error) {
+// CheckManifest validates a manifest's shape: a well-formed cache key and,
+// for each file, a non-empty unique name and a well-formed digest. It is
+// exported so that every backend refuses the same malformed manifests.
+func CheckManifest(m *distbuildv1.Manifest) (digest.CacheKey, []digest.Digest, error) {
 	if m == nil {
 		return digest.CacheKey{}, nil, status.Error(codes.InvalidArgument, "manifest is missing")
 	}

@@ -103,6 +103,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.GRPCListen, "listen", "127.0.0.1:7070", "gRPC listen address (port 0 picks a free port)")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "127.0.0.1:7080", `read-only HTTP API and git listen address ("" turns HTTP off)`)
 	fs.StringVar(&cfg.GitDir, "git-dir", "", "directory of bare git repositories to serve under /git/ (default none)")
+	var remote remoteFlags
+	remote.register(fs)
 	fs.Var(&maxSize, "max-size", "size limit of the cache; least recently used artifacts are evicted to stay under it (e.g. 512MiB, 50GiB)")
 	fs.DurationVar(&cfg.ScrubInterval, "scrub-interval", 24*time.Hour, "how often to re-hash every blob (0 turns periodic scrubs off)")
 	fs.DurationVar(&cfg.AccessFlushInterval, "access-flush-interval", store.DefaultAccessFlushInterval, "how often last-access times are written to the index")
@@ -137,6 +139,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	if cfg.TLS, err = serverTLS.Config(); err != nil {
+		fmt.Fprintf(stderr, "trove serve: %v\n", err)
+		return 2
+	}
+	if err := remote.configure(&cfg, logger); err != nil {
 		fmt.Fprintf(stderr, "trove serve: %v\n", err)
 		return 2
 	}
