@@ -63,12 +63,10 @@ func watchGrowth(clk clock.Clock, limit time.Duration, progress func(), dirs ...
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	last := treeSize(dirs)
 	ticker := clk.NewTicker(interval)
 	wg.Go(func() {
 		defer ticker.Stop()
-		// Measured here, not before returning: walking every mirror is
-		// not worth delaying a fetch that needs none.
-		last := treeSize(dirs)
 		for {
 			select {
 			case <-done:
