@@ -1,19 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"distbuild/internal/gittest"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -34,27 +29,12 @@ func BenchmarkNoOpSteps(b *testing.B) {
 }
 
 func benchmarkNoOpSteps(b *testing.B, sandbox string) {
-	dir := b.TempDir()
-	source := filepath.Join(dir, "source")
-	os.MkdirAll(source, 0o755)
-	os.WriteFile(filepath.Join(source, "README"), []byte("nothing to build\n"), 0o644)
-	gittest.Run(b, source, "init", "-q")
-	gittest.Run(b, source, "add", "-A")
-	gittest.Run(b, source, "commit", "-q", "-m", "source")
-	commit := gittest.Run(b, source, "rev-parse", "HEAD")
 	var steps []sleepStep
 	for i := range noOpSteps {
 		steps = append(steps, sleepStep{name: fmt.Sprintf("noop-%03d", i)})
 	}
-
-	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
-	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
-	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache)
 	const slots = 2 // two workers, one slot each
-	for _, w := range []string{"w1", "w2"} {
-		f.start(w, "worker", "--name", w, "--slots", "1", "--controller", f.workerAddr, "--cache", f.cache,
-			"--work-dir", filepath.Join(dir, w), "--sandbox", sandbox)
-	}
+	f := startSleepFarm(b, 1, sandbox)
 	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -65,23 +45,9 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	var wall time.Duration
 	phases := map[string]time.Duration{}
 	var order []string
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
+		wall += f.build(b, steps)
 		b.StopTimer()
-		f.defs = writeSleepDefinitions(b, dir, source, commit, "run "+strconv.Itoa(i), steps)
-		if i == 0 {
-			gittest.Run(b, f.defs, "init", "-q")
-			gittest.Run(b, f.defs, "remote", "add", "origin", f.defs)
-		}
-		gittest.Run(b, f.defs, "add", "-A")
-		gittest.Run(b, f.defs, "commit", "-q", "-m", "run")
-		b.StartTimer()
-		start := time.Now()
-		r := f.initiator("build", "systems/sleeps.morph")
-		wall += time.Since(start)
-		b.StopTimer()
-		if r.code != 0 {
-			b.Fatalf("farm build: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-		}
 		for _, p := range stepPhases(b, builds) {
 			if _, seen := phases[p.Name]; !seen {
 				order = append(order, p.Name)
