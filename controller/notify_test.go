@@ -231,3 +231,20 @@ func TestAnArtifactEvictedMidBuildIsBuiltAgainAndReported(t *testing.T) {
 		t.Errorf("missing-input: %+v", ev.Step)
 	}
 }
+
+func TestAWorkersFalseClaimOfAMissingInputRebuildsNothing(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	w := f.worker("w1", 4)
+	w.claimMissing = map[string]bool{"hello": true}
+	events := f.start("systems/test.morph").wait()
+	if last := events[len(events)-1]; last.GetBuildFinished() == nil {
+		t.Fatalf("the build did not succeed: %s", describe(events))
+	}
+	started := map[string]int{}
+	for _, name := range w.startedSteps() {
+		started[name]++
+	}
+	if started["compiler"] != 1 || started["libc"] != 1 || started["hello"] != 2 {
+		t.Errorf("steps started %v; want hello retried and nothing it stages built again", started)
+	}
+}

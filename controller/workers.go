@@ -266,6 +266,7 @@ func (c *Controller) handle(s *session, msg *pb.WorkRequest) error {
 
 // report applies a worker's snapshot of its jobs.
 func (c *Controller) report(s *session, state *pb.WorkerState) {
+	c.checkMissingClaims(s, state)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sessions[s.name] != s {
@@ -532,6 +533,41 @@ func (c *Controller) jobFailed(s *session, js *pb.JobStatus) {
 	}
 	if t != nil && (t.State() == scheduler.Ready || len(reopened) > 0) {
 		c.metrics.retries.Inc()
+	}
+}
+
+// checkMissingClaims keeps, of the inputs a failed job says the cache
+// lacks, only those the cache really lacks: a worker's word alone must not
+// make the farm build finished steps again. When the cache cannot be
+// asked, the claim is dropped and the failure is an ordinary farm
+// failure. Called without c.mu: it asks the cache.
+func (c *Controller) checkMissingClaims(s *session, state *pb.WorkerState) {
+	for _, js := range state.Jobs {
+		f := js.GetFailure()
+		if len(f.GetMissingCacheKeys()) == 0 {
+			continue
+		}
+		var keys []digest.CacheKey
+		for _, k := range f.MissingCacheKeys {
+			if key, err := digest.ParseCacheKey(k); err == nil {
+				keys = append(keys, key)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+		_, missing, err := c.cfg.Cache.FindMissing(ctx, nil, keys)
+		cancel()
+		if err != nil {
+			c.log.Warn("cannot check the inputs a worker says are missing; retrying the step as is", "worker", s.name, "job", js.JobId, "error", err)
+			missing = nil
+		}
+		if len(missing) < len(f.MissingCacheKeys) {
+			c.log.Warn("a worker said inputs were missing that the cache holds", "worker", s.name, "job", js.JobId,
+				"claimed", len(f.MissingCacheKeys), "missing", len(missing))
+		}
+		f.MissingCacheKeys = f.MissingCacheKeys[:0]
+		for _, k := range missing {
+			f.MissingCacheKeys = append(f.MissingCacheKeys, k.String())
+		}
 	}
 }
 
