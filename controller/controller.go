@@ -548,19 +548,22 @@ func (c *Controller) stepFailed(b *build, ev scheduler.Event) {
 	sf := &pb.StepFailed{Step: t.ref, Worker: f.Worker, Kind: kind, Reason: f.Reason, ExitCode: int32(f.ExitCode),
 		Attempt: int32(ev.Task.Attempts()), WillRetry: ev.WillRetry, Log: t.log, Profile: t.profile}
 	state := pb.StepState_STEP_STATE_FAILED
-	step := failedStep(sf, t.tail.lines())
+	var tail []string
+	if c.notifier != nil {
+		tail = t.tail.lines() // only notifications quote it
+	}
 	if ev.WillRetry {
 		state = pb.StepState_STEP_STATE_READY
 	} else {
-		b.lastFailure, b.lastFailureTail = sf, step.LogTail
+		b.lastFailure, b.lastFailureTail = sf, tail
 	}
 	recordEnd(b.setStep(t.ref.StepName, state, f.Worker, int32(ev.Task.Attempts()), f.Reason), t.log, t.profile.GetDuration(), t.profile)
 	b.log.publish(&pb.BuildEvent{Event: &pb.BuildEvent_StepFailed{StepFailed: sf}})
+	event := notify.StepFailed
 	if ev.WillRetry {
-		c.notifyBuild(notify.StepRetried, b, "", step)
-	} else {
-		c.notifyBuild(notify.StepFailed, b, "", step)
+		event = notify.StepRetried
 	}
+	c.notifyBuild(event, b, "", failedStep(sf, tail))
 	c.log.Warn("step failed", "build", b.id, "step", t.ref.StepName, "worker", f.Worker, "reason", f.Reason, "will_retry", ev.WillRetry)
 }
 

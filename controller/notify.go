@@ -81,6 +81,9 @@ func (c *Controller) pageURL(path ...string) string {
 // notifyBuild tells of a build event; step, when set, is the step it is
 // about. Called with c.mu held.
 func (c *Controller) notifyBuild(event string, b *build, reason string, step *notify.Step) {
+	if c.notifier == nil {
+		return // nobody listens: spare the summary
+	}
 	sum := b.summary()
 	nb := &notify.Build{ID: b.id, Repo: b.req.RepoUrl, Commit: b.req.Commit, System: b.req.MorphologyPath, Components: b.req.Components,
 		User: b.user, State: stateLabel(b.state.String(), "BUILD_STATE_"), Reason: reason,
@@ -120,6 +123,9 @@ func failedStep(f *pb.StepFailed, tail []string) *notify.Step {
 // notifyWorker tells of a worker joining or being lost. Called with c.mu
 // held.
 func (c *Controller) notifyWorker(event string, s *session, reason string) {
+	if c.notifier == nil {
+		return
+	}
 	w := &notify.Worker{Name: s.name, Arch: s.reg.GetArch(), Slots: int(s.reg.GetSlots()), Tags: s.reg.GetTags(), Reason: reason}
 	c.notify(&notify.Event{Event: event, Worker: w, URL: c.pageURL("workers")}, nil)
 }

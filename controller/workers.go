@@ -609,7 +609,9 @@ func (c *Controller) relayOutput(s *session, out *pb.JobOutput) {
 		return
 	}
 	p := t.Payload.(*task)
-	p.tail.add(out.Data)
+	if c.notifier != nil {
+		p.tail.add(out.Data) // for notifications only
+	}
 	name := p.ref.StepName
 	for _, b := range c.sched.WantedBy(t) {
 		if bb := c.builds[b.ID]; bb != nil {
