@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/step"
 )
 
 // Why a job's context ended, as its cause: the job then fails with this
@@ -29,6 +30,7 @@ type job struct {
 	// phaseSince is when the job entered its phase, for metrics.
 	phaseSince time.Time
 	manifest   *pb.Manifest
+	check      *pb.CheckResult
 	failure    *pb.JobFailure
 	// profile is where the job's time went, reported with its outcome.
 	profile *pb.StepProfile
@@ -39,7 +41,13 @@ func (w *Worker) snapshot() *pb.WorkRequest {
 	defer w.mu.Unlock()
 	st := &pb.WorkerState{Draining: w.draining}
 	for id, j := range w.jobs {
-		st.Jobs = append(st.Jobs, &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Failure: j.failure, Profile: j.profile})
+		js := &pb.JobStatus{JobId: id, CacheKey: j.spec.CacheKey, Phase: j.phase, Manifest: j.manifest, Check: j.check, Failure: j.failure, Profile: j.profile}
+		if j.spec.Check != nil {
+			// A restarted controller must not adopt a check as the
+			// build of the step it checks: it runs the check again.
+			js.CacheKey = ""
+		}
+		st.Jobs = append(st.Jobs, js)
 	}
 	return &pb.WorkRequest{Message: &pb.WorkRequest_State{State: st}}
 }
@@ -74,8 +82,7 @@ func (w *Worker) newJob(sessionCtx context.Context, spec *pb.Job) (context.Conte
 
 // run has the runner carry out the job and records its outcome.
 func (w *Worker) run(ctx context.Context, j *job) {
-	m, f := w.cfg.Runner.Run(ctx, j.spec, reporter{w: w, j: j, ctx: ctx})
-	w.finish(j, m, f)
+	w.finish(j, w.cfg.Runner.Run(ctx, j.spec, reporter{w: w, j: j, ctx: ctx}))
 }
 
 // reporter relays a running job's phases and output to the controller.
@@ -109,14 +116,18 @@ func (w *Worker) setPhase(j *job, phase pb.JobPhase) {
 	w.reportChanged()
 }
 
-func (w *Worker) finish(j *job, m *pb.Manifest, f *pb.JobFailure) {
+func (w *Worker) finish(j *job, o step.Outcome) {
 	w.mu.Lock()
 	w.metrics.left(j, w.cfg.Clock.Now())
-	if f != nil {
-		j.phase, j.failure = pb.JobPhase_JOB_PHASE_FAILED, f
+	switch {
+	case o.Failure != nil:
+		j.phase, j.failure = pb.JobPhase_JOB_PHASE_FAILED, o.Failure
 		w.metrics.finished.WithLabelValues("failed").Inc()
-	} else {
-		j.phase, j.manifest = pb.JobPhase_JOB_PHASE_DONE, m
+	case o.Check != nil:
+		j.phase, j.check = pb.JobPhase_JOB_PHASE_DONE, o.Check
+		w.metrics.finished.WithLabelValues("checked").Inc()
+	default:
+		j.phase, j.manifest = pb.JobPhase_JOB_PHASE_DONE, o.Manifest
 		w.metrics.finished.WithLabelValues("built").Inc()
 	}
 	w.mu.Unlock()

@@ -25,11 +25,12 @@ func newMetrics(reg prometheus.Registerer, w *Worker) *metrics {
 		}, []string{"phase"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "distbuild_worker_steps_finished_total",
-			Help: "Jobs that ended, by outcome: built or failed.",
+			Help: "Jobs that ended, by outcome: built, checked (a reproducibility check compared its rebuild) or failed.",
 		}, []string{"outcome"}),
 	}
 	m.finished.WithLabelValues("built")
 	m.finished.WithLabelValues("failed")
+	m.finished.WithLabelValues("checked")
 	reg.MustRegister(m.phaseDuration, m.finished, jobsCollector{w})
 	return m
 }

@@ -121,11 +121,11 @@ func (c recordingClock) nextWait(t *testing.T) time.Duration {
 // and printing hello, and fails it with the context's cause.
 type blockingRunner struct{}
 
-func (blockingRunner) Run(ctx context.Context, job *pb.Job, rep step.Reporter) (*pb.Manifest, *pb.JobFailure) {
+func (blockingRunner) Run(ctx context.Context, job *pb.Job, rep step.Reporter) step.Outcome {
 	rep.Phase(pb.JobPhase_JOB_PHASE_RUNNING)
 	rep.Output(pb.OutputStream_OUTPUT_STREAM_STDOUT, []byte("hello\n"))
 	<-ctx.Done()
-	return nil, &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: context.Cause(ctx).Error()}
+	return step.Outcome{Failure: &pb.JobFailure{Kind: pb.FailureKind_FAILURE_KIND_SETUP, Reason: context.Cause(ctx).Error()}}
 }
 
 // startWorker runs a worker named w1 against a fake controller in

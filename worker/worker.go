@@ -47,7 +47,7 @@ type Config struct {
 // Runner runs one job to its end, telling rep its phases and output.
 // Cancelling ctx ends the job with context.Cause(ctx) as its reason.
 type Runner interface {
-	Run(ctx context.Context, job *pb.Job, rep step.Reporter) (*pb.Manifest, *pb.JobFailure)
+	Run(ctx context.Context, job *pb.Job, rep step.Reporter) step.Outcome
 }
 
 // Worker serves one controller.

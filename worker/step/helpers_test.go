@@ -143,6 +143,7 @@ type result struct {
 	spec     *pb.Job
 	phase    pb.JobPhase
 	manifest *pb.Manifest
+	check    *pb.CheckResult
 	failure  *pb.JobFailure
 	// profile is what the runner told a recorder as the job ended.
 	profile *pb.StepProfile
@@ -192,7 +193,8 @@ func runJobIn(t *testing.T, ctx context.Context, r *Runner, spec *pb.Job, rep Re
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.manifest, res.failure = r.Run(ctx, spec, rep)
+		o := r.Run(ctx, spec, rep)
+		res.manifest, res.check, res.failure = o.Manifest, o.Check, o.Failure
 	}()
 	select {
 	case <-done:

@@ -163,11 +163,23 @@ type storedLog struct {
 	size int64
 }
 
+// Outcome is how a job ended: exactly one of its fields is set.
+type Outcome struct {
+	// Manifest is a built step's signed manifest, already in the cache.
+	Manifest *pb.Manifest
+	// Check is what a check job's comparison found.
+	Check *pb.CheckResult
+	// Failure says why the job failed.
+	Failure *pb.JobFailure
+}
+
 // Run carries out one job and returns its signed manifest, already stored
-// in the cache, or how it failed. The job ends early when ctx does, and at
-// the job's own timeout; the failure then gives context.Cause(ctx) as its
-// reason, so a caller cancelling a job says why with its cause.
-func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manifest, *pb.JobFailure) {
+// in the cache, or for a check job (Job.check) what comparing its rebuild
+// with the cached artifacts found, or how it failed. The job ends early
+// when ctx does, and at the job's own timeout; the failure then gives
+// context.Cause(ctx) as its reason, so a caller cancelling a job says why
+// with its cause.
+func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) Outcome {
 	if t := job.GetTimeout().AsDuration(); t > 0 {
 		var stop context.CancelFunc
 		ctx, stop = context.WithTimeoutCause(ctx, t, &stepTimeoutError{limit: t})
@@ -181,7 +193,7 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 	prof := newProfiler(r.cfg.Clock, started)
 	defer func() { rep.Profile(prof.profile()) }()
 	rec := &record{}
-	files, log, err := r.execute(ctx, job, dir, rep, prof, rec)
+	files, check, log, err := r.execute(ctx, job, dir, rep, prof, rec)
 	// The log is uploaded whatever happened, after a cancel or timeout
 	// too: failed steps' logs matter most.
 	var logDigest *pb.Digest
@@ -195,6 +207,11 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 		} else {
 			r.log.Warn("could not upload a job's log", "job", job.JobId, "error", uerr)
 		}
+	}
+	if err == nil && check != nil {
+		check.Log = logDigest
+		r.log.Info("check done", "job", job.JobId, "step", job.Name, "outcome", check.Outcome.String(), "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
+		return Outcome{Check: check}
 	}
 	if err == nil {
 		finished := r.cfg.Clock.Now()
@@ -212,32 +229,41 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) (*pb.Manife
 			}
 			if err = r.putManifest(ctx, m); err == nil {
 				r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
-				return m, nil
+				return Outcome{Manifest: m}
 			}
 		}
 	}
 	f := failureOf(err, context.Cause(ctx))
 	f.Log = logDigest
 	r.log.Warn("job failed", "job", job.JobId, "step", job.Name, "kind", f.Kind.String(), "reason", f.Reason)
-	return nil, f
+	return Outcome{Failure: f}
 }
 
-// execute builds the job's artifacts into the cache and returns their files
+// execute builds the job's artifacts into the cache and returns their
+// files, for a check job what comparing them with the cached ones found,
 // and the job's log.
-func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter, prof *profiler, rec *record) ([]*pb.ManifestFile, storedLog, error) {
+func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Reporter, prof *profiler, rec *record) ([]*pb.ManifestFile, *pb.CheckResult, storedLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, storedLog{}, err
+		return nil, nil, storedLog{}, err
 	}
 	log := storedLog{path: filepath.Join(dir, "log")}
 	out, err := newOutput(log.path, r.cfg.LogLimit, rep, r.cfg.Clock, prof.start)
 	if err != nil {
-		return nil, storedLog{}, err
+		return nil, nil, storedLog{}, err
 	}
-	out.note("# distbuild: %s %s on %s", kindNames[job.Kind], job.Name, r.cfg.Worker)
+	what := kindNames[job.Kind]
+	if job.Check != nil {
+		what = "check of " + what
+	}
+	out.note("# distbuild: %s %s on %s", what, job.Name, r.cfg.Worker)
 	var files []*pb.ManifestFile
+	var check *pb.CheckResult
 	if err = out.err(); err == nil {
 		t := &task{job: job, dir: dir, out: out, rep: rep, prof: prof, rec: rec}
 		files, err = r.build(ctx, t)
+		if err == nil && job.Check != nil {
+			check, err = r.compare(ctx, t, files)
+		}
 		t.end()
 	}
 	if lerr := out.err(); lerr != nil && (err == nil || errors.As(err, new(*commandError))) {
@@ -256,7 +282,7 @@ func (r *Runner) execute(ctx context.Context, job *pb.Job, dir string, rep Repor
 	if err == nil {
 		err = cerr
 	}
-	return files, log, err
+	return files, check, log, err
 }
 
 // task is one job being built: what every part of the build needs.

@@ -77,6 +77,63 @@ func (FailureKind) EnumDescriptor() ([]byte, []int) {
 	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{0}
 }
 
+// CheckOutcome is what checking a step's reproducibility found.
+type CheckOutcome int32
+
+const (
+	CheckOutcome_CHECK_OUTCOME_UNSPECIFIED CheckOutcome = 0
+	// The rebuild's artifacts are identical to the cached ones.
+	CheckOutcome_CHECK_OUTCOME_REPRODUCIBLE CheckOutcome = 1
+	// The rebuild's artifacts differ from the cached ones.
+	CheckOutcome_CHECK_OUTCOME_DIFFERS CheckOutcome = 2
+	// No comparison could be made: the rebuild failed, the cached artifact
+	// vanished, or no other worker could build it.
+	CheckOutcome_CHECK_OUTCOME_NOT_CHECKED CheckOutcome = 3
+)
+
+// Enum value maps for CheckOutcome.
+var (
+	CheckOutcome_name = map[int32]string{
+		0: "CHECK_OUTCOME_UNSPECIFIED",
+		1: "CHECK_OUTCOME_REPRODUCIBLE",
+		2: "CHECK_OUTCOME_DIFFERS",
+		3: "CHECK_OUTCOME_NOT_CHECKED",
+	}
+	CheckOutcome_value = map[string]int32{
+		"CHECK_OUTCOME_UNSPECIFIED":  0,
+		"CHECK_OUTCOME_REPRODUCIBLE": 1,
+		"CHECK_OUTCOME_DIFFERS":      2,
+		"CHECK_OUTCOME_NOT_CHECKED":  3,
+	}
+)
+
+func (x CheckOutcome) Enum() *CheckOutcome {
+	p := new(CheckOutcome)
+	*p = x
+	return p
+}
+
+func (x CheckOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CheckOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_distbuild_v1_build_proto_enumTypes[1].Descriptor()
+}
+
+func (CheckOutcome) Type() protoreflect.EnumType {
+	return &file_distbuild_v1_build_proto_enumTypes[1]
+}
+
+func (x CheckOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CheckOutcome.Descriptor instead.
+func (CheckOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{1}
+}
+
 // BuildState is where a build is in its life.
 type BuildState int32
 
@@ -125,11 +182,11 @@ func (x BuildState) String() string {
 }
 
 func (BuildState) Descriptor() protoreflect.EnumDescriptor {
-	return file_distbuild_v1_build_proto_enumTypes[1].Descriptor()
+	return file_distbuild_v1_build_proto_enumTypes[2].Descriptor()
 }
 
 func (BuildState) Type() protoreflect.EnumType {
-	return &file_distbuild_v1_build_proto_enumTypes[1]
+	return &file_distbuild_v1_build_proto_enumTypes[2]
 }
 
 func (x BuildState) Number() protoreflect.EnumNumber {
@@ -138,7 +195,7 @@ func (x BuildState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BuildState.Descriptor instead.
 func (BuildState) EnumDescriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{1}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{2}
 }
 
 // StepState is where a step is in its life.
@@ -198,11 +255,11 @@ func (x StepState) String() string {
 }
 
 func (StepState) Descriptor() protoreflect.EnumDescriptor {
-	return file_distbuild_v1_build_proto_enumTypes[2].Descriptor()
+	return file_distbuild_v1_build_proto_enumTypes[3].Descriptor()
 }
 
 func (StepState) Type() protoreflect.EnumType {
-	return &file_distbuild_v1_build_proto_enumTypes[2]
+	return &file_distbuild_v1_build_proto_enumTypes[3]
 }
 
 func (x StepState) Number() protoreflect.EnumNumber {
@@ -211,7 +268,7 @@ func (x StepState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StepState.Descriptor instead.
 func (StepState) EnumDescriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{2}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{3}
 }
 
 // BuildRequest is one message from the initiator on a Build stream.
@@ -327,7 +384,14 @@ type StartBuild struct {
 	// Addresses that get an e-mail when the build ends, saying how it ended
 	// (and, for a failure, which step failed and the last lines of its log).
 	// The controller refuses them when it sends no e-mail.
-	NotifyEmails  []string `protobuf:"bytes,8,rep,name=notify_emails,json=notifyEmails,proto3" json:"notify_emails,omitempty"`
+	NotifyEmails []string `protobuf:"bytes,8,rep,name=notify_emails,json=notifyEmails,proto3" json:"notify_emails,omitempty"`
+	// Check reproducibility: after building, build the steps named in
+	// check_steps (every chunk of the system when empty) again, each on a
+	// worker other than the one that made its cached artifact, and compare
+	// the two file by file. The cached artifact is never replaced.
+	Check bool `protobuf:"varint,9,opt,name=check,proto3" json:"check,omitempty"`
+	// The steps to check; only with check.
+	CheckSteps    []string `protobuf:"bytes,10,rep,name=check_steps,json=checkSteps,proto3" json:"check_steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +478,20 @@ func (x *StartBuild) GetWorkerTags() map[string]string {
 func (x *StartBuild) GetNotifyEmails() []string {
 	if x != nil {
 		return x.NotifyEmails
+	}
+	return nil
+}
+
+func (x *StartBuild) GetCheck() bool {
+	if x != nil {
+		return x.Check
+	}
+	return false
+}
+
+func (x *StartBuild) GetCheckSteps() []string {
+	if x != nil {
+		return x.CheckSteps
 	}
 	return nil
 }
@@ -628,6 +706,7 @@ type BuildEvent struct {
 	//	*BuildEvent_BuildFinished
 	//	*BuildEvent_BuildFailed
 	//	*BuildEvent_BuildCancelled
+	//	*BuildEvent_StepChecked
 	Event         isBuildEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -772,6 +851,15 @@ func (x *BuildEvent) GetBuildCancelled() *BuildCancelled {
 	return nil
 }
 
+func (x *BuildEvent) GetStepChecked() *StepChecked {
+	if x != nil {
+		if x, ok := x.Event.(*BuildEvent_StepChecked); ok {
+			return x.StepChecked
+		}
+	}
+	return nil
+}
+
 type isBuildEvent_Event interface {
 	isBuildEvent_Event()
 }
@@ -821,6 +909,11 @@ type BuildEvent_BuildCancelled struct {
 	BuildCancelled *BuildCancelled `protobuf:"bytes,18,opt,name=build_cancelled,json=buildCancelled,proto3,oneof"`
 }
 
+type BuildEvent_StepChecked struct {
+	// A step's artifact was built again elsewhere and compared.
+	StepChecked *StepChecked `protobuf:"bytes,19,opt,name=step_checked,json=stepChecked,proto3,oneof"`
+}
+
 func (*BuildEvent_Accepted) isBuildEvent_Event() {}
 
 func (*BuildEvent_GraphResolved) isBuildEvent_Event() {}
@@ -838,6 +931,8 @@ func (*BuildEvent_BuildFinished) isBuildEvent_Event() {}
 func (*BuildEvent_BuildFailed) isBuildEvent_Event() {}
 
 func (*BuildEvent_BuildCancelled) isBuildEvent_Event() {}
+
+func (*BuildEvent_StepChecked) isBuildEvent_Event() {}
 
 // BuildAccepted is the first event of every build.
 type BuildAccepted struct {
@@ -1389,6 +1484,356 @@ func (x *StepFailed) GetProfile() *StepProfile {
 	return nil
 }
 
+// StepChecked reports the outcome of a check of a step's artifact.
+type StepChecked struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checked step (not its check).
+	Step *ArtifactRef `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
+	// What the check found.
+	Result        *CheckResult `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepChecked) Reset() {
+	*x = StepChecked{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepChecked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepChecked) ProtoMessage() {}
+
+func (x *StepChecked) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepChecked.ProtoReflect.Descriptor instead.
+func (*StepChecked) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StepChecked) GetStep() *ArtifactRef {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *StepChecked) GetResult() *CheckResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// FileDifference is one way a rebuilt artifact differs from the cached one.
+type FileDifference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The split artifact, e.g. "zlib-libs".
+	Artifact string `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// The path inside it; empty when the artifact as a whole is missing
+	// from one side.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// What differs: "content", "mode", "type", "link target", "device",
+	// "only in the cached artifact" or "only in the rebuild".
+	What string `protobuf:"bytes,3,opt,name=what,proto3" json:"what,omitempty"`
+	// The cached artifact's side, in words (e.g. a digest or a mode).
+	Cached string `protobuf:"bytes,4,opt,name=cached,proto3" json:"cached,omitempty"`
+	// The rebuild's side, in words.
+	Rebuilt       string `protobuf:"bytes,5,opt,name=rebuilt,proto3" json:"rebuilt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileDifference) Reset() {
+	*x = FileDifference{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileDifference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileDifference) ProtoMessage() {}
+
+func (x *FileDifference) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileDifference.ProtoReflect.Descriptor instead.
+func (*FileDifference) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FileDifference) GetArtifact() string {
+	if x != nil {
+		return x.Artifact
+	}
+	return ""
+}
+
+func (x *FileDifference) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileDifference) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+func (x *FileDifference) GetCached() string {
+	if x != nil {
+		return x.Cached
+	}
+	return ""
+}
+
+func (x *FileDifference) GetRebuilt() string {
+	if x != nil {
+		return x.Rebuilt
+	}
+	return ""
+}
+
+// CheckResult is the outcome of one check, recorded per cache key.
+type CheckResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checked step's cache key and name.
+	CacheKey string `protobuf:"bytes,1,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
+	// The checked step's name.
+	StepName string `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
+	// What the check found.
+	Outcome CheckOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=distbuild.v1.CheckOutcome" json:"outcome,omitempty"`
+	// Why nothing was compared, for NOT_CHECKED.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Every difference found, up to a limit (see more_differences).
+	Differences []*FileDifference `protobuf:"bytes,5,rep,name=differences,proto3" json:"differences,omitempty"`
+	// How many differences were found beyond those listed.
+	MoreDifferences int32 `protobuf:"varint,6,opt,name=more_differences,json=moreDifferences,proto3" json:"more_differences,omitempty"`
+	// The worker that built the cached artifact.
+	BuiltBy string `protobuf:"bytes,7,opt,name=built_by,json=builtBy,proto3" json:"built_by,omitempty"`
+	// The worker that built it again.
+	CheckedBy string `protobuf:"bytes,8,opt,name=checked_by,json=checkedBy,proto3" json:"checked_by,omitempty"`
+	// When the check ended.
+	Checked *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=checked,proto3" json:"checked,omitempty"`
+	// The rebuild's log in the cache.
+	Log *Digest `protobuf:"bytes,10,opt,name=log,proto3" json:"log,omitempty"`
+	// diffoscope's report on the differing artifacts, when the checking
+	// worker has diffoscope and something differed.
+	Diffoscope *Digest `protobuf:"bytes,11,opt,name=diffoscope,proto3" json:"diffoscope,omitempty"`
+	// The rebuild's artifacts, stored in the cache by digest (never under
+	// the cache key) so that both sides can be fetched and compared.
+	Rebuilt []*ArtifactDigest `protobuf:"bytes,12,rep,name=rebuilt,proto3" json:"rebuilt,omitempty"`
+	// The build that ran the check.
+	BuildId       string `protobuf:"bytes,13,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CheckResult) GetCacheKey() string {
+	if x != nil {
+		return x.CacheKey
+	}
+	return ""
+}
+
+func (x *CheckResult) GetStepName() string {
+	if x != nil {
+		return x.StepName
+	}
+	return ""
+}
+
+func (x *CheckResult) GetOutcome() CheckOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return CheckOutcome_CHECK_OUTCOME_UNSPECIFIED
+}
+
+func (x *CheckResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CheckResult) GetDifferences() []*FileDifference {
+	if x != nil {
+		return x.Differences
+	}
+	return nil
+}
+
+func (x *CheckResult) GetMoreDifferences() int32 {
+	if x != nil {
+		return x.MoreDifferences
+	}
+	return 0
+}
+
+func (x *CheckResult) GetBuiltBy() string {
+	if x != nil {
+		return x.BuiltBy
+	}
+	return ""
+}
+
+func (x *CheckResult) GetCheckedBy() string {
+	if x != nil {
+		return x.CheckedBy
+	}
+	return ""
+}
+
+func (x *CheckResult) GetChecked() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Checked
+	}
+	return nil
+}
+
+func (x *CheckResult) GetLog() *Digest {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
+func (x *CheckResult) GetDiffoscope() *Digest {
+	if x != nil {
+		return x.Diffoscope
+	}
+	return nil
+}
+
+func (x *CheckResult) GetRebuilt() []*ArtifactDigest {
+	if x != nil {
+		return x.Rebuilt
+	}
+	return nil
+}
+
+func (x *CheckResult) GetBuildId() string {
+	if x != nil {
+		return x.BuildId
+	}
+	return ""
+}
+
+// ArtifactDigest names one split artifact's tarball.
+type ArtifactDigest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The split artifact's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its tarball.
+	Digest        *Digest `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactDigest) Reset() {
+	*x = ArtifactDigest{}
+	mi := &file_distbuild_v1_build_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactDigest) ProtoMessage() {}
+
+func (x *ArtifactDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_build_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactDigest.ProtoReflect.Descriptor instead.
+func (*ArtifactDigest) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ArtifactDigest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ArtifactDigest) GetDigest() *Digest {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
 // BuildFinished ends a successful build.
 type BuildFinished struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1401,7 +1846,7 @@ type BuildFinished struct {
 
 func (x *BuildFinished) Reset() {
 	*x = BuildFinished{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[14]
+	mi := &file_distbuild_v1_build_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1858,7 @@ func (x *BuildFinished) String() string {
 func (*BuildFinished) ProtoMessage() {}
 
 func (x *BuildFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[14]
+	mi := &file_distbuild_v1_build_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1871,7 @@ func (x *BuildFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildFinished.ProtoReflect.Descriptor instead.
 func (*BuildFinished) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{14}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BuildFinished) GetArtifacts() []*ArtifactRef {
@@ -1451,7 +1896,7 @@ type BuildFailed struct {
 
 func (x *BuildFailed) Reset() {
 	*x = BuildFailed{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[15]
+	mi := &file_distbuild_v1_build_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1908,7 @@ func (x *BuildFailed) String() string {
 func (*BuildFailed) ProtoMessage() {}
 
 func (x *BuildFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[15]
+	mi := &file_distbuild_v1_build_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1921,7 @@ func (x *BuildFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildFailed.ProtoReflect.Descriptor instead.
 func (*BuildFailed) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{15}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BuildFailed) GetReason() string {
@@ -1511,7 +1956,7 @@ type BuildCancelled struct {
 
 func (x *BuildCancelled) Reset() {
 	*x = BuildCancelled{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[16]
+	mi := &file_distbuild_v1_build_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1968,7 @@ func (x *BuildCancelled) String() string {
 func (*BuildCancelled) ProtoMessage() {}
 
 func (x *BuildCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[16]
+	mi := &file_distbuild_v1_build_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1981,7 @@ func (x *BuildCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildCancelled.ProtoReflect.Descriptor instead.
 func (*BuildCancelled) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{16}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BuildCancelled) GetReason() string {
@@ -1573,7 +2018,7 @@ type BuildSummary struct {
 
 func (x *BuildSummary) Reset() {
 	*x = BuildSummary{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[17]
+	mi := &file_distbuild_v1_build_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +2030,7 @@ func (x *BuildSummary) String() string {
 func (*BuildSummary) ProtoMessage() {}
 
 func (x *BuildSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[17]
+	mi := &file_distbuild_v1_build_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +2043,7 @@ func (x *BuildSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSummary.ProtoReflect.Descriptor instead.
 func (*BuildSummary) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{17}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BuildSummary) GetBuildId() string {
@@ -1675,7 +2120,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[18]
+	mi := &file_distbuild_v1_build_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +2132,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[18]
+	mi := &file_distbuild_v1_build_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +2145,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{18}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRequest) GetIncludeEnded() bool {
@@ -1721,7 +2166,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[19]
+	mi := &file_distbuild_v1_build_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +2178,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[19]
+	mi := &file_distbuild_v1_build_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +2191,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{19}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListResponse) GetBuilds() []*BuildSummary {
@@ -1767,7 +2212,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[20]
+	mi := &file_distbuild_v1_build_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2224,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[20]
+	mi := &file_distbuild_v1_build_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2237,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{20}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatusRequest) GetBuildId() string {
@@ -1820,14 +2265,17 @@ type StepStatus struct {
 	// How long its last attempt that ended ran, by its worker's clock.
 	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
 	// Where that attempt's time went, when its worker said.
-	Profile       *StepProfile `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	Profile *StepProfile `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	// The latest check of the step's cache key the controller knows of, by
+	// any build; for a check step, its own.
+	Check         *CheckResult `protobuf:"bytes,9,opt,name=check,proto3" json:"check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[21]
+	mi := &file_distbuild_v1_build_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2287,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[21]
+	mi := &file_distbuild_v1_build_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2300,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{21}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StepStatus) GetStep() *ArtifactRef {
@@ -1911,6 +2359,13 @@ func (x *StepStatus) GetProfile() *StepProfile {
 	return nil
 }
 
+func (x *StepStatus) GetCheck() *CheckResult {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
 // StatusResponse reports one build.
 type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1924,7 +2379,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[22]
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2391,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[22]
+	mi := &file_distbuild_v1_build_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2404,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{22}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusResponse) GetBuild() *BuildSummary {
@@ -1977,7 +2432,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[23]
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2444,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[23]
+	mi := &file_distbuild_v1_build_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2457,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{23}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelRequest) GetBuildId() string {
@@ -2023,7 +2478,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[24]
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2490,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[24]
+	mi := &file_distbuild_v1_build_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2503,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{24}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelResponse) GetBuild() *BuildSummary {
@@ -2067,7 +2522,7 @@ type WorkersRequest struct {
 
 func (x *WorkersRequest) Reset() {
 	*x = WorkersRequest{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[25]
+	mi := &file_distbuild_v1_build_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2534,7 @@ func (x *WorkersRequest) String() string {
 func (*WorkersRequest) ProtoMessage() {}
 
 func (x *WorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[25]
+	mi := &file_distbuild_v1_build_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2547,7 @@ func (x *WorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersRequest.ProtoReflect.Descriptor instead.
 func (*WorkersRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{25}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{29}
 }
 
 // DrainWorkerRequest names the worker to drain.
@@ -2106,7 +2561,7 @@ type DrainWorkerRequest struct {
 
 func (x *DrainWorkerRequest) Reset() {
 	*x = DrainWorkerRequest{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	mi := &file_distbuild_v1_build_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2573,7 @@ func (x *DrainWorkerRequest) String() string {
 func (*DrainWorkerRequest) ProtoMessage() {}
 
 func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[26]
+	mi := &file_distbuild_v1_build_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2586,7 @@ func (x *DrainWorkerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainWorkerRequest.ProtoReflect.Descriptor instead.
 func (*DrainWorkerRequest) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{26}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DrainWorkerRequest) GetName() string {
@@ -2152,7 +2607,7 @@ type DrainWorkerResponse struct {
 
 func (x *DrainWorkerResponse) Reset() {
 	*x = DrainWorkerResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	mi := &file_distbuild_v1_build_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2619,7 @@ func (x *DrainWorkerResponse) String() string {
 func (*DrainWorkerResponse) ProtoMessage() {}
 
 func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[27]
+	mi := &file_distbuild_v1_build_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2632,7 @@ func (x *DrainWorkerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainWorkerResponse.ProtoReflect.Descriptor instead.
 func (*DrainWorkerResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{27}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DrainWorkerResponse) GetJobs() int32 {
@@ -2204,7 +2659,7 @@ type WorkerJob struct {
 
 func (x *WorkerJob) Reset() {
 	*x = WorkerJob{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	mi := &file_distbuild_v1_build_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2671,7 @@ func (x *WorkerJob) String() string {
 func (*WorkerJob) ProtoMessage() {}
 
 func (x *WorkerJob) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[28]
+	mi := &file_distbuild_v1_build_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2684,7 @@ func (x *WorkerJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerJob.ProtoReflect.Descriptor instead.
 func (*WorkerJob) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{28}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WorkerJob) GetJobId() string {
@@ -2287,7 +2742,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[29]
+	mi := &file_distbuild_v1_build_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2754,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[29]
+	mi := &file_distbuild_v1_build_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2767,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{29}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerInfo) GetName() string {
@@ -2389,7 +2844,7 @@ type WorkersResponse struct {
 
 func (x *WorkersResponse) Reset() {
 	*x = WorkersResponse{}
-	mi := &file_distbuild_v1_build_proto_msgTypes[30]
+	mi := &file_distbuild_v1_build_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2856,7 @@ func (x *WorkersResponse) String() string {
 func (*WorkersResponse) ProtoMessage() {}
 
 func (x *WorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_build_proto_msgTypes[30]
+	mi := &file_distbuild_v1_build_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2869,7 @@ func (x *WorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkersResponse.ProtoReflect.Descriptor instead.
 func (*WorkersResponse) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{30}
+	return file_distbuild_v1_build_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WorkersResponse) GetWorkers() []*WorkerInfo {
@@ -2432,7 +2887,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\fBuildRequest\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x18.distbuild.v1.StartBuildH\x00R\x05start\x123\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x19.distbuild.v1.CancelBuildH\x00R\x06cancelB\t\n" +
-	"\arequest\"\xee\x02\n" +
+	"\arequest\"\xa5\x03\n" +
 	"\n" +
 	"StartBuild\x12\x19\n" +
 	"\brepo_url\x18\x01 \x01(\tR\arepoUrl\x12\x16\n" +
@@ -2446,7 +2901,11 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"keep_going\x18\x06 \x01(\bR\tkeepGoing\x12I\n" +
 	"\vworker_tags\x18\a \x03(\v2(.distbuild.v1.StartBuild.WorkerTagsEntryR\n" +
 	"workerTags\x12#\n" +
-	"\rnotify_emails\x18\b \x03(\tR\fnotifyEmails\x1a=\n" +
+	"\rnotify_emails\x18\b \x03(\tR\fnotifyEmails\x12\x14\n" +
+	"\x05check\x18\t \x01(\bR\x05check\x12\x1f\n" +
+	"\vcheck_steps\x18\n" +
+	" \x03(\tR\n" +
+	"checkSteps\x1a=\n" +
 	"\x0fWorkerTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\r\n" +
@@ -2457,7 +2916,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\x12#\n" +
 	"\rfrom_sequence\x18\x02 \x01(\x04R\ffromSequence\"@\n" +
 	"\x0eAttachResponse\x12.\n" +
-	"\x05event\x18\x01 \x01(\v2\x18.distbuild.v1.BuildEventR\x05event\"\xc9\x05\n" +
+	"\x05event\x18\x01 \x01(\v2\x18.distbuild.v1.BuildEventR\x05event\"\x89\x06\n" +
 	"\n" +
 	"BuildEvent\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\x12\x1a\n" +
@@ -2474,7 +2933,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"stepFailed\x12D\n" +
 	"\x0ebuild_finished\x18\x10 \x01(\v2\x1b.distbuild.v1.BuildFinishedH\x00R\rbuildFinished\x12>\n" +
 	"\fbuild_failed\x18\x11 \x01(\v2\x19.distbuild.v1.BuildFailedH\x00R\vbuildFailed\x12G\n" +
-	"\x0fbuild_cancelled\x18\x12 \x01(\v2\x1c.distbuild.v1.BuildCancelledH\x00R\x0ebuildCancelledB\a\n" +
+	"\x0fbuild_cancelled\x18\x12 \x01(\v2\x1c.distbuild.v1.BuildCancelledH\x00R\x0ebuildCancelled\x12>\n" +
+	"\fstep_checked\x18\x13 \x01(\v2\x19.distbuild.v1.StepCheckedH\x00R\vstepCheckedB\a\n" +
 	"\x05event\"*\n" +
 	"\rBuildAccepted\x12\x19\n" +
 	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xc8\x01\n" +
@@ -2519,7 +2979,37 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\n" +
 	"will_retry\x18\a \x01(\bR\twillRetry\x12&\n" +
 	"\x03log\x18\b \x01(\v2\x14.distbuild.v1.DigestR\x03log\x123\n" +
-	"\aprofile\x18\t \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"H\n" +
+	"\aprofile\x18\t \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"o\n" +
+	"\vStepChecked\x12-\n" +
+	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x121\n" +
+	"\x06result\x18\x02 \x01(\v2\x19.distbuild.v1.CheckResultR\x06result\"\x86\x01\n" +
+	"\x0eFileDifference\x12\x1a\n" +
+	"\bartifact\x18\x01 \x01(\tR\bartifact\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04what\x18\x03 \x01(\tR\x04what\x12\x16\n" +
+	"\x06cached\x18\x04 \x01(\tR\x06cached\x12\x18\n" +
+	"\arebuilt\x18\x05 \x01(\tR\arebuilt\"\xa1\x04\n" +
+	"\vCheckResult\x12\x1b\n" +
+	"\tcache_key\x18\x01 \x01(\tR\bcacheKey\x12\x1b\n" +
+	"\tstep_name\x18\x02 \x01(\tR\bstepName\x124\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x1a.distbuild.v1.CheckOutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12>\n" +
+	"\vdifferences\x18\x05 \x03(\v2\x1c.distbuild.v1.FileDifferenceR\vdifferences\x12)\n" +
+	"\x10more_differences\x18\x06 \x01(\x05R\x0fmoreDifferences\x12\x19\n" +
+	"\bbuilt_by\x18\a \x01(\tR\abuiltBy\x12\x1d\n" +
+	"\n" +
+	"checked_by\x18\b \x01(\tR\tcheckedBy\x124\n" +
+	"\achecked\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\achecked\x12&\n" +
+	"\x03log\x18\n" +
+	" \x01(\v2\x14.distbuild.v1.DigestR\x03log\x124\n" +
+	"\n" +
+	"diffoscope\x18\v \x01(\v2\x14.distbuild.v1.DigestR\n" +
+	"diffoscope\x126\n" +
+	"\arebuilt\x18\f \x03(\v2\x1c.distbuild.v1.ArtifactDigestR\arebuilt\x12\x19\n" +
+	"\bbuild_id\x18\r \x01(\tR\abuildId\"R\n" +
+	"\x0eArtifactDigest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x06digest\x18\x02 \x01(\v2\x14.distbuild.v1.DigestR\x06digest\"H\n" +
 	"\rBuildFinished\x127\n" +
 	"\tartifacts\x18\x01 \x03(\v2\x19.distbuild.v1.ArtifactRefR\tartifacts\"_\n" +
 	"\vBuildFailed\x12\x16\n" +
@@ -2544,7 +3034,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\fListResponse\x122\n" +
 	"\x06builds\x18\x01 \x03(\v2\x1a.distbuild.v1.BuildSummaryR\x06builds\"*\n" +
 	"\rStatusRequest\x12\x19\n" +
-	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xca\x02\n" +
+	"\bbuild_id\x18\x01 \x01(\tR\abuildId\"\xfb\x02\n" +
 	"\n" +
 	"StepStatus\x12-\n" +
 	"\x04step\x18\x01 \x01(\v2\x19.distbuild.v1.ArtifactRefR\x04step\x12-\n" +
@@ -2554,7 +3044,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12&\n" +
 	"\x03log\x18\x06 \x01(\v2\x14.distbuild.v1.DigestR\x03log\x125\n" +
 	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x123\n" +
-	"\aprofile\x18\b \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"r\n" +
+	"\aprofile\x18\b \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\x12/\n" +
+	"\x05check\x18\t \x01(\v2\x19.distbuild.v1.CheckResultR\x05check\"r\n" +
 	"\x0eStatusResponse\x120\n" +
 	"\x05build\x18\x01 \x01(\v2\x1a.distbuild.v1.BuildSummaryR\x05build\x12.\n" +
 	"\x05steps\x18\x02 \x03(\v2\x18.distbuild.v1.StepStatusR\x05steps\"*\n" +
@@ -2592,7 +3083,12 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\vFailureKind\x12\x1c\n" +
 	"\x18FAILURE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12FAILURE_KIND_BUILD\x10\x01\x12\x16\n" +
-	"\x12FAILURE_KIND_SETUP\x10\x02*\xab\x01\n" +
+	"\x12FAILURE_KIND_SETUP\x10\x02*\x87\x01\n" +
+	"\fCheckOutcome\x12\x1d\n" +
+	"\x19CHECK_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCHECK_OUTCOME_REPRODUCIBLE\x10\x01\x12\x19\n" +
+	"\x15CHECK_OUTCOME_DIFFERS\x10\x02\x12\x1d\n" +
+	"\x19CHECK_OUTCOME_NOT_CHECKED\x10\x03*\xab\x01\n" +
 	"\n" +
 	"BuildState\x12\x1b\n" +
 	"\x17BUILD_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -2631,121 +3127,137 @@ func file_distbuild_v1_build_proto_rawDescGZIP() []byte {
 	return file_distbuild_v1_build_proto_rawDescData
 }
 
-var file_distbuild_v1_build_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_distbuild_v1_build_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_distbuild_v1_build_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_distbuild_v1_build_proto_goTypes = []any{
 	(FailureKind)(0),              // 0: distbuild.v1.FailureKind
-	(BuildState)(0),               // 1: distbuild.v1.BuildState
-	(StepState)(0),                // 2: distbuild.v1.StepState
-	(*BuildRequest)(nil),          // 3: distbuild.v1.BuildRequest
-	(*StartBuild)(nil),            // 4: distbuild.v1.StartBuild
-	(*CancelBuild)(nil),           // 5: distbuild.v1.CancelBuild
-	(*BuildResponse)(nil),         // 6: distbuild.v1.BuildResponse
-	(*AttachRequest)(nil),         // 7: distbuild.v1.AttachRequest
-	(*AttachResponse)(nil),        // 8: distbuild.v1.AttachResponse
-	(*BuildEvent)(nil),            // 9: distbuild.v1.BuildEvent
-	(*BuildAccepted)(nil),         // 10: distbuild.v1.BuildAccepted
-	(*StepInfo)(nil),              // 11: distbuild.v1.StepInfo
-	(*GraphResolved)(nil),         // 12: distbuild.v1.GraphResolved
-	(*StepStarted)(nil),           // 13: distbuild.v1.StepStarted
-	(*StepOutput)(nil),            // 14: distbuild.v1.StepOutput
-	(*StepFinished)(nil),          // 15: distbuild.v1.StepFinished
-	(*StepFailed)(nil),            // 16: distbuild.v1.StepFailed
-	(*BuildFinished)(nil),         // 17: distbuild.v1.BuildFinished
-	(*BuildFailed)(nil),           // 18: distbuild.v1.BuildFailed
-	(*BuildCancelled)(nil),        // 19: distbuild.v1.BuildCancelled
-	(*BuildSummary)(nil),          // 20: distbuild.v1.BuildSummary
-	(*ListRequest)(nil),           // 21: distbuild.v1.ListRequest
-	(*ListResponse)(nil),          // 22: distbuild.v1.ListResponse
-	(*StatusRequest)(nil),         // 23: distbuild.v1.StatusRequest
-	(*StepStatus)(nil),            // 24: distbuild.v1.StepStatus
-	(*StatusResponse)(nil),        // 25: distbuild.v1.StatusResponse
-	(*CancelRequest)(nil),         // 26: distbuild.v1.CancelRequest
-	(*CancelResponse)(nil),        // 27: distbuild.v1.CancelResponse
-	(*WorkersRequest)(nil),        // 28: distbuild.v1.WorkersRequest
-	(*DrainWorkerRequest)(nil),    // 29: distbuild.v1.DrainWorkerRequest
-	(*DrainWorkerResponse)(nil),   // 30: distbuild.v1.DrainWorkerResponse
-	(*WorkerJob)(nil),             // 31: distbuild.v1.WorkerJob
-	(*WorkerInfo)(nil),            // 32: distbuild.v1.WorkerInfo
-	(*WorkersResponse)(nil),       // 33: distbuild.v1.WorkersResponse
-	nil,                           // 34: distbuild.v1.StartBuild.WorkerTagsEntry
-	nil,                           // 35: distbuild.v1.WorkerInfo.TagsEntry
-	(*timestamppb.Timestamp)(nil), // 36: google.protobuf.Timestamp
-	(StepKind)(0),                 // 37: distbuild.v1.StepKind
-	(*ArtifactRef)(nil),           // 38: distbuild.v1.ArtifactRef
-	(OutputStream)(0),             // 39: distbuild.v1.OutputStream
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
-	(*Digest)(nil),                // 41: distbuild.v1.Digest
-	(*StepProfile)(nil),           // 42: distbuild.v1.StepProfile
-	(JobPhase)(0),                 // 43: distbuild.v1.JobPhase
+	(CheckOutcome)(0),             // 1: distbuild.v1.CheckOutcome
+	(BuildState)(0),               // 2: distbuild.v1.BuildState
+	(StepState)(0),                // 3: distbuild.v1.StepState
+	(*BuildRequest)(nil),          // 4: distbuild.v1.BuildRequest
+	(*StartBuild)(nil),            // 5: distbuild.v1.StartBuild
+	(*CancelBuild)(nil),           // 6: distbuild.v1.CancelBuild
+	(*BuildResponse)(nil),         // 7: distbuild.v1.BuildResponse
+	(*AttachRequest)(nil),         // 8: distbuild.v1.AttachRequest
+	(*AttachResponse)(nil),        // 9: distbuild.v1.AttachResponse
+	(*BuildEvent)(nil),            // 10: distbuild.v1.BuildEvent
+	(*BuildAccepted)(nil),         // 11: distbuild.v1.BuildAccepted
+	(*StepInfo)(nil),              // 12: distbuild.v1.StepInfo
+	(*GraphResolved)(nil),         // 13: distbuild.v1.GraphResolved
+	(*StepStarted)(nil),           // 14: distbuild.v1.StepStarted
+	(*StepOutput)(nil),            // 15: distbuild.v1.StepOutput
+	(*StepFinished)(nil),          // 16: distbuild.v1.StepFinished
+	(*StepFailed)(nil),            // 17: distbuild.v1.StepFailed
+	(*StepChecked)(nil),           // 18: distbuild.v1.StepChecked
+	(*FileDifference)(nil),        // 19: distbuild.v1.FileDifference
+	(*CheckResult)(nil),           // 20: distbuild.v1.CheckResult
+	(*ArtifactDigest)(nil),        // 21: distbuild.v1.ArtifactDigest
+	(*BuildFinished)(nil),         // 22: distbuild.v1.BuildFinished
+	(*BuildFailed)(nil),           // 23: distbuild.v1.BuildFailed
+	(*BuildCancelled)(nil),        // 24: distbuild.v1.BuildCancelled
+	(*BuildSummary)(nil),          // 25: distbuild.v1.BuildSummary
+	(*ListRequest)(nil),           // 26: distbuild.v1.ListRequest
+	(*ListResponse)(nil),          // 27: distbuild.v1.ListResponse
+	(*StatusRequest)(nil),         // 28: distbuild.v1.StatusRequest
+	(*StepStatus)(nil),            // 29: distbuild.v1.StepStatus
+	(*StatusResponse)(nil),        // 30: distbuild.v1.StatusResponse
+	(*CancelRequest)(nil),         // 31: distbuild.v1.CancelRequest
+	(*CancelResponse)(nil),        // 32: distbuild.v1.CancelResponse
+	(*WorkersRequest)(nil),        // 33: distbuild.v1.WorkersRequest
+	(*DrainWorkerRequest)(nil),    // 34: distbuild.v1.DrainWorkerRequest
+	(*DrainWorkerResponse)(nil),   // 35: distbuild.v1.DrainWorkerResponse
+	(*WorkerJob)(nil),             // 36: distbuild.v1.WorkerJob
+	(*WorkerInfo)(nil),            // 37: distbuild.v1.WorkerInfo
+	(*WorkersResponse)(nil),       // 38: distbuild.v1.WorkersResponse
+	nil,                           // 39: distbuild.v1.StartBuild.WorkerTagsEntry
+	nil,                           // 40: distbuild.v1.WorkerInfo.TagsEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(StepKind)(0),                 // 42: distbuild.v1.StepKind
+	(*ArtifactRef)(nil),           // 43: distbuild.v1.ArtifactRef
+	(OutputStream)(0),             // 44: distbuild.v1.OutputStream
+	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
+	(*Digest)(nil),                // 46: distbuild.v1.Digest
+	(*StepProfile)(nil),           // 47: distbuild.v1.StepProfile
+	(JobPhase)(0),                 // 48: distbuild.v1.JobPhase
 }
 var file_distbuild_v1_build_proto_depIdxs = []int32{
-	4,  // 0: distbuild.v1.BuildRequest.start:type_name -> distbuild.v1.StartBuild
-	5,  // 1: distbuild.v1.BuildRequest.cancel:type_name -> distbuild.v1.CancelBuild
-	34, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
-	9,  // 3: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
-	9,  // 4: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
-	36, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
-	10, // 6: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
-	12, // 7: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
-	13, // 8: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
-	14, // 9: distbuild.v1.BuildEvent.step_output:type_name -> distbuild.v1.StepOutput
-	15, // 10: distbuild.v1.BuildEvent.step_finished:type_name -> distbuild.v1.StepFinished
-	16, // 11: distbuild.v1.BuildEvent.step_failed:type_name -> distbuild.v1.StepFailed
-	17, // 12: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
-	18, // 13: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
-	19, // 14: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
-	37, // 15: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
-	11, // 16: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
-	38, // 17: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
-	39, // 18: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
-	38, // 19: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
-	40, // 20: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
-	41, // 21: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
-	42, // 22: distbuild.v1.StepFinished.profile:type_name -> distbuild.v1.StepProfile
-	38, // 23: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
-	0,  // 24: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
-	41, // 25: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
-	42, // 26: distbuild.v1.StepFailed.profile:type_name -> distbuild.v1.StepProfile
-	38, // 27: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
-	1,  // 28: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
-	4,  // 29: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
-	36, // 30: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
-	36, // 31: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
-	20, // 32: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
-	38, // 33: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
-	2,  // 34: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
-	41, // 35: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
-	40, // 36: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
-	42, // 37: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
-	20, // 38: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
-	24, // 39: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
-	20, // 40: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
-	43, // 41: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
-	35, // 42: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
-	31, // 43: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
-	36, // 44: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
-	36, // 45: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
-	32, // 46: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
-	3,  // 47: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
-	7,  // 48: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
-	21, // 49: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
-	23, // 50: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
-	26, // 51: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
-	28, // 52: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
-	29, // 53: distbuild.v1.BuildService.DrainWorker:input_type -> distbuild.v1.DrainWorkerRequest
-	6,  // 54: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
-	8,  // 55: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
-	22, // 56: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
-	25, // 57: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
-	27, // 58: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
-	33, // 59: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
-	30, // 60: distbuild.v1.BuildService.DrainWorker:output_type -> distbuild.v1.DrainWorkerResponse
-	54, // [54:61] is the sub-list for method output_type
-	47, // [47:54] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	5,  // 0: distbuild.v1.BuildRequest.start:type_name -> distbuild.v1.StartBuild
+	6,  // 1: distbuild.v1.BuildRequest.cancel:type_name -> distbuild.v1.CancelBuild
+	39, // 2: distbuild.v1.StartBuild.worker_tags:type_name -> distbuild.v1.StartBuild.WorkerTagsEntry
+	10, // 3: distbuild.v1.BuildResponse.event:type_name -> distbuild.v1.BuildEvent
+	10, // 4: distbuild.v1.AttachResponse.event:type_name -> distbuild.v1.BuildEvent
+	41, // 5: distbuild.v1.BuildEvent.time:type_name -> google.protobuf.Timestamp
+	11, // 6: distbuild.v1.BuildEvent.accepted:type_name -> distbuild.v1.BuildAccepted
+	13, // 7: distbuild.v1.BuildEvent.graph_resolved:type_name -> distbuild.v1.GraphResolved
+	14, // 8: distbuild.v1.BuildEvent.step_started:type_name -> distbuild.v1.StepStarted
+	15, // 9: distbuild.v1.BuildEvent.step_output:type_name -> distbuild.v1.StepOutput
+	16, // 10: distbuild.v1.BuildEvent.step_finished:type_name -> distbuild.v1.StepFinished
+	17, // 11: distbuild.v1.BuildEvent.step_failed:type_name -> distbuild.v1.StepFailed
+	22, // 12: distbuild.v1.BuildEvent.build_finished:type_name -> distbuild.v1.BuildFinished
+	23, // 13: distbuild.v1.BuildEvent.build_failed:type_name -> distbuild.v1.BuildFailed
+	24, // 14: distbuild.v1.BuildEvent.build_cancelled:type_name -> distbuild.v1.BuildCancelled
+	18, // 15: distbuild.v1.BuildEvent.step_checked:type_name -> distbuild.v1.StepChecked
+	42, // 16: distbuild.v1.StepInfo.kind:type_name -> distbuild.v1.StepKind
+	12, // 17: distbuild.v1.GraphResolved.steps:type_name -> distbuild.v1.StepInfo
+	43, // 18: distbuild.v1.StepStarted.step:type_name -> distbuild.v1.ArtifactRef
+	44, // 19: distbuild.v1.StepOutput.stream:type_name -> distbuild.v1.OutputStream
+	43, // 20: distbuild.v1.StepFinished.step:type_name -> distbuild.v1.ArtifactRef
+	45, // 21: distbuild.v1.StepFinished.duration:type_name -> google.protobuf.Duration
+	46, // 22: distbuild.v1.StepFinished.log:type_name -> distbuild.v1.Digest
+	47, // 23: distbuild.v1.StepFinished.profile:type_name -> distbuild.v1.StepProfile
+	43, // 24: distbuild.v1.StepFailed.step:type_name -> distbuild.v1.ArtifactRef
+	0,  // 25: distbuild.v1.StepFailed.kind:type_name -> distbuild.v1.FailureKind
+	46, // 26: distbuild.v1.StepFailed.log:type_name -> distbuild.v1.Digest
+	47, // 27: distbuild.v1.StepFailed.profile:type_name -> distbuild.v1.StepProfile
+	43, // 28: distbuild.v1.StepChecked.step:type_name -> distbuild.v1.ArtifactRef
+	20, // 29: distbuild.v1.StepChecked.result:type_name -> distbuild.v1.CheckResult
+	1,  // 30: distbuild.v1.CheckResult.outcome:type_name -> distbuild.v1.CheckOutcome
+	19, // 31: distbuild.v1.CheckResult.differences:type_name -> distbuild.v1.FileDifference
+	41, // 32: distbuild.v1.CheckResult.checked:type_name -> google.protobuf.Timestamp
+	46, // 33: distbuild.v1.CheckResult.log:type_name -> distbuild.v1.Digest
+	46, // 34: distbuild.v1.CheckResult.diffoscope:type_name -> distbuild.v1.Digest
+	21, // 35: distbuild.v1.CheckResult.rebuilt:type_name -> distbuild.v1.ArtifactDigest
+	46, // 36: distbuild.v1.ArtifactDigest.digest:type_name -> distbuild.v1.Digest
+	43, // 37: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
+	2,  // 38: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
+	5,  // 39: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
+	41, // 40: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
+	41, // 41: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
+	25, // 42: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
+	43, // 43: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
+	3,  // 44: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
+	46, // 45: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
+	45, // 46: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
+	47, // 47: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
+	20, // 48: distbuild.v1.StepStatus.check:type_name -> distbuild.v1.CheckResult
+	25, // 49: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
+	29, // 50: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
+	25, // 51: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
+	48, // 52: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
+	40, // 53: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
+	36, // 54: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
+	41, // 55: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
+	41, // 56: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
+	37, // 57: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
+	4,  // 58: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
+	8,  // 59: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
+	26, // 60: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
+	28, // 61: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
+	31, // 62: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
+	33, // 63: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
+	34, // 64: distbuild.v1.BuildService.DrainWorker:input_type -> distbuild.v1.DrainWorkerRequest
+	7,  // 65: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
+	9,  // 66: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
+	27, // 67: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
+	30, // 68: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
+	32, // 69: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
+	38, // 70: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
+	35, // 71: distbuild.v1.BuildService.DrainWorker:output_type -> distbuild.v1.DrainWorkerResponse
+	65, // [65:72] is the sub-list for method output_type
+	58, // [58:65] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_build_proto_init() }
@@ -2768,14 +3280,15 @@ func file_distbuild_v1_build_proto_init() {
 		(*BuildEvent_BuildFinished)(nil),
 		(*BuildEvent_BuildFailed)(nil),
 		(*BuildEvent_BuildCancelled)(nil),
+		(*BuildEvent_StepChecked)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_build_proto_rawDesc), len(file_distbuild_v1_build_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   33,
+			NumEnums:      4,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,11 @@ const (
 	StepKind_STEP_KIND_STRATUM StepKind = 2
 	// A system: a root file system assembled from strata.
 	StepKind_STEP_KIND_SYSTEM StepKind = 3
+	// A check: a step built again on another worker and compared with its
+	// cached artifact, which it never replaces (initiator build --check, or
+	// the controller's --require-reproducible). Its cache key is the checked
+	// step's.
+	StepKind_STEP_KIND_CHECK StepKind = 4
 )
 
 // Enum value maps for StepKind.
@@ -44,12 +49,14 @@ var (
 		1: "STEP_KIND_CHUNK",
 		2: "STEP_KIND_STRATUM",
 		3: "STEP_KIND_SYSTEM",
+		4: "STEP_KIND_CHECK",
 	}
 	StepKind_value = map[string]int32{
 		"STEP_KIND_UNSPECIFIED": 0,
 		"STEP_KIND_CHUNK":       1,
 		"STEP_KIND_STRATUM":     2,
 		"STEP_KIND_SYSTEM":      3,
+		"STEP_KIND_CHECK":       4,
 	}
 )
 
@@ -648,12 +655,13 @@ const file_distbuild_v1_common_proto_rawDesc = "" +
 	"\x0eResourceSample\x121\n" +
 	"\x06offset\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06offset\x12\x1b\n" +
 	"\tcpu_cores\x18\x02 \x01(\x01R\bcpuCores\x12!\n" +
-	"\fmemory_bytes\x18\x03 \x01(\x03R\vmemoryBytes*g\n" +
+	"\fmemory_bytes\x18\x03 \x01(\x03R\vmemoryBytes*|\n" +
 	"\bStepKind\x12\x19\n" +
 	"\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSTEP_KIND_CHUNK\x10\x01\x12\x15\n" +
 	"\x11STEP_KIND_STRATUM\x10\x02\x12\x14\n" +
-	"\x10STEP_KIND_SYSTEM\x10\x03*a\n" +
+	"\x10STEP_KIND_SYSTEM\x10\x03\x12\x13\n" +
+	"\x0fSTEP_KIND_CHECK\x10\x04*a\n" +
 	"\fOutputStream\x12\x1d\n" +
 	"\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n" +

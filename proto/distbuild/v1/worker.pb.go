@@ -385,9 +385,14 @@ type JobStatus struct {
 	Failure *JobFailure `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
 	// The job's cache key, so a restarted controller can recognise a job it
 	// handed out before the restart and adopt it rather than run it again.
+	// Empty for a check job, which a restarted controller runs again rather
+	// than mistake it for a build of the step it checks.
 	CacheKey string `protobuf:"bytes,5,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
 	// Where the job's time went; set when phase is DONE or FAILED.
-	Profile       *StepProfile `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
+	Profile *StepProfile `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`
+	// For a check job (Job.check), what the comparison found; set instead
+	// of manifest when phase is DONE.
+	Check         *CheckResult `protobuf:"bytes,7,opt,name=check,proto3" json:"check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +465,13 @@ func (x *JobStatus) GetCacheKey() string {
 func (x *JobStatus) GetProfile() *StepProfile {
 	if x != nil {
 		return x.Profile
+	}
+	return nil
+}
+
+func (x *JobStatus) GetCheck() *CheckResult {
+	if x != nil {
+		return x.Check
 	}
 	return nil
 }
@@ -1357,7 +1369,10 @@ type Job struct {
 	//	*Job_System
 	Spec isJob_Spec `protobuf_oneof:"spec"`
 	// Where the step comes from, for the provenance the worker signs.
-	Origin        *StepOrigin `protobuf:"bytes,13,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin *StepOrigin `protobuf:"bytes,13,opt,name=origin,proto3" json:"origin,omitempty"`
+	// Set for a check: build the step again and compare the artifacts with
+	// those cached under cache_key, storing no manifest and no provenance.
+	Check         *CheckJob `protobuf:"bytes,14,opt,name=check,proto3" json:"check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1496,6 +1511,13 @@ func (x *Job) GetOrigin() *StepOrigin {
 	return nil
 }
 
+func (x *Job) GetCheck() *CheckJob {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
 type isJob_Spec interface {
 	isJob_Spec()
 }
@@ -1521,6 +1543,52 @@ func (*Job_Stratum) isJob_Spec() {}
 
 func (*Job_System) isJob_Spec() {}
 
+// CheckJob makes a job a reproducibility check.
+type CheckJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The worker that built the cached artifact, to be named in the result.
+	BuiltBy       string `protobuf:"bytes,1,opt,name=built_by,json=builtBy,proto3" json:"built_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckJob) Reset() {
+	*x = CheckJob{}
+	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckJob) ProtoMessage() {}
+
+func (x *CheckJob) ProtoReflect() protoreflect.Message {
+	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckJob.ProtoReflect.Descriptor instead.
+func (*CheckJob) Descriptor() ([]byte, []int) {
+	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CheckJob) GetBuiltBy() string {
+	if x != nil {
+		return x.BuiltBy
+	}
+	return ""
+}
+
 // StepOrigin is what a worker cannot know from the job alone but its signed
 // provenance must say: which definitions the step was resolved from, and
 // the document its cache key is the SHA-256 of, so that anyone can check
@@ -1543,7 +1611,7 @@ type StepOrigin struct {
 
 func (x *StepOrigin) Reset() {
 	*x = StepOrigin{}
-	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	mi := &file_distbuild_v1_worker_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1623,7 @@ func (x *StepOrigin) String() string {
 func (*StepOrigin) ProtoMessage() {}
 
 func (x *StepOrigin) ProtoReflect() protoreflect.Message {
-	mi := &file_distbuild_v1_worker_proto_msgTypes[18]
+	mi := &file_distbuild_v1_worker_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1636,7 @@ func (x *StepOrigin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepOrigin.ProtoReflect.Descriptor instead.
 func (*StepOrigin) Descriptor() ([]byte, []int) {
-	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{18}
+	return file_distbuild_v1_worker_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StepOrigin) GetDefinitionsRepo() string {
@@ -1635,14 +1703,15 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
 	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12&\n" +
 	"\x03log\x18\x04 \x01(\v2\x14.distbuild.v1.DigestR\x03log\x12,\n" +
-	"\x12missing_cache_keys\x18\x05 \x03(\tR\x10missingCacheKeys\"\x8a\x02\n" +
+	"\x12missing_cache_keys\x18\x05 \x03(\tR\x10missingCacheKeys\"\xbb\x02\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12,\n" +
 	"\x05phase\x18\x02 \x01(\x0e2\x16.distbuild.v1.JobPhaseR\x05phase\x122\n" +
 	"\bmanifest\x18\x03 \x01(\v2\x16.distbuild.v1.ManifestR\bmanifest\x122\n" +
 	"\afailure\x18\x04 \x01(\v2\x18.distbuild.v1.JobFailureR\afailure\x12\x1b\n" +
 	"\tcache_key\x18\x05 \x01(\tR\bcacheKey\x123\n" +
-	"\aprofile\x18\x06 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\"V\n" +
+	"\aprofile\x18\x06 \x01(\v2\x19.distbuild.v1.StepProfileR\aprofile\x12/\n" +
+	"\x05check\x18\a \x01(\v2\x19.distbuild.v1.CheckResultR\x05check\"V\n" +
 	"\vWorkerState\x12+\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x17.distbuild.v1.JobStatusR\x04jobs\x12\x1a\n" +
 	"\bdraining\x18\x02 \x01(\bR\bdraining\"j\n" +
@@ -1702,7 +1771,7 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	"\bcommands\x18\x02 \x03(\tR\bcommands\"\x89\x01\n" +
 	"\tSystemJob\x127\n" +
 	"\bcontents\x18\x01 \x03(\v2\x1b.distbuild.v1.ChunkArtifactR\bcontents\x12C\n" +
-	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\x8d\x04\n" +
+	"\vintegration\x18\x02 \x03(\v2!.distbuild.v1.IntegrationCommandsR\vintegration\"\xbb\x04\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.distbuild.v1.StepKindR\x04kind\x12\x12\n" +
@@ -1717,8 +1786,11 @@ const file_distbuild_v1_worker_proto_rawDesc = "" +
 	" \x01(\v2\x16.distbuild.v1.ChunkJobH\x00R\x05chunk\x124\n" +
 	"\astratum\x18\v \x01(\v2\x18.distbuild.v1.StratumJobH\x00R\astratum\x121\n" +
 	"\x06system\x18\f \x01(\v2\x17.distbuild.v1.SystemJobH\x00R\x06system\x120\n" +
-	"\x06origin\x18\r \x01(\v2\x18.distbuild.v1.StepOriginR\x06originB\x06\n" +
-	"\x04spec\"\xc7\x01\n" +
+	"\x06origin\x18\r \x01(\v2\x18.distbuild.v1.StepOriginR\x06origin\x12,\n" +
+	"\x05check\x18\x0e \x01(\v2\x16.distbuild.v1.CheckJobR\x05checkB\x06\n" +
+	"\x04spec\"%\n" +
+	"\bCheckJob\x12\x19\n" +
+	"\bbuilt_by\x18\x01 \x01(\tR\abuiltBy\"\xc7\x01\n" +
 	"\n" +
 	"StepOrigin\x12)\n" +
 	"\x10definitions_repo\x18\x01 \x01(\tR\x0fdefinitionsRepo\x12-\n" +
@@ -1747,7 +1819,7 @@ func file_distbuild_v1_worker_proto_rawDescGZIP() []byte {
 }
 
 var file_distbuild_v1_worker_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_distbuild_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_distbuild_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_distbuild_v1_worker_proto_goTypes = []any{
 	(BuildMode)(0),                // 0: distbuild.v1.BuildMode
 	(*WorkRequest)(nil),           // 1: distbuild.v1.WorkRequest
@@ -1768,57 +1840,61 @@ var file_distbuild_v1_worker_proto_goTypes = []any{
 	(*IntegrationCommands)(nil),   // 16: distbuild.v1.IntegrationCommands
 	(*SystemJob)(nil),             // 17: distbuild.v1.SystemJob
 	(*Job)(nil),                   // 18: distbuild.v1.Job
-	(*StepOrigin)(nil),            // 19: distbuild.v1.StepOrigin
-	nil,                           // 20: distbuild.v1.WorkerRegistration.TagsEntry
-	(FailureKind)(0),              // 21: distbuild.v1.FailureKind
-	(*Digest)(nil),                // 22: distbuild.v1.Digest
-	(JobPhase)(0),                 // 23: distbuild.v1.JobPhase
-	(*Manifest)(nil),              // 24: distbuild.v1.Manifest
-	(*StepProfile)(nil),           // 25: distbuild.v1.StepProfile
-	(OutputStream)(0),             // 26: distbuild.v1.OutputStream
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(StepKind)(0),                 // 28: distbuild.v1.StepKind
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
-	(*AttemptGrant)(nil),          // 30: distbuild.v1.AttemptGrant
+	(*CheckJob)(nil),              // 19: distbuild.v1.CheckJob
+	(*StepOrigin)(nil),            // 20: distbuild.v1.StepOrigin
+	nil,                           // 21: distbuild.v1.WorkerRegistration.TagsEntry
+	(FailureKind)(0),              // 22: distbuild.v1.FailureKind
+	(*Digest)(nil),                // 23: distbuild.v1.Digest
+	(JobPhase)(0),                 // 24: distbuild.v1.JobPhase
+	(*Manifest)(nil),              // 25: distbuild.v1.Manifest
+	(*StepProfile)(nil),           // 26: distbuild.v1.StepProfile
+	(*CheckResult)(nil),           // 27: distbuild.v1.CheckResult
+	(OutputStream)(0),             // 28: distbuild.v1.OutputStream
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(StepKind)(0),                 // 30: distbuild.v1.StepKind
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*AttemptGrant)(nil),          // 32: distbuild.v1.AttemptGrant
 }
 var file_distbuild_v1_worker_proto_depIdxs = []int32{
 	2,  // 0: distbuild.v1.WorkRequest.register:type_name -> distbuild.v1.WorkerRegistration
 	5,  // 1: distbuild.v1.WorkRequest.state:type_name -> distbuild.v1.WorkerState
 	6,  // 2: distbuild.v1.WorkRequest.output:type_name -> distbuild.v1.JobOutput
-	20, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
-	21, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
-	22, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
-	23, // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
-	24, // 7: distbuild.v1.JobStatus.manifest:type_name -> distbuild.v1.Manifest
+	21, // 3: distbuild.v1.WorkerRegistration.tags:type_name -> distbuild.v1.WorkerRegistration.TagsEntry
+	22, // 4: distbuild.v1.JobFailure.kind:type_name -> distbuild.v1.FailureKind
+	23, // 5: distbuild.v1.JobFailure.log:type_name -> distbuild.v1.Digest
+	24, // 6: distbuild.v1.JobStatus.phase:type_name -> distbuild.v1.JobPhase
+	25, // 7: distbuild.v1.JobStatus.manifest:type_name -> distbuild.v1.Manifest
 	3,  // 8: distbuild.v1.JobStatus.failure:type_name -> distbuild.v1.JobFailure
-	25, // 9: distbuild.v1.JobStatus.profile:type_name -> distbuild.v1.StepProfile
-	4,  // 10: distbuild.v1.WorkerState.jobs:type_name -> distbuild.v1.JobStatus
-	26, // 11: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
-	18, // 12: distbuild.v1.WorkResponse.start:type_name -> distbuild.v1.Job
-	27, // 13: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
-	10, // 14: distbuild.v1.ChunkJob.submodules:type_name -> distbuild.v1.Submodule
-	0,  // 15: distbuild.v1.ChunkJob.build_mode:type_name -> distbuild.v1.BuildMode
-	8,  // 16: distbuild.v1.ChunkJob.phases:type_name -> distbuild.v1.CommandPhase
-	11, // 17: distbuild.v1.ChunkJob.devices:type_name -> distbuild.v1.DeviceNode
-	9,  // 18: distbuild.v1.ChunkJob.split_rules:type_name -> distbuild.v1.SplitRule
-	13, // 19: distbuild.v1.StratumArtifact.members:type_name -> distbuild.v1.ChunkArtifact
-	14, // 20: distbuild.v1.StratumJob.artifacts:type_name -> distbuild.v1.StratumArtifact
-	13, // 21: distbuild.v1.SystemJob.contents:type_name -> distbuild.v1.ChunkArtifact
-	16, // 22: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
-	28, // 23: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
-	29, // 24: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
-	30, // 25: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
-	12, // 26: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
-	15, // 27: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
-	17, // 28: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
-	19, // 29: distbuild.v1.Job.origin:type_name -> distbuild.v1.StepOrigin
-	1,  // 30: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
-	7,  // 31: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
-	31, // [31:32] is the sub-list for method output_type
-	30, // [30:31] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	26, // 9: distbuild.v1.JobStatus.profile:type_name -> distbuild.v1.StepProfile
+	27, // 10: distbuild.v1.JobStatus.check:type_name -> distbuild.v1.CheckResult
+	4,  // 11: distbuild.v1.WorkerState.jobs:type_name -> distbuild.v1.JobStatus
+	28, // 12: distbuild.v1.JobOutput.stream:type_name -> distbuild.v1.OutputStream
+	18, // 13: distbuild.v1.WorkResponse.start:type_name -> distbuild.v1.Job
+	29, // 14: distbuild.v1.WorkResponse.report_deadline:type_name -> google.protobuf.Timestamp
+	10, // 15: distbuild.v1.ChunkJob.submodules:type_name -> distbuild.v1.Submodule
+	0,  // 16: distbuild.v1.ChunkJob.build_mode:type_name -> distbuild.v1.BuildMode
+	8,  // 17: distbuild.v1.ChunkJob.phases:type_name -> distbuild.v1.CommandPhase
+	11, // 18: distbuild.v1.ChunkJob.devices:type_name -> distbuild.v1.DeviceNode
+	9,  // 19: distbuild.v1.ChunkJob.split_rules:type_name -> distbuild.v1.SplitRule
+	13, // 20: distbuild.v1.StratumArtifact.members:type_name -> distbuild.v1.ChunkArtifact
+	14, // 21: distbuild.v1.StratumJob.artifacts:type_name -> distbuild.v1.StratumArtifact
+	13, // 22: distbuild.v1.SystemJob.contents:type_name -> distbuild.v1.ChunkArtifact
+	16, // 23: distbuild.v1.SystemJob.integration:type_name -> distbuild.v1.IntegrationCommands
+	30, // 24: distbuild.v1.Job.kind:type_name -> distbuild.v1.StepKind
+	31, // 25: distbuild.v1.Job.timeout:type_name -> google.protobuf.Duration
+	32, // 26: distbuild.v1.Job.grant:type_name -> distbuild.v1.AttemptGrant
+	12, // 27: distbuild.v1.Job.chunk:type_name -> distbuild.v1.ChunkJob
+	15, // 28: distbuild.v1.Job.stratum:type_name -> distbuild.v1.StratumJob
+	17, // 29: distbuild.v1.Job.system:type_name -> distbuild.v1.SystemJob
+	20, // 30: distbuild.v1.Job.origin:type_name -> distbuild.v1.StepOrigin
+	19, // 31: distbuild.v1.Job.check:type_name -> distbuild.v1.CheckJob
+	1,  // 32: distbuild.v1.WorkerService.Work:input_type -> distbuild.v1.WorkRequest
+	7,  // 33: distbuild.v1.WorkerService.Work:output_type -> distbuild.v1.WorkResponse
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_worker_proto_init() }
@@ -1845,7 +1921,7 @@ func file_distbuild_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_distbuild_v1_worker_proto_rawDesc), len(file_distbuild_v1_worker_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
