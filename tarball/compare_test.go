@@ -41,7 +41,9 @@ func TestCompareNamesEachDifferingPathAndWhatDiffers(t *testing.T) {
 	makeTree(t, a, sampleTree)
 	makeTree(t, b, sampleTree)
 	for _, change := range []func() error{
-		func() error { return os.WriteFile(filepath.Join(b, "usr/include/zlib.h"), []byte("built at 12:00"), 0o644) },
+		func() error {
+			return os.WriteFile(filepath.Join(b, "usr/include/zlib.h"), []byte("built at 12:00"), 0o644)
+		},
 		func() error { return os.Chmod(filepath.Join(b, "usr/share/doc/zlib/README"), 0o644) },
 		func() error { return os.Remove(filepath.Join(b, "usr/lib/libz.so")) },
 		func() error { return os.Symlink("/usr/lib/libz.so.1.2", filepath.Join(b, "usr/lib/libz.so")) },
