@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,14 @@ func validateStart(req *pb.StartBuild) error {
 	for _, c := range req.Components {
 		if c == "" {
 			return status.Error(codes.InvalidArgument, "components must not contain empty names")
+		}
+	}
+	if len(req.CheckSteps) > 0 && !req.Check {
+		return status.Error(codes.InvalidArgument, "check_steps names steps to check, so it needs check")
+	}
+	for _, name := range req.CheckSteps {
+		if name == "" {
+			return status.Error(codes.InvalidArgument, "check_steps must not contain empty names")
 		}
 	}
 	for _, a := range req.NotifyEmails {
@@ -144,12 +153,22 @@ func (s *buildService) Status(_ context.Context, req *pb.StatusRequest) (*pb.Sta
 	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	resp := &pb.StatusResponse{Build: b.summary()}
+	return &pb.StatusResponse{Build: b.summary(), Steps: s.c.stepStatuses(b)}, nil
+}
+
+// stepStatuses copies a build's step statuses, in build order, each with
+// the latest check of its cache key; copies, because callers use them
+// after releasing the lock. Called with c.mu held.
+func (c *Controller) stepStatuses(b *build) []*pb.StepStatus {
+	out := make([]*pb.StepStatus, 0, len(b.stepOrder))
 	for _, name := range b.stepOrder {
-		// Copies: the response is encoded after the lock is released.
-		resp.Steps = append(resp.Steps, proto.Clone(b.steps[name]).(*pb.StepStatus))
+		st := proto.Clone(b.steps[name]).(*pb.StepStatus)
+		if r := c.checks[st.GetStep().GetCacheKey()]; r != nil {
+			st.Check = proto.Clone(r).(*pb.CheckResult)
+		}
+		out = append(out, st)
 	}
-	return resp, nil
+	return out
 }
 
 // Cancel stops a build.
@@ -222,8 +241,10 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		isMissing[k] = true
 	}
 	var finishedMeanwhile map[string]*pb.Manifest
+	var bases map[*definitions.Step]checkBase
 	if err == nil {
 		finishedMeanwhile = c.finishedWhileDown(ctx, b, p, isMissing)
+		bases = c.checkBases(ctx, p, isMissing)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -246,17 +267,23 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	replayed := b.steps // a resumed build's steps, as its history left them
 	var catchUp []*pb.BuildEvent
 	b.steps, b.stepOrder = map[string]*pb.StepStatus{}, nil
-	gr := &pb.GraphResolved{TotalSteps: int32(len(p.steps))}
+	gr := &pb.GraphResolved{}
 	for _, w := range p.graph.Warnings {
 		gr.Warnings = append(gr.Warnings, w.Error())
 		c.log.Warn("definitions warning", "build", b.id, "warning", w.Error())
 	}
-	specs := make([]scheduler.TaskSpec, len(p.steps))
-	for i, s := range p.steps {
+	specs := make([]scheduler.TaskSpec, 0, len(p.steps)+len(p.checks))
+	for _, s := range p.steps {
 		deps := make([]string, len(s.Deps))
 		names := make([]string, len(s.Deps))
 		for j, d := range s.Deps {
 			deps[j], names[j] = d.CacheKey.String(), d.Name
+		}
+		inputs := deps
+		if gated := gatedDeps(p, s); len(gated) > 0 {
+			// Nothing is built on an artifact before its required
+			// reproducibility check passes.
+			deps = append(slices.Clone(deps), gated...)
 		}
 		cached := !isMissing[s.CacheKey]
 		if !cached {
@@ -286,21 +313,43 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			catchUp = append(catchUp, &pb.BuildEvent{Event: &pb.BuildEvent_StepFinished{StepFinished: sf}})
 		}
 		b.stepOrder = append(b.stepOrder, s.Name)
-		specs[i] = scheduler.TaskSpec{
+		spec := scheduler.TaskSpec{
 			Key: ref.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
 			Platform: scheduler.Platform{Arch: s.Arch, Tags: b.req.WorkerTags},
 			Duration: c.expected(s),
 			Payload:  &task{step: s, plan: p, ref: ref},
-			Inputs:   deps,
+			Inputs:   inputs,
 		}
 		if old := replayed[s.Name]; !cached && old != nil && old.State == pb.StepState_STEP_STATE_RUNNING && c.awaiting(old.Worker) {
 			// Running on a worker when the controller stopped: wait for
 			// that worker to say what became of it rather than run it
 			// again.
-			specs[i].AwaitWorker = old.Worker
+			spec.AwaitWorker = old.Worker
 			b.steps[s.Name] = old
 		}
+		specs = append(specs, spec)
+		if !slices.Contains(p.checks, s) {
+			continue
+		}
+		base, haveBase := bases[s]
+		check, cerr := c.checkSpec(p, s, base, haveBase, inputs, spec.Platform)
+		if cerr != nil {
+			c.endBuild(b, pb.BuildState_BUILD_STATE_FAILED, &pb.BuildEvent{Event: &pb.BuildEvent_BuildFailed{BuildFailed: &pb.BuildFailed{Reason: cerr.Error(), StepName: s.Name}}})
+			return
+		}
+		cref := check.Payload.(*task).ref
+		gr.Steps = append(gr.Steps, &pb.StepInfo{Name: cref.StepName, Kind: cref.Kind, CacheKey: cref.CacheKey, Cached: check.Cached, DependsOn: []string{s.Name}})
+		cstate := pb.StepState_STEP_STATE_WAITING
+		if check.Cached {
+			cstate = pb.StepState_STEP_STATE_FINISHED
+		} else {
+			gr.UnbuiltSteps++
+		}
+		b.steps[cref.StepName] = &pb.StepStatus{Step: cref, State: cstate}
+		b.stepOrder = append(b.stepOrder, cref.StepName)
+		specs = append(specs, check)
 	}
+	gr.TotalSteps = int32(len(gr.Steps))
 	b.state = pb.BuildState_BUILD_STATE_RUNNING
 	c.save(b)
 	// A build resumed after a restart already told its followers its graph.
@@ -319,6 +368,18 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	}
 	c.apply(events)
 	c.dispatch()
+}
+
+// gatedDeps are the checks of s's dependencies that the controller
+// requires to pass before s is built.
+func gatedDeps(p *plan, s *definitions.Step) []string {
+	var out []string
+	for _, d := range s.Deps {
+		if p.gated[d] {
+			out = append(out, checkKey(d.CacheKey.String()))
+		}
+	}
+	return out
 }
 
 // awaiting reports whether steps that ran on worker before a restart

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"slices"
 	"sync"
 	"time"
@@ -91,6 +92,11 @@ type Config struct {
 	// Scale, when set, grows and shrinks the farm through an operator's
 	// command (package provision).
 	Scale *provision.Config
+	// RequireReproducible holds patterns (path.Match syntax, e.g.
+	// "gcc*") of step names that must be reproducible: each matching step
+	// is built again on a second worker and compared before anything that
+	// depends on it is built, and a difference fails the build.
+	RequireReproducible []string
 	// DashboardURL is where people reach the dashboard (e.g.
 	// http://controller.example:7879), for the links in notifications;
 	// empty leaves them out.
@@ -131,9 +137,15 @@ type Controller struct {
 	// the steps that ran: the critical-path policy needs them to rank a
 	// compiler above a small library.
 	durations map[string]time.Duration
-	builds    map[string]*build
-	order     []string // build ids, oldest first
-	sessions  map[string]*session
+	// checks holds the latest reproducibility check of each cache key
+	// checked (see checks.go).
+	checks map[string]*pb.CheckResult
+	// checksAwaitWorkers is set once checks that no connected worker can
+	// run are left to wait out the resume grace, while workers reconnect.
+	checksAwaitWorkers bool
+	builds             map[string]*build
+	order              []string // build ids, oldest first
+	sessions           map[string]*session
 	// restoring counts the builds resumed after a restart that are still
 	// being resolved: until they are, a job a worker reports that this
 	// controller does not know may be one of theirs, so it is neither
@@ -179,6 +191,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.Aliases == nil {
 		cfg.Aliases = definitions.NewRepoAliases("")
+	}
+	for _, glob := range cfg.RequireReproducible {
+		if _, err := path.Match(glob, ""); err != nil {
+			return nil, fmt.Errorf("--require-reproducible %q: %w", glob, err)
+		}
 	}
 	if cfg.OnStateError == nil {
 		log := cfg.Logger
@@ -251,6 +268,9 @@ func (c *Controller) restore() error {
 	if c.durations, err = c.journal.loadDurations(); err != nil {
 		return fmt.Errorf("reading the state database: %w", err)
 	}
+	if c.checks, err = c.journal.loadChecks(); err != nil {
+		return fmt.Errorf("reading the state database: %w", err)
+	}
 	slices.SortFunc(stored, func(a, b storedBuild) int { return a.summary.Created.AsTime().Compare(b.summary.Created.AsTime()) })
 	resumed := 0
 	for _, sb := range stored {
@@ -274,8 +294,9 @@ func (c *Controller) restore() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.restoring = resumed
-	c.resumeUntil = c.cfg.Clock.Now().Add(c.cfg.ResumeGrace)
 	if resumed > 0 {
+		// Only steps of resumed builds wait for their workers.
+		c.resumeUntil = c.cfg.Clock.Now().Add(c.cfg.ResumeGrace)
 		c.cfg.Clock.AfterFunc(c.cfg.ResumeGrace, c.stopAwaitingWorkers)
 	}
 	for _, id := range c.order {
@@ -467,6 +488,9 @@ type task struct {
 	profile *pb.StepProfile
 	// tail is the end of the current attempt's output, for notifications.
 	tail logTail
+	// check is set when the task checks step's reproducibility rather
+	// than builds it.
+	check *checkTask
 }
 
 func (b *build) summary() *pb.BuildSummary {
@@ -514,6 +538,9 @@ func (c *Controller) apply(events []scheduler.Event) {
 				Step: t.ref, Worker: ev.Task.Worker(), Attempt: int32(ev.Task.Attempts())}}})
 		case scheduler.StepFinished:
 			t := ev.Task.Payload.(*task)
+			if t.check == nil {
+				c.learnBuilder(t)
+			}
 			st := b.setStep(t.ref.StepName, pb.StepState_STEP_STATE_FINISHED, t.worker, int32(ev.Task.Attempts()), "")
 			sf := &pb.StepFinished{Step: t.ref, Worker: t.worker, Duration: durationpb.New(t.duration), Log: t.log, Profile: t.profile}
 			recordEnd(st, sf.Log, sf.Duration, sf.Profile)
@@ -673,7 +700,11 @@ func (c *Controller) dispatch() {
 		}
 		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
 		job.JobId = a.JobID
-		job.Grant = c.grant(a.JobID, t.ref.CacheKey, a.Worker)
+		if t.check != nil {
+			job.Check = &pb.CheckJob{BuiltBy: t.check.builtBy}
+		} else {
+			job.Grant = c.grant(a.JobID, t.ref.CacheKey, a.Worker)
+		}
 		job.Origin = t.plan.origin(t.step)
 		s := c.sessions[a.Worker]
 		s.jobs[a.JobID] = t.ref.StepName
@@ -681,4 +712,5 @@ func (c *Controller) dispatch() {
 		c.log.Debug("step assigned", "step", t.ref.StepName, "worker", a.Worker, "job", a.JobID, "attempt", a.Attempt)
 	}
 	c.apply(events)
+	c.giveUpUnrunnableChecks()
 }

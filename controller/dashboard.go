@@ -15,11 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"distbuild/digest"
+	"distbuild/internal/checkreport"
 	"distbuild/internal/timeline"
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -99,6 +99,10 @@ var pageFuncs = template.FuncMap{
 	"path":    url.PathEscape,
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
 	"kind":    func(k pb.StepKind) string { return stateLabel(k.String(), "STEP_KIND_") },
+	// check says what a step's latest reproducibility check found.
+	"check":           checkreport.Word,
+	"checkSummary":    checkreport.Summary,
+	"checkDifference": checkreport.Difference,
 	"stepURL": func(build, step string) string {
 		return "/builds/" + url.PathEscape(build) + "/steps/" + url.PathEscape(step)
 	},
@@ -156,9 +160,7 @@ func (c *Controller) viewBuild(id string) (*buildView, error) {
 	v := &buildView{Slots: map[string]int{}}
 	c.mu.Lock()
 	v.Summary = b.summary()
-	for _, name := range b.stepOrder {
-		v.Steps = append(v.Steps, proto.Clone(b.steps[name]).(*pb.StepStatus))
-	}
+	v.Steps = c.stepStatuses(b)
 	for _, w := range c.sched.Workers() {
 		v.Slots[w.Name] = w.Slots
 	}

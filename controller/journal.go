@@ -22,6 +22,7 @@ const (
 	bucketBuilds    = "builds"    // build id -> BuildSummary (request, state, times)
 	bucketEvents    = "events"    // build id -> bucket of big-endian sequence -> BuildEvent
 	bucketDurations = "durations" // step name -> big-endian estimated nanoseconds
+	bucketChecks    = "checks"    // cache key -> CheckResult, the latest check of it
 )
 
 // defaultBackupInterval is how often the state database is backed up when
@@ -58,6 +59,8 @@ type journalEntry struct {
 	// step and estimate record a step's expected duration.
 	step     string
 	estimate time.Duration
+	// check records a reproducibility check's result.
+	check *pb.CheckResult
 	// deliveries are notifications of the events in the same batch, for
 	// notifier once they are durable.
 	deliveries []*notify.Delivery
@@ -75,7 +78,7 @@ func openJournal(cfg Config, written prometheus.Counter) (*journal, error) {
 			return nil, err
 		}
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range []string{bucketBuilds, bucketEvents, bucketDurations} {
+			for _, b := range []string{bucketBuilds, bucketEvents, bucketDurations, bucketChecks} {
 				if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
 					return err
 				}
@@ -188,6 +191,14 @@ func writeBatch(tx *bolt.Tx, batch []journalEntry) error {
 			if err := notify.Persist(tx, e.deliveries); err != nil {
 				return err
 			}
+		case e.check != nil:
+			data, err := proto.Marshal(e.check)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket([]byte(bucketChecks)).Put([]byte(e.check.CacheKey), data); err != nil {
+				return err
+			}
 		case e.step != "":
 			if err := durations.Put([]byte(e.step), seqKey(uint64(e.estimate))); err != nil {
 				return err
@@ -273,6 +284,28 @@ func (j *journal) loadDurations() (map[string]time.Duration, error) {
 			if len(v) == 8 {
 				out[string(k)] = time.Duration(binary.BigEndian.Uint64(v))
 			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// loadChecks reads the latest check of every cache key checked. A record
+// that cannot be decoded is skipped with a warning: it costs one step's
+// check history, not the controller's start.
+func (j *journal) loadChecks() (map[string]*pb.CheckResult, error) {
+	out := map[string]*pb.CheckResult{}
+	if j.db == nil {
+		return out, nil
+	}
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketChecks)).ForEach(func(k, v []byte) error {
+			r := &pb.CheckResult{}
+			if err := proto.Unmarshal(v, r); err != nil || r.CacheKey != string(k) {
+				j.log.Warn("skipping a damaged check record in the state database", "cache_key", string(k), "error", err)
+				return nil
+			}
+			out[string(k)] = r
 			return nil
 		})
 	})

@@ -34,6 +34,7 @@ type metrics struct {
 	eventsWritten prometheus.Counter
 	buildsEnded   *prometheus.CounterVec
 	scaleRuns     *prometheus.CounterVec
+	checks        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
@@ -90,6 +91,13 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 			Name: "distbuild_controller_scale_commands_total",
 			Help: "Runs of the --scale-command, by action (up, down) and outcome (ok, failed).",
 		}, []string{"action", "outcome"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "distbuild_controller_checks_total",
+			Help: "Reproducibility checks that ended, by outcome: reproducible, differs or not-checked (the rebuild failed, the artifact vanished, or no other worker could build it).",
+		}, []string{"outcome"}),
+	}
+	for _, o := range []string{"reproducible", "differs", "not-checked"} {
+		m.checks.WithLabelValues(o)
 	}
 	for _, o := range []string{outcomeBuilt, outcomeBuildFailure, outcomeSetupFailure} {
 		m.stepsFinished[o] = finished.WithLabelValues(o)
@@ -99,7 +107,7 @@ func newMetrics(reg prometheus.Registerer, c *Controller) *metrics {
 		m.buildsEnded.WithLabelValues(stateLabel(s.String(), "BUILD_STATE_"))
 	}
 	reg.MustRegister(m.stepsStarted, finished, duration, m.readyToStart, m.retries, m.requeues, m.rebuilt,
-		m.cacheHits, m.cacheMisses, m.eventsWritten, m.buildsEnded, m.scaleRuns, stateCollector{c})
+		m.cacheHits, m.cacheMisses, m.eventsWritten, m.buildsEnded, m.scaleRuns, m.checks, stateCollector{c})
 	return m
 }
 

@@ -38,6 +38,13 @@ type plan struct {
 	// req is the request the plan was made for; its definitions repo,
 	// commit and morph go into each job's origin.
 	req *pb.StartBuild
+	// checks are the steps whose reproducibility the build checks, in
+	// build order: those asked for by the request, and those gated by
+	// the controller's --require-reproducible (whose dependents wait for
+	// their checks). See checks.go.
+	checks []*definitions.Step
+	asked  map[*definitions.Step]bool
+	gated  map[*definitions.Step]bool
 }
 
 // refResolver resolves chunk refs through the repo aliases.
@@ -81,6 +88,9 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 		return nil, err
 	}
 	p.steps = closure(g, p.targets)
+	if err := c.planChecks(req, p); err != nil {
+		return nil, err
+	}
 	// Jobs are made when steps are dispatched (holding every job of a large
 	// graph, each with its whole staging list, would cost memory
 	// quadratic in its size), so check now what could make one fail.

@@ -304,6 +304,12 @@ func (c *Controller) reconcile(s *session, state *pb.WorkerState) {
 		switch js.Phase {
 		case pb.JobPhase_JOB_PHASE_DONE:
 			switch {
+			case current && isCheck(t):
+				// A check stores nothing under a cache key, so there
+				// is nothing to confirm in the cache.
+				ack = append(ack, js.JobId)
+				delete(s.jobs, js.JobId)
+				c.checkDone(s, t, js)
 			case current && !s.verifying[js.JobId]:
 				s.verifying[js.JobId] = true
 				confirm = append(confirm, js)
@@ -522,10 +528,17 @@ func (c *Controller) jobFailed(s *session, js *pb.JobStatus) {
 	failure := scheduler.Failure{Kind: kind, Worker: s.name, Reason: reason, ExitCode: int(f.GetExitCode())}
 	var events []scheduler.Event
 	var reopened []*scheduler.Task
+	var wanted []*scheduler.Build
+	if t != nil {
+		wanted = c.sched.WantedBy(t)
+	}
 	if missing := f.GetMissingCacheKeys(); len(missing) > 0 && t != nil {
 		events, reopened = c.sched.Rebuild(js.JobId, missing, failure)
 	} else {
 		events = c.sched.Failed(js.JobId, failure)
+	}
+	if t != nil && isCheck(t) {
+		c.checkFailed(wanted, t, s.name, reason)
 	}
 	c.apply(events)
 	if len(reopened) > 0 {

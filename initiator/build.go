@@ -25,7 +25,16 @@ push them to the repository behind that URL first (the command refuses
 otherwise). A trove refuses pushes: when the URL is a trove's, push to the
 upstream repository it serves or mirrors. Every step's log is written to
 build-step-<name>.log in the current directory as it arrives. Ctrl-C
-cancels the build; exit status 0 means every step succeeded.`
+cancels the build; exit status 0 means every step succeeded.
+
+--check proves reproducibility: once the system is built, each chunk (or
+each step named by --step) is built again on a worker other than the one
+that made its cached artifact, and the two are compared file by file
+(paths, types, modes, link targets, content digests). The cached artifact
+is never replaced. Every difference is printed, the check's log is
+build-step-<name>.check.log, and the exit status is non-zero unless every
+checked step is reproducible. The results stay recorded per cache key:
+'initiator status' shows them.`
 
 func controllerFlag(fs interface {
 	StringVar(*string, string, string, string)
@@ -45,11 +54,17 @@ func runBuild(env *Env, args []string) int {
 	keepGoing := fs.Bool("keep-going", false, "after a step fails, still build every step that does not depend on it")
 	workerTags := fs.StringToString("worker-tag", nil, "run steps only on workers registered with this key=value tag (repeatable)")
 	notifyTo := fs.StringArray("notify", nil, "e-mail this address when the build ends, with the failing step and its last log lines (repeatable; the controller needs --smtp-server)")
+	check := fs.Bool("check", false, "after building, build steps again on another worker and compare (see above); implies --keep-going")
+	checkSteps := fs.StringArray("step", nil, "with --check: check this step rather than every chunk (repeatable)")
 	if ok, status := parseFlags(fs, args); !ok {
 		return status
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
+		return ExitUsage
+	}
+	if len(*checkSteps) > 0 && !*check {
+		fmt.Fprintln(env.Stderr, "initiator build: --step names the steps --check checks; give --check too")
 		return ExitUsage
 	}
 	for _, a := range *notifyTo {
@@ -78,7 +93,8 @@ func runBuild(env *Env, args []string) int {
 		return fail(env, "build", fmt.Errorf("cannot reach the controller at %s: %s", *controller, status.Convert(err).Message()))
 	}
 	start := &pb.StartBuild{RepoUrl: co.repoURL, Commit: co.commit, MorphologyPath: morph, Components: *partial,
-		Detach: *detach, KeepGoing: *keepGoing, WorkerTags: *workerTags, NotifyEmails: *notifyTo}
+		Detach: *detach, KeepGoing: *keepGoing || *check, WorkerTags: *workerTags, NotifyEmails: *notifyTo,
+		Check: *check, CheckSteps: *checkSteps}
 	if err := stream.Send(&pb.BuildRequest{Request: &pb.BuildRequest_Start{Start: start}}); err != nil {
 		return fail(env, "build", fmt.Errorf("sending the build to %s: %w", *controller, err))
 	}

@@ -75,12 +75,34 @@ func TestStatusShowsEachStepsWorkerDurationAndPhases(t *testing.T) {
 	if status != initiator.ExitOK {
 		t.Fatalf("exit %d: %s", status, errOut)
 	}
-	if !regexp.MustCompile(`(?m)^zlib\s+finished\s+w1\s+1\s+3\.0s\s+fetch 1\.2s, stage 1\.2s, build 1\.2s, pack 1\.2s, upload 1\.2s\s`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^zlib\s+finished\s+w1\s+1\s+3\.0s\s+-\s+fetch 1\.2s, stage 1\.2s, build 1\.2s, pack 1\.2s, upload 1\.2s\s`).MatchString(out) {
 		t.Errorf("status shows\n%s\nwant zlib's worker, 3.0s and each phase's time", out)
 	}
-	if !regexp.MustCompile(`(?m)^STEP\s+STATE\s+WORKER\s+ATTEMPTS\s+TOOK\s+PHASES\s+REASON$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^core\s+waiting\s+w1\s+1\s+-\s+-\s*$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^STEP\s+STATE\s+WORKER\s+ATTEMPTS\s+TOOK\s+CHECK\s+PHASES\s+REASON$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^core\s+waiting\s+w1\s+1\s+-\s+-\s+-\s*$`).MatchString(out) {
 		t.Errorf("status shows\n%s\nwant a TOOK and PHASES column, with - for a step that has not run", out)
+	}
+}
+
+func TestStatusShowsEachStepsLatestCheckAndWhatDiffers(t *testing.T) {
+	same := fakeStep("zlib", pb.StepState_STEP_STATE_FINISHED)
+	same.Check = &pb.CheckResult{Outcome: pb.CheckOutcome_CHECK_OUTCOME_REPRODUCIBLE, BuiltBy: "w1", CheckedBy: "w2"}
+	differs := fakeStep("stamp", pb.StepState_STEP_STATE_FINISHED)
+	differs.Check = &pb.CheckResult{Outcome: pb.CheckOutcome_CHECK_OUTCOME_DIFFERS, BuiltBy: "w1", CheckedBy: "w2", MoreDifferences: 3,
+		Differences: []*pb.FileDifference{{Artifact: "stamp-bins", Path: "usr/share/stamp", What: "content", Cached: "sha256:aa (3 bytes)", Rebuilt: "sha256:bb (3 bytes)"}}}
+	addr := serve(t, fakeBuild("b1", pb.BuildState_BUILD_STATE_FAILED, same, differs, fakeStep("core", pb.StepState_STEP_STATE_SKIPPED)))
+	_, out, _ := run("status", "--controller", addr, "b1")
+	for _, want := range []string{
+		`(?m)^zlib\s+finished\s+\S+\s+\d+\s+\S+\s+reproducible\s`,
+		`(?m)^stamp\s+finished\s+\S+\s+\d+\s+\S+\s+differs\s`,
+		`(?m)^core\s+skipped\s+\S+\s+\d+\s+\S+\s+-\s`,
+		`(?m)^stamp: NOT reproducible: 4 difference\(s\) \(built by w1, rebuilt on w2\)$`,
+		`(?m)^  stamp-bins: usr/share/stamp: content differs: sha256:aa \(3 bytes\) \(cached\) vs sha256:bb \(3 bytes\) \(rebuilt\)$`,
+		`(?m)^  \.\.\. and 3 more$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("status shows\n%s\nwant a line matching %s", out, want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"distbuild/internal/checkreport"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -15,7 +16,10 @@ const statusAbout = `Shows a build at a glance and one line per step: its state,
 running or last running it, its attempts so far, how long its last attempt
 that ended took and where that time went (each phase on its worker: fetch,
 stage, configure, build, test, install, strip, pack, upload) and, when it
-failed, why. --json prints the controller's whole answer, with each step's
+failed, why. CHECK is the latest reproducibility check of the step's
+cache key, by any build (initiator build --check): reproducible, differs
+or not-checked; the differences of those that differ are listed below the
+table. --json prints the controller's whole answer, with each step's
 resource use and CPU and memory series.
 Exit status: 0 when the build succeeded or is still resolving or running;
 1 when it failed or was cancelled (and when the build cannot be found).`
@@ -80,13 +84,39 @@ func writeStatus(w io.Writer, s *pb.StatusResponse, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tSTATE\tWORKER\tATTEMPTS\tTOOK\tPHASES\tREASON")
+	fmt.Fprintln(tw, "STEP\tSTATE\tWORKER\tATTEMPTS\tTOOK\tCHECK\tPHASES\tREASON")
 	for _, st := range s.GetSteps() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", st.GetStep().GetStepName(), stepState(st.GetState()), stepWorker(st), st.GetAttempts(),
-			stepTook(st), phases(st.GetProfile()), oneLine(st.GetReason()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", st.GetStep().GetStepName(), stepState(st.GetState()), stepWorker(st), st.GetAttempts(),
+			stepTook(st), orDash(checkreport.Word(st.GetCheck())), phases(st.GetProfile()), oneLine(st.GetReason()))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeDifferences(w, s.GetSteps())
 }
+
+// writeDifferences lists what the checks of steps that are not
+// reproducible found, each step once (a check step shares its step's
+// record).
+func writeDifferences(w io.Writer, steps []*pb.StepStatus) error {
+	for _, st := range steps {
+		r := st.GetCheck()
+		if r.GetOutcome() != pb.CheckOutcome_CHECK_OUTCOME_DIFFERS || st.GetStep().GetKind() == pb.StepKind_STEP_KIND_CHECK {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: %s (built by %s, rebuilt on %s)\n", st.GetStep().GetStepName(), checkreport.Summary(r), orUnknown(r.GetBuiltBy()), orUnknown(r.GetCheckedBy()))
+		for _, d := range r.GetDifferences() {
+			if _, err := fmt.Fprintf(w, "  %s\n", checkreport.Difference(d)); err != nil {
+				return err
+			}
+		}
+		if r.GetMoreDifferences() > 0 {
+			fmt.Fprintf(w, "  ... and %d more\n", r.GetMoreDifferences())
+		}
+	}
+	return nil
+}
+
 
 // stepTook is how long the step's last attempt that ended ran, or "-".
 func stepTook(st *pb.StepStatus) string {

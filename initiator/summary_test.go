@@ -55,11 +55,11 @@ func TestStatusShowsTheSummaryAndEveryStep(t *testing.T) {
 		"took:      3.2s\n" +
 		"steps:     20/22 finished, 1 failed\n" +
 		"\n" +
-		"STEP           STATE     WORKER    ATTEMPTS  TOOK  PHASES  REASON\n" +
-		"strbuf         finished  (cached)  0         -     -       \n" +
-		"hashkit        finished  worker-2  2         -     -       \n" +
-		"demo-broken    failed    worker-1  1         -     -       build command \"make\" exited with status 2 ; second line\n" +
-		"demo-failures  skipped   -         0         -     -       \n"
+		"STEP           STATE     WORKER    ATTEMPTS  TOOK  CHECK  PHASES  REASON\n" +
+		"strbuf         finished  (cached)  0         -     -      -       \n" +
+		"hashkit        finished  worker-2  2         -     -      -       \n" +
+		"demo-broken    failed    worker-1  1         -     -      -       build command \"make\" exited with status 2 ; second line\n" +
+		"demo-failures  skipped   -         0         -     -      -       \n"
 	if out.String() != want {
 		t.Errorf("status:\n%s\nwant:\n%s", out.String(), want)
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"distbuild/internal/checkreport"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -67,11 +68,13 @@ type watcher struct {
 	fetchLog func(log *pb.Digest, to io.Writer) error
 	// attemptAt is where each step's current attempt begins in its log.
 	attemptAt map[string]int64
+	// checks counts the reproducibility checks reported, by outcome.
+	checks map[pb.CheckOutcome]int
 }
 
 func newWatcher(env *Env, tty bool) *watcher {
 	w := &watcher{env: env, tty: tty, now: time.Now, start: time.Now(), logs: map[string]*os.File{}, seen: map[string]bool{},
-		running: map[string]string{}, outputs: map[string]*outputTail{}}
+		running: map[string]string{}, outputs: map[string]*outputTail{}, checks: map[pb.CheckOutcome]int{}}
 	f, _ := env.Stdout.(*os.File)
 	w.columns = func() int { return terminalColumns(f) }
 	return w
@@ -345,9 +348,12 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		if f.WillRetry {
 			w.say("retrying %s: attempt %d on %s failed: %s", step, f.Attempt, f.Worker, f.Reason)
 		} else {
-			w.say("FAILED   %s on %s: %s", step, f.Worker, f.Reason)
+			w.say("FAILED   %s%s: %s", step, onWorker(f.Worker), f.Reason)
 		}
+	case *pb.BuildEvent_StepChecked:
+		w.reportCheck(e.StepChecked)
 	case *pb.BuildEvent_BuildFinished:
+		w.summarizeChecks()
 		w.say("build succeeded in %s: %d steps built, %d already in the cache", elapsed(w.took(ev)), w.done, w.total-w.unbuilt)
 		for _, a := range e.BuildFinished.Artifacts {
 			w.say("  %s %s %s", strings.TrimPrefix(a.Kind.String(), "STEP_KIND_"), a.StepName, a.CacheKey)
@@ -355,6 +361,7 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		return true, ExitOK
 	case *pb.BuildEvent_BuildFailed:
 		bf := e.BuildFailed
+		w.summarizeChecks()
 		w.say("build failed: %s", bf.Reason)
 		if bf.StepName != "" {
 			w.showTail(bf.StepName)
@@ -365,6 +372,48 @@ func (w *watcher) handle(ev *pb.BuildEvent) (done bool, exitCode int) {
 		return true, ExitFailure
 	}
 	return false, 0
+}
+
+// onWorker says where a step ran, if it ran anywhere.
+func onWorker(worker string) string {
+	if worker == "" {
+		return ""
+	}
+	return " on " + worker
+}
+
+// maxShownDifferences is how many of a check's differences are printed;
+// the check's log and 'initiator status' have the rest.
+const maxShownDifferences = 20
+
+// reportCheck prints what a reproducibility check found.
+func (w *watcher) reportCheck(sc *pb.StepChecked) {
+	r := sc.GetResult()
+	w.checks[r.GetOutcome()]++
+	w.say("checked  %s: %s (built by %s, rebuilt on %s)", sc.GetStep().GetStepName(), checkreport.Summary(r), orUnknown(r.GetBuiltBy()), orUnknown(r.GetCheckedBy()))
+	for i, d := range r.GetDifferences() {
+		if i == maxShownDifferences {
+			w.say("           ... and %d more", checkreport.Count(r)-i)
+			break
+		}
+		w.say("           %s", checkreport.Difference(d))
+	}
+	if r.GetDiffoscope() != nil {
+		w.say("           diffoscope's report: blob sha256:%s/%d in the cache", r.GetDiffoscope().GetHash(), r.GetDiffoscope().GetSizeBytes())
+	}
+}
+
+// summarizeChecks sums up the checks of a build that made any.
+func (w *watcher) summarizeChecks() {
+	n := 0
+	for _, c := range w.checks {
+		n += c
+	}
+	if n == 0 {
+		return
+	}
+	w.say("checks: %d reproducible, %d not reproducible, %d not checked",
+		w.checks[pb.CheckOutcome_CHECK_OUTCOME_REPRODUCIBLE], w.checks[pb.CheckOutcome_CHECK_OUTCOME_DIFFERS], w.checks[pb.CheckOutcome_CHECK_OUTCOME_NOT_CHECKED])
 }
 
 // took is how long the build ran, given the event that ended it: from the

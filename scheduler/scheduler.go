@@ -166,6 +166,9 @@ func New(policy Policy, opts Options) *Scheduler {
 // Build returns a live build, or nil.
 func (s *Scheduler) Build(id string) *Build { return s.builds[id] }
 
+// Task returns the task with a key, or nil when no live build wants it.
+func (s *Scheduler) Task(key string) *Task { return s.tasks[key] }
+
 // Job returns the task a job runs, or nil when the job is not current (it
 // finished, was cancelled, or its worker was given up on): results of such
 // jobs must be ignored.
@@ -219,6 +222,9 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 				if dep.state != Done {
 					t.pending++
 				}
+			}
+			for _, w := range sp.Excluded {
+				t.exclude(w)
 			}
 			if sp.Cached {
 				t.state = Done
@@ -575,10 +581,7 @@ func (s *Scheduler) Failed(jobID string, f Failure) []Event {
 		}
 		t.avoid[f.Worker] = true
 		if f.Untrusted {
-			if t.excluded == nil {
-				t.excluded = map[string]bool{}
-			}
-			t.excluded[f.Worker] = true
+			t.exclude(f.Worker)
 		}
 		s.makeReady(t)
 		var events []Event
@@ -588,6 +591,43 @@ func (s *Scheduler) Failed(jobID string, f Failure) []Event {
 		return events
 	}
 	t.state = Failed
+	var events []Event
+	for _, b := range s.WantedBy(t) {
+		events = append(events, s.failFor(b, t, f)...)
+	}
+	return events
+}
+
+// Exclude makes sure the task with key never runs on worker from now on
+// (a reproducibility check must not run where its step was built).
+func (s *Scheduler) Exclude(key, worker string) {
+	if t := s.tasks[key]; t != nil {
+		t.exclude(worker)
+	}
+}
+
+// CouldRun reports whether any registered worker that is not draining
+// could ever run t: it matches t's platform and is not excluded from it.
+// A task for which none could waits until one joins.
+func (s *Scheduler) CouldRun(t *Task) bool {
+	for _, w := range s.sorted {
+		if !w.draining && t.Platform.satisfiedBy(w) && !t.excluded[w.Name] {
+			return true
+		}
+	}
+	return false
+}
+
+// GiveUp fails a ready task for good without running it, for a task that
+// waiting cannot help: it returns nil for a task that is not ready.
+func (s *Scheduler) GiveUp(key string, f Failure) []Event {
+	t := s.tasks[key]
+	if t == nil || t.state != Ready {
+		return nil
+	}
+	s.unready(t)
+	t.state = Failed
+	t.failures = append(t.failures, f)
 	var events []Event
 	for _, b := range s.WantedBy(t) {
 		events = append(events, s.failFor(b, t, f)...)

@@ -511,3 +511,49 @@ func TestLosingAWorkerFailsItsJobsStillBeingConfirmed(t *testing.T) {
 		t.Error("the lost worker's job is still current")
 	}
 }
+
+func TestAnExcludedWorkerNeverRunsTheTaskEvenWhenFree(t *testing.T) {
+	s := newScheduler(2, 1)
+	check := spec("check:lib", "lib")
+	check.Excluded = []string{"a"}
+	addBuild(t, s, "b1", false, cached(spec("lib")), check)
+	s.Drain("b")
+	if got := dispatch(s); len(got) != 0 {
+		t.Fatalf("started %v on the only free worker, which is excluded", got)
+	}
+	if s.CouldRun(s.Build("b1").Tasks()[1]) {
+		t.Error("CouldRun says yes with only an excluded and a draining worker")
+	}
+	s.AddWorker("c", 1, "x86_64", nil)
+	if got := dispatch(s)["check:lib"]; got.Worker != "c" {
+		t.Fatalf("check:lib: %+v; want it on the new worker c", got)
+	}
+}
+
+func TestExcludeTakesEffectBeforeTheNextDispatch(t *testing.T) {
+	s := newScheduler(2, 1)
+	addBuild(t, s, "b1", false, spec("lib"), spec("check:lib", "lib"))
+	first := dispatch(s)["lib"]
+	s.Finished(first.JobID)
+	s.Exclude("check:lib", first.Worker)
+	if got := dispatch(s)["check:lib"]; got.Worker == first.Worker || got.Worker == "" {
+		t.Fatalf("the check ran on %q; lib was built on %s", got.Worker, first.Worker)
+	}
+}
+
+func TestGivingUpOnAReadyTaskFailsItsBuild(t *testing.T) {
+	s := newScheduler(1, 1)
+	check := spec("check:lib", "lib")
+	check.Excluded = []string{"a"}
+	addBuild(t, s, "b1", false, cached(spec("lib")), check)
+	if ev := s.GiveUp("lib", scheduler.Failure{Kind: scheduler.BuildFailure, Reason: "x"}); ev != nil {
+		t.Errorf("giving up on a done task: %v; want nothing", ev)
+	}
+	ev := s.GiveUp("check:lib", scheduler.Failure{Kind: scheduler.BuildFailure, Reason: "no worker other than a"})
+	if got := kinds(ev)["b1"]; !slices.Equal(got, []scheduler.EventKind{scheduler.StepFailed, scheduler.BuildFailed}) {
+		t.Fatalf("events %v; want the step failed, then the build", got)
+	}
+	if !strings.Contains(ev[1].Reason, "no worker other than a") {
+		t.Errorf("build failed with %q; want the reason given", ev[1].Reason)
+	}
+}

@@ -63,6 +63,9 @@ type TaskSpec struct {
 	// (Unhold), so a step still running or finished meanwhile is not run
 	// a second time.
 	AwaitWorker string
+	// Excluded names workers that must never run the task, e.g. the one
+	// that built the artifact a reproducibility check builds again.
+	Excluded []string
 }
 
 // Task is one unit of work, shared by every build that wants it.
@@ -96,6 +99,13 @@ type Task struct {
 	readySeq    uint64
 	readyAt     time.Time     // when it last became ready, if Options.Now is set
 	bottomLevel time.Duration // longest Duration-weighted path to a sink, itself included
+}
+
+func (t *Task) exclude(worker string) {
+	if t.excluded == nil {
+		t.excluded = map[string]bool{}
+	}
+	t.excluded[worker] = true
 }
 
 // State reports where the task is.

@@ -151,6 +151,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	troveMetrics := fs.String("trove-metrics", "", `URL of the trove's /metrics, which the dashboard's cache page reads (default: --trove-git with /git replaced by /metrics; "none" leaves it out)`)
 	aliases := fs.StringArray("repo-alias", nil, "repo alias as prefix=URL-pattern with %s for the name (repeatable)")
 	policy := fs.String("policy", "critical-path", "order in which ready steps start: critical-path or fifo")
+	requireReproducible := fs.StringArray("require-reproducible", nil, "steps whose names match this pattern (e.g. 'gcc*', path.Match syntax; repeatable) are built again on a second worker and compared before anything depending on them is built; a difference fails the build")
 	maxAttempts := fs.Int("max-attempts", 3, "attempts of a step failing for setup reasons before the build fails")
 	lease := fs.Duration("worker-lease", 30*time.Second, "how long a worker may stay silent before its jobs are requeued")
 	stepTimeout := fs.Duration("step-timeout", 6*time.Hour, "longest a single step may run")
@@ -261,6 +262,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Notify:              notifyCfg,
 		Scale:               scaleCfg,
 		DashboardURL:        *notifyOpts.dashboardURL,
+		RequireReproducible: *requireReproducible,
 		OnStateError: func(err error) {
 			select {
 			case stateErr <- err:

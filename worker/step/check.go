@@ -53,6 +53,11 @@ func (r *Runner) compare(ctx context.Context, t *task, rebuilt []*pb.ManifestFil
 		return nil, err
 	}
 	cached := artifactDigests(m.Files)
+	for _, f := range m.Files {
+		if f.Role == pb.FileRole_FILE_ROLE_ARTIFACT {
+			res.Cached = append(res.Cached, &pb.ArtifactDigest{Name: f.Name, Digest: f.Digest})
+		}
+	}
 	built := artifactDigests(rebuilt)
 	names := make([]string, 0, len(cached)+len(built))
 	for n := range cached {

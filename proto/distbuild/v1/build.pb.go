@@ -1653,7 +1653,10 @@ type CheckResult struct {
 	// the cache key) so that both sides can be fetched and compared.
 	Rebuilt []*ArtifactDigest `protobuf:"bytes,12,rep,name=rebuilt,proto3" json:"rebuilt,omitempty"`
 	// The build that ran the check.
-	BuildId       string `protobuf:"bytes,13,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	BuildId string `protobuf:"bytes,13,opt,name=build_id,json=buildId,proto3" json:"build_id,omitempty"`
+	// The cached artifacts the rebuild was compared with: a result applies
+	// to the artifact cached under the key only while these are its files.
+	Cached        []*ArtifactDigest `protobuf:"bytes,14,rep,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1777,6 +1780,13 @@ func (x *CheckResult) GetBuildId() string {
 		return x.BuildId
 	}
 	return ""
+}
+
+func (x *CheckResult) GetCached() []*ArtifactDigest {
+	if x != nil {
+		return x.Cached
+	}
+	return nil
 }
 
 // ArtifactDigest names one split artifact's tarball.
@@ -2988,7 +2998,7 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
 	"\x04what\x18\x03 \x01(\tR\x04what\x12\x16\n" +
 	"\x06cached\x18\x04 \x01(\tR\x06cached\x12\x18\n" +
-	"\arebuilt\x18\x05 \x01(\tR\arebuilt\"\xa1\x04\n" +
+	"\arebuilt\x18\x05 \x01(\tR\arebuilt\"\xd7\x04\n" +
 	"\vCheckResult\x12\x1b\n" +
 	"\tcache_key\x18\x01 \x01(\tR\bcacheKey\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x124\n" +
@@ -3006,7 +3016,8 @@ const file_distbuild_v1_build_proto_rawDesc = "" +
 	"diffoscope\x18\v \x01(\v2\x14.distbuild.v1.DigestR\n" +
 	"diffoscope\x126\n" +
 	"\arebuilt\x18\f \x03(\v2\x1c.distbuild.v1.ArtifactDigestR\arebuilt\x12\x19\n" +
-	"\bbuild_id\x18\r \x01(\tR\abuildId\"R\n" +
+	"\bbuild_id\x18\r \x01(\tR\abuildId\x124\n" +
+	"\x06cached\x18\x0e \x03(\v2\x1c.distbuild.v1.ArtifactDigestR\x06cached\"R\n" +
 	"\x0eArtifactDigest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x06digest\x18\x02 \x01(\v2\x14.distbuild.v1.DigestR\x06digest\"H\n" +
@@ -3217,47 +3228,48 @@ var file_distbuild_v1_build_proto_depIdxs = []int32{
 	46, // 33: distbuild.v1.CheckResult.log:type_name -> distbuild.v1.Digest
 	46, // 34: distbuild.v1.CheckResult.diffoscope:type_name -> distbuild.v1.Digest
 	21, // 35: distbuild.v1.CheckResult.rebuilt:type_name -> distbuild.v1.ArtifactDigest
-	46, // 36: distbuild.v1.ArtifactDigest.digest:type_name -> distbuild.v1.Digest
-	43, // 37: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
-	2,  // 38: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
-	5,  // 39: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
-	41, // 40: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
-	41, // 41: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
-	25, // 42: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
-	43, // 43: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
-	3,  // 44: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
-	46, // 45: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
-	45, // 46: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
-	47, // 47: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
-	20, // 48: distbuild.v1.StepStatus.check:type_name -> distbuild.v1.CheckResult
-	25, // 49: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
-	29, // 50: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
-	25, // 51: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
-	48, // 52: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
-	40, // 53: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
-	36, // 54: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
-	41, // 55: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
-	41, // 56: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
-	37, // 57: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
-	4,  // 58: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
-	8,  // 59: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
-	26, // 60: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
-	28, // 61: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
-	31, // 62: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
-	33, // 63: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
-	34, // 64: distbuild.v1.BuildService.DrainWorker:input_type -> distbuild.v1.DrainWorkerRequest
-	7,  // 65: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
-	9,  // 66: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
-	27, // 67: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
-	30, // 68: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
-	32, // 69: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
-	38, // 70: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
-	35, // 71: distbuild.v1.BuildService.DrainWorker:output_type -> distbuild.v1.DrainWorkerResponse
-	65, // [65:72] is the sub-list for method output_type
-	58, // [58:65] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	21, // 36: distbuild.v1.CheckResult.cached:type_name -> distbuild.v1.ArtifactDigest
+	46, // 37: distbuild.v1.ArtifactDigest.digest:type_name -> distbuild.v1.Digest
+	43, // 38: distbuild.v1.BuildFinished.artifacts:type_name -> distbuild.v1.ArtifactRef
+	2,  // 39: distbuild.v1.BuildSummary.state:type_name -> distbuild.v1.BuildState
+	5,  // 40: distbuild.v1.BuildSummary.request:type_name -> distbuild.v1.StartBuild
+	41, // 41: distbuild.v1.BuildSummary.created:type_name -> google.protobuf.Timestamp
+	41, // 42: distbuild.v1.BuildSummary.ended:type_name -> google.protobuf.Timestamp
+	25, // 43: distbuild.v1.ListResponse.builds:type_name -> distbuild.v1.BuildSummary
+	43, // 44: distbuild.v1.StepStatus.step:type_name -> distbuild.v1.ArtifactRef
+	3,  // 45: distbuild.v1.StepStatus.state:type_name -> distbuild.v1.StepState
+	46, // 46: distbuild.v1.StepStatus.log:type_name -> distbuild.v1.Digest
+	45, // 47: distbuild.v1.StepStatus.duration:type_name -> google.protobuf.Duration
+	47, // 48: distbuild.v1.StepStatus.profile:type_name -> distbuild.v1.StepProfile
+	20, // 49: distbuild.v1.StepStatus.check:type_name -> distbuild.v1.CheckResult
+	25, // 50: distbuild.v1.StatusResponse.build:type_name -> distbuild.v1.BuildSummary
+	29, // 51: distbuild.v1.StatusResponse.steps:type_name -> distbuild.v1.StepStatus
+	25, // 52: distbuild.v1.CancelResponse.build:type_name -> distbuild.v1.BuildSummary
+	48, // 53: distbuild.v1.WorkerJob.phase:type_name -> distbuild.v1.JobPhase
+	40, // 54: distbuild.v1.WorkerInfo.tags:type_name -> distbuild.v1.WorkerInfo.TagsEntry
+	36, // 55: distbuild.v1.WorkerInfo.jobs:type_name -> distbuild.v1.WorkerJob
+	41, // 56: distbuild.v1.WorkerInfo.connected:type_name -> google.protobuf.Timestamp
+	41, // 57: distbuild.v1.WorkerInfo.last_seen:type_name -> google.protobuf.Timestamp
+	37, // 58: distbuild.v1.WorkersResponse.workers:type_name -> distbuild.v1.WorkerInfo
+	4,  // 59: distbuild.v1.BuildService.Build:input_type -> distbuild.v1.BuildRequest
+	8,  // 60: distbuild.v1.BuildService.Attach:input_type -> distbuild.v1.AttachRequest
+	26, // 61: distbuild.v1.BuildService.List:input_type -> distbuild.v1.ListRequest
+	28, // 62: distbuild.v1.BuildService.Status:input_type -> distbuild.v1.StatusRequest
+	31, // 63: distbuild.v1.BuildService.Cancel:input_type -> distbuild.v1.CancelRequest
+	33, // 64: distbuild.v1.BuildService.Workers:input_type -> distbuild.v1.WorkersRequest
+	34, // 65: distbuild.v1.BuildService.DrainWorker:input_type -> distbuild.v1.DrainWorkerRequest
+	7,  // 66: distbuild.v1.BuildService.Build:output_type -> distbuild.v1.BuildResponse
+	9,  // 67: distbuild.v1.BuildService.Attach:output_type -> distbuild.v1.AttachResponse
+	27, // 68: distbuild.v1.BuildService.List:output_type -> distbuild.v1.ListResponse
+	30, // 69: distbuild.v1.BuildService.Status:output_type -> distbuild.v1.StatusResponse
+	32, // 70: distbuild.v1.BuildService.Cancel:output_type -> distbuild.v1.CancelResponse
+	38, // 71: distbuild.v1.BuildService.Workers:output_type -> distbuild.v1.WorkersResponse
+	35, // 72: distbuild.v1.BuildService.DrainWorker:output_type -> distbuild.v1.DrainWorkerResponse
+	66, // [66:73] is the sub-list for method output_type
+	59, // [59:66] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_build_proto_init() }
