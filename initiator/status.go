@@ -117,7 +117,6 @@ func writeDifferences(w io.Writer, steps []*pb.StepStatus) error {
 	return nil
 }
 
-
 // stepTook is how long the step's last attempt that ended ran, or "-".
 func stepTook(st *pb.StepStatus) string {
 	if st.GetDuration() == nil {
