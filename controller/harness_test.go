@@ -343,6 +343,9 @@ type testWorker struct {
 	// claimMissing makes the worker's first attempt at each named step
 	// report every input it stages missing, whatever the cache holds.
 	claimMissing map[string]bool
+	// checkResult, when set, is what the worker reports for a check job
+	// (Job.check), which it then does not build.
+	checkResult func(j *pb.Job) *pb.CheckResult
 	// profiles, by step name, are reported with the jobs' outcomes.
 	profiles map[string]*pb.StepProfile
 	// conn, when set, is the connection the worker dials the controller on
@@ -472,6 +475,13 @@ func (w *testWorker) build(j *pb.Job) {
 		w.mu.Lock()
 		w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_DONE, Manifest: m}
 		w.reported[j.Name] = time.Now()
+		w.mu.Unlock()
+		w.report()
+		return
+	}
+	if j.Check != nil && w.checkResult != nil {
+		w.mu.Lock()
+		w.status[j.JobId] = &pb.JobStatus{JobId: j.JobId, Phase: pb.JobPhase_JOB_PHASE_DONE, Check: w.checkResult(j)}
 		w.mu.Unlock()
 		w.report()
 		return

@@ -375,3 +375,50 @@ func TestACacheThatCannotConfirmASuccessBlamesNoWorker(t *testing.T) {
 		t.Fatal("the cache never failed: the test shows nothing")
 	}
 }
+
+// TestACheckResultAboutAnotherStepIsRefusedAndTheCheckRunsElsewhere has a
+// worker answer a check with a result for another cache key: the claim is
+// a farm failure of that worker, which never gets the check again, and the
+// check is recorded only as the honest worker found it.
+func TestACheckResultAboutAnotherStepIsRefusedAndTheCheckRunsElsewhere(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	builder := f.worker("builder", 4)
+	if story := describe(f.start("systems/test.morph").wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("first build: %s", story)
+	}
+	builder.cancel()
+	reproducible := func(j *pb.Job) *pb.CheckResult {
+		return &pb.CheckResult{CacheKey: j.CacheKey, Outcome: pb.CheckOutcome_CHECK_OUTCOME_REPRODUCIBLE, CheckedBy: "someone else", BuiltBy: "nobody"}
+	}
+	// "a-liar" sorts first, so it is given the check first.
+	f.register(&pb.WorkerRegistration{Name: "a-liar", Slots: 1, Arch: "x86_64"}, func(w *testWorker) {
+		w.checkResult = func(j *pb.Job) *pb.CheckResult {
+			r := reproducible(j)
+			r.CacheKey = strings.Repeat("0", 64)
+			return r
+		}
+	})
+	honest := f.register(&pb.WorkerRegistration{Name: "honest", Slots: 1, Arch: "x86_64"}, func(w *testWorker) { w.checkResult = reproducible })
+	b := f.start("systems/test.morph", func(r *pb.StartBuild) { r.Check, r.CheckSteps, r.KeepGoing = true, []string{"hello"}, true })
+	events := b.wait()
+	var refused bool
+	var checked []*pb.CheckResult
+	for _, e := range events {
+		if sf := e.GetStepFailed(); sf != nil && sf.Step.StepName == "hello.check" && sf.Worker == "a-liar" && sf.WillRetry &&
+			strings.Contains(sf.Reason, "without the check's result") {
+			refused = true
+		}
+		if sc := e.GetStepChecked(); sc != nil {
+			checked = append(checked, sc.Result)
+		}
+	}
+	if !refused || !strings.HasSuffix(describe(events), "BUILD-FINISHED") {
+		t.Fatalf("a check result about another key was not refused as a farm failure of its worker: %s", describe(events))
+	}
+	if len(checked) != 1 || checked[0].CheckedBy != "honest" || checked[0].BuiltBy != "builder" || checked[0].StepName != "hello" {
+		t.Fatalf("checks recorded %v; want one, by honest, of builder's hello (names as the controller knows them, not as the worker said)", checked)
+	}
+	if !slices.Contains(honest.startedSteps(), "hello") {
+		t.Errorf("honest ran %v; want the check of hello", honest.startedSteps())
+	}
+}
