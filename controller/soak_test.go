@@ -73,7 +73,7 @@ func soak(t *testing.T) {
 			}
 		}()
 	}
-	kills := 0
+	kills, cleanFailures := 0, 0
 	deadline := time.After(90 * time.Second)
 	for done := 0; done < len(builds); {
 		select {
@@ -84,6 +84,7 @@ func soak(t *testing.T) {
 			case last.GetBuildFinished() != nil:
 			case last.GetBuildFailed() != nil && strings.Contains(last.GetBuildFailed().Reason, "times for setup reasons"):
 				t.Logf("a build failed cleanly: %s", last.GetBuildFailed().Reason)
+				cleanFailures++
 			default:
 				t.Errorf("a build ended with %s", eventName(last))
 			}
@@ -100,7 +101,9 @@ func soak(t *testing.T) {
 			t.Fatalf("builds did not end within 90s (%d workers killed)", kills)
 		}
 	}
-	if kills < 10 {
+	// Too few kills prove little, unless they ran a step out of
+	// attempts: the builds then end early, and cleanly, by design.
+	if kills < 10 && cleanFailures == 0 {
 		t.Errorf("only %d workers were killed; the soak proves little", kills)
 	}
 	// The full build succeeded unless it failed cleanly above: then every
