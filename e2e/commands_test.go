@@ -68,8 +68,8 @@ func TestBuildsOutliveTheirInitiator(t *testing.T) {
 
 	t.Run("status shows every step finished", func(t *testing.T) {
 		r := f.initiator("status", id)
-		// Each step with its worker, attempts, duration and phases.
-		steps := regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+worker-\d\s+\d+\s+\S+s\s+(?:stage|fetch) \S+(?:, [\w-]+ \S+)*, upload \S+\s*$`).FindAllStringSubmatch(r.stdout, -1)
+		// Each step with its worker, attempts, duration, no check and phases.
+		steps := regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+worker-\d\s+\d+\s+\S+s\s+-\s+(?:stage|fetch) \S+(?:, [\w-]+ \S+)*, upload \S+\s*$`).FindAllStringSubmatch(r.stdout, -1)
 		if r.code != 0 || !strings.Contains(r.stdout, "state:     succeeded\n") || len(steps) != len(f.graph(demoSystem)) {
 			t.Fatalf("status: exit %d, %d steps built; want success and all %d steps\n%s%s", r.code, len(steps), len(f.graph(demoSystem)), r.stdout, r.stderr)
 		}
