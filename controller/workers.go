@@ -172,12 +172,33 @@ func (w *workerService) Work(stream pb.WorkerService_WorkServer) error {
 		case <-s.signal:
 			for _, r := range s.take() {
 				r.ReportDeadline = timestamppb.New(c.cfg.Clock.Now().Add(c.cfg.WorkerLease))
-				if err := stream.Send(r); err != nil {
+				if err := c.sendWithin(stream, s, r); err != nil {
 					return err
 				}
 			}
 		}
 	}
+}
+
+// sendWithin sends a response to a worker, dropping its session when the
+// send makes no progress for a lease. A worker that stops reading its
+// stream (its receive window full) would otherwise block the send, and
+// this loop with it, for as long as it pleased, keeping its jobs while
+// its reports renewed its lease; now its jobs go elsewhere, as a silent
+// worker's do. The send itself returns only once the worker reads or goes
+// away (gRPC offers no way to abandon it), but the session is gone then.
+func (c *Controller) sendWithin(stream pb.WorkerService_WorkServer, s *session, r *pb.WorkResponse) error {
+	stall := c.cfg.Clock.AfterFunc(c.cfg.WorkerLease, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.sessions[s.name] == s {
+			c.log.Warn("worker reads nothing the controller sends; dropping it", "worker", s.name, "lease", c.cfg.WorkerLease)
+			c.dropSession(s, fmt.Sprintf("it read nothing the controller sent for %s", c.cfg.WorkerLease))
+			c.dispatch()
+		}
+	})
+	defer stall.Stop()
+	return stream.Send(r)
 }
 
 // connect registers a worker, replacing an older session of the same name.

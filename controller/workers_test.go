@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "distbuild/proto/distbuild/v1"
@@ -98,5 +100,75 @@ func TestAnOperatorCanDrainAConnectedWorker(t *testing.T) {
 	}
 	if got := w.startedSteps(); len(got) != 1 || len(other.startedSteps()) != 6 {
 		t.Errorf("w1 (drained) ran %v and w2 %v; want compiler on w1, the rest on w2", got, other.startedSteps())
+	}
+}
+
+// TestAWorkerThatStopsReadingLosesItsJobs has a worker take a job, then
+// stop reading its stream while it keeps sending reports, which renew its
+// lease: the controller's answers fill the stream's flow-control window and
+// a send blocks. Once a send has made no progress for a lease the worker
+// is dropped as lost and its step goes to another worker.
+func TestAWorkerThatStopsReadingLosesItsJobs(t *testing.T) {
+	const lease = 10 * time.Second
+	f := startFarm(t, lease)
+	// The smallest windows gRPC allows (setting them turns off its
+	// growing them as data flows), so that a few thousand answers fill
+	// them.
+	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deaf, err := pb.NewWorkerServiceClient(conn).Work(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deaf.Send(&pb.WorkRequest{Message: &pb.WorkRequest_Register{Register: &pb.WorkerRegistration{Name: "deaf", Slots: 4, Arch: "x86_64"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.start("systems/test.morph")
+	if ev := b.next(); ev.GetAccepted() == nil {
+		t.Fatalf("first event %v", ev)
+	}
+	for ev := b.next(); ev.GetStepStarted() == nil; ev = b.next() {
+	}
+	// Reports, each answered, until well past the window; then one every
+	// few milliseconds, so the lease alone would never run out.
+	report := &pb.WorkRequest{Message: &pb.WorkRequest_State{State: &pb.WorkerState{}}}
+	for range 20000 {
+		if err := deaf.Send(report); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		for ctx.Err() == nil && deaf.Send(report) == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	connected := func() bool {
+		resp, err := f.builds.Workers(context.Background(), &pb.WorkersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Workers) > 0
+	}
+	for i := 0; connected(); i++ {
+		if i == 200 {
+			t.Fatal("the worker that reads nothing is still connected after 50 leases of virtual time")
+		}
+		f.clock.Advance(lease / 4)
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.worker("good", 4)
+	events := b.wait()
+	if got := describe(events); !strings.HasSuffix(got, "BUILD-FINISHED") {
+		t.Fatalf("build: %s; want it finished on the good worker", got)
+	}
+	failed := find(events, func(e *pb.BuildEvent) *pb.StepFailed { return e.GetStepFailed() })
+	if len(failed) == 0 || failed[0].Worker != "deaf" || !failed[0].WillRetry || !strings.Contains(failed[0].Reason, "it read nothing the controller sent") {
+		t.Errorf("failures %v; want the deaf worker's step retried, saying it read nothing", failed)
 	}
 }
