@@ -263,6 +263,7 @@ func (r result) started() map[string]string {
 // graphStep is one step of `initiator graph --format=json`.
 type graphStep struct {
 	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
 	Arch      string   `json:"arch"`
 	CacheKey  string   `json:"cache_key"`
 	DependsOn []string `json:"depends_on"`
