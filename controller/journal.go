@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	"distbuild/clock"
@@ -61,6 +63,8 @@ type journalEntry struct {
 	estimate time.Duration
 	// check records a reproducibility check's result.
 	check *pb.CheckResult
+	// forget deletes these builds and their events.
+	forget []string
 	// deliveries are notifications of the events in the same batch, for
 	// notifier once they are durable.
 	deliveries []*notify.Delivery
@@ -191,6 +195,15 @@ func writeBatch(tx *bolt.Tx, batch []journalEntry) error {
 			if err := notify.Persist(tx, e.deliveries); err != nil {
 				return err
 			}
+		case len(e.forget) > 0:
+			for _, id := range e.forget {
+				if err := builds.Delete([]byte(id)); err != nil {
+					return err
+				}
+				if err := events.DeleteBucket([]byte(id)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+					return err
+				}
+			}
 		case e.check != nil:
 			data, err := proto.Marshal(e.check)
 			if err != nil {
@@ -312,18 +325,13 @@ func (j *journal) loadChecks() (map[string]*pb.CheckResult, error) {
 	return out, err
 }
 
-// forget deletes builds the controller no longer lists.
+// forget deletes builds the controller no longer lists, in the next
+// batch: after their last records, and without an fsync of its own under
+// the caller's lock.
 func (j *journal) forget(ids []string) {
-	if j.db == nil || len(ids) == 0 {
-		return
+	if len(ids) > 0 {
+		j.enqueue(journalEntry{forget: ids})
 	}
-	_ = j.db.Update(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			tx.Bucket([]byte(bucketBuilds)).Delete([]byte(id))
-			tx.Bucket([]byte(bucketEvents)).DeleteBucket([]byte(id))
-		}
-		return nil
-	})
 }
 
 // close writes what is queued, backs the database up and closes it.
