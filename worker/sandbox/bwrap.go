@@ -25,15 +25,42 @@ const (
 // before that init has armed --die-with-parent: a sandbox stopped at that
 // moment of its start-up would outlive Run, its command and all.
 //
-// A worker running as root gives its sandboxes root's capabilities, and
-// with CAP_SYS_ADMIN a command could simply remount the read-only parts
-// of its view (the staging area, the host) writable: so that capability
-// is dropped, which keeps the staged files, hard links to the trees the
-// worker keeps unpacked, safe from builds. Builds keep the rest (such as
-// writing read-only files), as they would have as root.
+// A worker running as root would give its sandboxes all of root's
+// capabilities, several of which leave any sandbox: CAP_SYS_ADMIN remounts
+// the read-only parts of its view (the staging area, whose files are hard
+// links to the trees the worker keeps unpacked; the host) writable,
+// CAP_DAC_READ_SEARCH opens host files by handle, CAP_MKNOD makes a node
+// for the host's disk, CAP_SYS_MODULE loads kernel code. So every
+// capability is dropped and only rootCapabilities given back: what a
+// build or an install run as root needs, the file-owning and id-changing
+// ones (container runtimes' default set, less CAP_MKNOD, since the worker
+// itself makes the device nodes chunks declare, and CAP_NET_RAW, since
+// the sandbox has no network). An unprivileged worker's sandboxes get
+// none: bubblewrap runs them in a user namespace of their own, where
+// those capabilities would own nothing of the host anyway.
 var isolation = []string{
 	"--unshare-net", "--unshare-ipc", "--unshare-pid", "--unshare-uts",
-	"--die-with-parent", "--cap-drop", "CAP_SYS_ADMIN",
+	"--die-with-parent", "--cap-drop", "ALL",
+}
+
+// rootCapabilities are the capabilities a root worker's sandboxes keep.
+var rootCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_SETFCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_AUDIT_WRITE",
+}
+
+// capabilityArgs gives a sandbox rootCapabilities when the worker runs as
+// root (see isolation).
+func capabilityArgs() []string {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	var args []string
+	for _, c := range rootCapabilities {
+		args = append(args, "--cap-add", c)
+	}
+	return args
 }
 
 // ownRoot names the staging area's top-level entries that a staging-mode
@@ -42,7 +69,7 @@ var ownRoot = map[string]bool{"proc": true, "dev": true, "tmp": true, "distbuild
 
 // bwrapArgs gives bubblewrap's arguments for s, which validate accepted.
 func (s Spec) bwrapArgs() ([]string, error) {
-	args := slices.Clone(isolation)
+	args := append(slices.Clone(isolation), capabilityArgs()...)
 	if s.Root != "" {
 		args = append(args, "--bind", s.Root, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/")
 	} else if s.rootIsStaging() {

@@ -375,3 +375,34 @@ func TestSystemRootSpecsAreCheckedBeforeRunning(t *testing.T) {
 		t.Errorf("root without a shell: %v, want ErrNoShell", err)
 	}
 }
+
+// capabilityBits are the kernel's numbers of the capabilities a root
+// worker's sandboxes keep.
+var capabilityBits = map[string]uint{
+	"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_KILL": 5,
+	"CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_NET_BIND_SERVICE": 10,
+	"CAP_SYS_CHROOT": 18, "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31,
+}
+
+func TestARootWorkersSandboxKeepsOnlyTheCapabilitiesBuildsNeed(t *testing.T) {
+	requireBwrap(t)
+	if os.Geteuid() != 0 {
+		t.Skip("only a worker running as root gives its sandboxes capabilities; this test runs as uid " + strconv.Itoa(os.Geteuid()))
+	}
+	var want uint64
+	for _, c := range rootCapabilities {
+		bit, ok := capabilityBits[c]
+		if !ok {
+			t.Fatalf("no bit known for %s", c)
+		}
+		want |= 1 << bit
+	}
+	s := bwrapSpec(t, bootstrapMode, "", `grep CapEff /proc/self/status
+		if mknod "$DESTDIR/disk" b 8 0 2>/dev/null; then echo made a block device; fi
+		chown 1:1 "$DESTDIR" && chmod 4755 "$DESTDIR" && echo still owns files`)
+	got := runOK(t, s)
+	wantLine := fmt.Sprintf("CapEff:\t%016x\n", want)
+	if !strings.HasPrefix(got, wantLine) || strings.Contains(got, "made a block device") || !strings.Contains(got, "still owns files") {
+		t.Errorf("a root sandbox printed %q; want %q (no CAP_MKNOD, CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH...), no device made, and files still owned and moded as root", got, wantLine)
+	}
+}
