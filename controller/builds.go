@@ -273,13 +273,17 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		c.log.Warn("definitions warning", "build", b.id, "warning", w.Error())
 	}
 	specs := make([]scheduler.TaskSpec, 0, len(p.steps)+len(p.checks))
+	keys := make(map[*definitions.Step]string, len(p.steps)) // one string per key, shared by every task's inputs
+	for _, s := range p.steps {
+		keys[s] = s.CacheKey.String()
+	}
 	for _, s := range p.steps {
 		deps := make([]string, len(s.Deps))
 		names := make([]string, len(s.Deps))
 		for j, d := range s.Deps {
 			deps[j], names[j] = d.CacheKey.String(), d.Name
 		}
-		inputs := deps
+		inputs := stagedInputs(p, s, keys)
 		if gated := gatedDeps(p, s); len(gated) > 0 {
 			// Nothing is built on an artifact before its required
 			// reproducibility check passes.
@@ -368,6 +372,24 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 	}
 	c.apply(events)
 	c.dispatch()
+}
+
+// stagedInputs are the cache keys of the artifacts a worker downloads to
+// run s: a chunk's or system's whole staging closure (every chunk it
+// stages), a stratum's members. The scheduler prefers the worker that
+// already holds most of them.
+func stagedInputs(p *plan, s *definitions.Step, keys map[*definitions.Step]string) []string {
+	var from []*definitions.Step
+	if s.Kind == definitions.KindStratum {
+		from = s.Deps
+	} else {
+		from = p.graph.Staging(s)
+	}
+	out := make([]string, len(from))
+	for i, d := range from {
+		out[i] = keys[d]
+	}
+	return out
 }
 
 // gatedDeps are the checks of s's dependencies that the controller

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"distbuild/definitions"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -170,5 +171,36 @@ func TestAWorkerThatStopsReadingLosesItsJobs(t *testing.T) {
 	failed := find(events, func(e *pb.BuildEvent) *pb.StepFailed { return e.GetStepFailed() })
 	if len(failed) == 0 || failed[0].Worker != "deaf" || !failed[0].WillRetry || !strings.Contains(failed[0].Reason, "it read nothing the controller sent") {
 		t.Errorf("failures %v; want the deaf worker's step retried, saying it read nothing", failed)
+	}
+}
+
+// TestAStepGoesToTheWorkerHoldingItsStagingClosure builds the base
+// stratum first, then the apps, whose chunks stage compiler and libc
+// (their whole closure; their only direct dependency is the base
+// stratum). Of two free workers, the one holding compiler and libc
+// locally gets the first of them, though the other has more free slots.
+func TestAStepGoesToTheWorkerHoldingItsStagingClosure(t *testing.T) {
+	f := startFarm(t, 10*time.Second)
+	builder := f.worker("builder", 4)
+	if story := describe(f.start("systems/test.morph", func(r *pb.StartBuild) { r.Components = []string{"base"} }).wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("building base: %s", story)
+	}
+	builder.cancel()
+	defs, err := definitions.Open(mapFS(testDefinitions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := defs.Resolve(context.Background(), "systems/test.morph", definitions.CommitsOnly{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := f.register(&pb.WorkerRegistration{Name: "warm", Slots: 1, Arch: "x86_64",
+		LocalCacheKeys: []string{g.Step("compiler").CacheKey.String(), g.Step("libc").CacheKey.String()}})
+	cold := f.worker("cold", 4)
+	if story := describe(f.start("systems/test.morph").wait()); !strings.HasSuffix(story, "BUILD-FINISHED") {
+		t.Fatalf("building the system: %s", story)
+	}
+	if got := warm.startedSteps(); len(got) == 0 || (got[0] != "hello" && got[0] != "goodbye") {
+		t.Errorf("warm, which holds the apps' whole staging closure, ran %v; cold ran %v; want warm to take hello or goodbye first", got, cold.startedSteps())
 	}
 }
