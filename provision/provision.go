@@ -32,6 +32,11 @@ type Config struct {
 	// MinWorkers are never scaled down below; MaxWorkers (0: no limit)
 	// are never scaled up beyond.
 	MinWorkers, MaxWorkers int
+	// DownTags, when set, limit scaling down to workers registered with
+	// every one of these tags (e.g. provisioned=virsh, as the pool's
+	// workers are configured), so that machines started by hand are
+	// never drained and removed.
+	DownTags map[string]string
 	// Timeout bounds one run of the command.
 	Timeout time.Duration
 }
@@ -129,8 +134,8 @@ func NewPlanner(cfg Config) *Planner { return &Planner{cfg: cfg, lastUp: map[str
 // Plan returns the requests state calls for: up for each platform whose
 // steps have waited UpAfter (once per UpAfter), within MaxWorkers counting
 // those asked for in the last UpAfter; down
-// for the workers idle DownAfter, longest idle first, above MinWorkers.
-// Workers already draining count for neither.
+// for the workers idle DownAfter (and carrying DownTags), longest idle
+// first, above MinWorkers. Workers already draining count for neither.
 func (p *Planner) Plan(s State) []Request {
 	active := 0
 	for _, w := range s.Workers {
@@ -168,7 +173,7 @@ func (p *Planner) Plan(s State) []Request {
 	}
 	var idle []Worker
 	for _, w := range s.Workers {
-		if !w.Draining && w.Busy == 0 && !w.IdleSince.IsZero() && s.Now.Sub(w.IdleSince) >= p.cfg.DownAfter {
+		if !w.Draining && w.Busy == 0 && !w.IdleSince.IsZero() && s.Now.Sub(w.IdleSince) >= p.cfg.DownAfter && hasTags(w, p.cfg.DownTags) {
 			idle = append(idle, w)
 		}
 	}
@@ -179,4 +184,14 @@ func (p *Planner) Plan(s State) []Request {
 		out = append(out, Request{Action: "down", Worker: w.Name})
 	}
 	return out
+}
+
+// hasTags reports whether w was registered with every one of tags.
+func hasTags(w Worker, tags map[string]string) bool {
+	for k, v := range tags {
+		if w.Tags[k] != v {
+			return false
+		}
+	}
+	return true
 }

@@ -65,6 +65,19 @@ func TestPlannerRemovesTheLongestIdleWorkersAboveTheMinimum(t *testing.T) {
 	}
 }
 
+func TestPlannerRemovesOnlyWorkersWithTheDownTags(t *testing.T) {
+	p := NewPlanner(Config{UpAfter: time.Second, DownAfter: time.Minute, DownTags: map[string]string{"provisioned": "virsh"}})
+	pooled := Platform{Arch: "x86_64", Tags: map[string]string{"provisioned": "virsh", "os": "debian12"}}
+	byHand := Platform{Arch: "x86_64", Tags: map[string]string{"os": "debian12"}}
+	got := p.Plan(State{Now: t0, Workers: []Worker{
+		{Name: "by-hand", Platform: byHand, Slots: 1, IdleSince: t0.Add(-time.Hour)},
+		{Name: "pooled", Platform: pooled, Slots: 1, IdleSince: t0.Add(-2 * time.Minute)},
+	}})
+	if len(got) != 1 || got[0].Action != "down" || got[0].Worker != "pooled" {
+		t.Errorf("plan %+v; want only the pooled worker removed, though the one started by hand was idle longer", got)
+	}
+}
+
 func TestRunPassesTheRequestAsArgumentsAndTheStateOnStdin(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "scale")

@@ -18,6 +18,7 @@ type scaleFlags struct {
 	upAfter, downAfter  *time.Duration
 	minWorkers, maxWork *int
 	timeout             *time.Duration
+	downTags            *map[string]string
 }
 
 func addScaleFlags(fs *pflag.FlagSet) *scaleFlags {
@@ -28,6 +29,7 @@ func addScaleFlags(fs *pflag.FlagSet) *scaleFlags {
 		minWorkers: fs.Int("scale-min-workers", 0, "never scale down below this many workers"),
 		maxWork:    fs.Int("scale-max-workers", 16, "never ask for workers beyond this many, counting those asked for and not yet joined (0: no limit)"),
 		timeout:    fs.Duration("scale-timeout", provision.DefaultTimeout, "longest one run of --scale-command may take"),
+		downTags:   fs.StringToString("scale-down-tag", nil, "scale down only workers registered with this key=value tag (repeatable; e.g. provisioned=virsh, given to the pool's workers), never those started by hand (default: any worker)"),
 	}
 }
 
@@ -47,5 +49,5 @@ func (f *scaleFlags) config() (*provision.Config, error) {
 		return nil, errors.New("--scale-min-workers and --scale-max-workers must be at least 0, the minimum no more than the maximum")
 	}
 	return &provision.Config{Command: argv, UpAfter: *f.upAfter, DownAfter: *f.downAfter,
-		MinWorkers: *f.minWorkers, MaxWorkers: *f.maxWork, Timeout: *f.timeout}, nil
+		MinWorkers: *f.minWorkers, MaxWorkers: *f.maxWork, Timeout: *f.timeout, DownTags: *f.downTags}, nil
 }
