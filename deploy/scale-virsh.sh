@@ -16,6 +16,9 @@
 # guests whose worker.yaml has them: give such guests their own prefix
 # and, if you need to, pick it from the tags in $4. "down" shuts the guest
 # down; its worker has already drained and stopped, so nothing is lost.
+# Give the pool's workers a tag of their own (tag: provisioned: virsh in
+# their worker.yaml) and run the controller with --scale-down-tag
+# provisioned=virsh, so that workers started by hand are never removed.
 # LIBVIRT_DEFAULT_URI chooses the hypervisor (e.g. qemu:///system).
 set -eu
 
