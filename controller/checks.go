@@ -117,7 +117,7 @@ func (c *Controller) checkBases(ctx context.Context, p *plan, isMissing map[dige
 		}
 		base := checkBase{builtBy: m.Worker}
 		for _, f := range m.Files {
-			if f.Role == pb.FileRole_FILE_ROLE_ARTIFACT {
+			if checkreport.Compares(f.Role) {
 				base.cached = append(base.cached, &pb.ArtifactDigest{Name: f.Name, Digest: f.Digest})
 			}
 		}

@@ -55,3 +55,11 @@ func Word(res *pb.CheckResult) string {
 	}
 	return ""
 }
+
+// Compares reports whether a check compares a manifest file of this role:
+// split artifacts and metadata, not the log or the provenance, which name
+// the worker and the time. The checking worker and the controller (to
+// tell whether a recorded check still applies) must agree.
+func Compares(role pb.FileRole) bool {
+	return role == pb.FileRole_FILE_ROLE_ARTIFACT || role == pb.FileRole_FILE_ROLE_METADATA
+}

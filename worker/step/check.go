@@ -35,12 +35,8 @@ const diffoscopeTimeout = 10 * time.Minute
 // than a failure: there is nothing to compare with.
 func (r *Runner) compare(ctx context.Context, t *task, rebuilt []*pb.ManifestFile) (*pb.CheckResult, error) {
 	job := t.job
-	res := &pb.CheckResult{CacheKey: job.CacheKey, StepName: job.Name, BuiltBy: job.Check.GetBuiltBy(), CheckedBy: r.cfg.Worker}
-	for _, f := range rebuilt {
-		if f.Role == pb.FileRole_FILE_ROLE_ARTIFACT {
-			res.Rebuilt = append(res.Rebuilt, &pb.ArtifactDigest{Name: f.Name, Digest: f.Digest})
-		}
-	}
+	built, rebuiltList := comparedFiles(rebuilt)
+	res := &pb.CheckResult{CacheKey: job.CacheKey, StepName: job.Name, BuiltBy: job.Check.GetBuiltBy(), CheckedBy: r.cfg.Worker, Rebuilt: rebuiltList}
 	t.prof.phase("compare")
 	t.out.note("# check: comparing with the artifacts %s built", orUnknown(res.BuiltBy))
 	m, err := r.manifest(ctx, job.CacheKey)
@@ -52,13 +48,8 @@ func (r *Runner) compare(ctx context.Context, t *task, rebuilt []*pb.ManifestFil
 	if err != nil {
 		return nil, err
 	}
-	cached := artifactDigests(m.Files)
-	for _, f := range m.Files {
-		if f.Role == pb.FileRole_FILE_ROLE_ARTIFACT {
-			res.Cached = append(res.Cached, &pb.ArtifactDigest{Name: f.Name, Digest: f.Digest})
-		}
-	}
-	built := artifactDigests(rebuilt)
+	cached, cachedList := comparedFiles(m.Files)
+	res.Cached = cachedList
 	names := make([]string, 0, len(cached)+len(built))
 	for n := range cached {
 		names = append(names, n)
@@ -80,23 +71,27 @@ func (r *Runner) compare(ctx context.Context, t *task, rebuilt []*pb.ManifestFil
 		b, inBuilt := built[name]
 		switch {
 		case !inBuilt:
-			diffs = append(diffs, &pb.FileDifference{Artifact: name, What: tarball.OnlyCached, Cached: c.String()})
+			diffs = append(diffs, &pb.FileDifference{Artifact: name, What: tarball.OnlyCached, Cached: c.digest.String()})
 			continue
 		case !inCached:
-			diffs = append(diffs, &pb.FileDifference{Artifact: name, What: tarball.OnlyRebuilt, Rebuilt: b.String()})
+			diffs = append(diffs, &pb.FileDifference{Artifact: name, What: tarball.OnlyRebuilt, Rebuilt: b.digest.String()})
 			continue
 		case c == b:
 			continue
+		case !c.tarball || !b.tarball:
+			// Metadata (a stratum's member list): compared whole.
+			diffs = append(diffs, &pb.FileDifference{Artifact: name, What: "content", Cached: c.digest.String(), Rebuilt: b.digest.String()})
+			continue
 		}
 		cpath, bpath := filepath.Join(scratch, "cached-"+name+".tar"), filepath.Join(scratch, "rebuilt-"+name+".tar")
-		found, err := r.compareTarballs(ctx, c, b, cpath, bpath)
+		found, err := r.compareTarballs(ctx, c.digest, b.digest, cpath, bpath)
 		if err != nil {
 			return nil, fmt.Errorf("comparing %s: %w", name, err)
 		}
 		if len(found) == 0 {
 			// Same files, different tarball bytes: packing is not
 			// deterministic, which is the farm's bug, not the build's.
-			found = []tarball.Difference{{What: "tarball bytes", Cached: c.String(), Rebuilt: b.String()}}
+			found = []tarball.Difference{{What: "tarball bytes", Cached: c.digest.String(), Rebuilt: b.digest.String()}}
 		}
 		for _, d := range found {
 			diffs = append(diffs, &pb.FileDifference{Artifact: name, Path: d.Path, What: d.What, Cached: d.Cached, Rebuilt: d.Rebuilt})
@@ -190,18 +185,29 @@ func (r *Runner) diffoscope(ctx context.Context, t *task, scratch string, pairs 
 	return d.Proto()
 }
 
-// artifactDigests maps a manifest's split artifacts to their tarballs.
-func artifactDigests(files []*pb.ManifestFile) map[string]digest.Digest {
-	out := map[string]digest.Digest{}
+// compared is one file of a step's output as a check compares it.
+type compared struct {
+	digest digest.Digest
+	// tarball is set for split artifacts, compared entry by entry when
+	// they differ; metadata is compared whole.
+	tarball bool
+}
+
+// comparedFiles picks out of a manifest's files what a check compares
+// (checkreport.Compares), by name and as a list for the result.
+func comparedFiles(files []*pb.ManifestFile) (map[string]compared, []*pb.ArtifactDigest) {
+	out := map[string]compared{}
+	var list []*pb.ArtifactDigest
 	for _, f := range files {
-		if f.Role != pb.FileRole_FILE_ROLE_ARTIFACT {
+		if !checkreport.Compares(f.Role) {
 			continue
 		}
 		if d, err := digest.FromProto(f.Digest); err == nil {
-			out[f.Name] = d
+			out[f.Name] = compared{digest: d, tarball: f.Role == pb.FileRole_FILE_ROLE_ARTIFACT}
+			list = append(list, &pb.ArtifactDigest{Name: f.Name, Digest: f.Digest})
 		}
 	}
-	return out
+	return out, list
 }
 
 func stamped(r *Runner, res *pb.CheckResult) *pb.CheckResult {
