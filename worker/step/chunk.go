@@ -34,6 +34,7 @@ func (r *Runner) buildChunk(ctx context.Context, t *task, c *pb.ChunkJob) ([]*pb
 	if err != nil {
 		return nil, err
 	}
+	t.rec.sourceDate = sourceDate
 	out.note("# source %s at %s", c.RepoUrl, c.Commit)
 
 	t.rep.Phase(pb.JobPhase_JOB_PHASE_STAGING)

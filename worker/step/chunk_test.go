@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +240,8 @@ func TestSourceDateEpochIsTheSourceCommitsDate(t *testing.T) {
 	}
 	if got := readTar(t, w, artifact.Digest)["usr/epoch"]; got != want+"\n" || want == "0" {
 		t.Errorf("SOURCE_DATE_EPOCH was %q, want the commit's date %s", got, want)
+	}
+	if got := strconv.FormatInt(j.manifest.GetSourceDate().GetSeconds(), 10); got != want {
+		t.Errorf("the manifest's source date is %s, want the commit's date %s", got, want)
 	}
 }

@@ -20,6 +20,8 @@ const provenanceFile = "provenance"
 type record struct {
 	inputs []provenance.ResourceDescriptor
 	env    []string
+	// sourceDate is the step's SOURCE_DATE_EPOCH, for its manifest.
+	sourceDate time.Time
 }
 
 // used notes that the job used file f of the manifest under cacheKey.

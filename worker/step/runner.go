@@ -227,6 +227,9 @@ func (r *Runner) Run(ctx context.Context, job *pb.Job, rep Reporter) Outcome {
 				Finished: timestamppb.New(finished),
 				Grant:    job.Grant,
 			}
+			if !rec.sourceDate.IsZero() {
+				m.SourceDate = timestamppb.New(rec.sourceDate)
+			}
 			if err = r.putManifest(ctx, m); err == nil {
 				r.log.Info("job done", "job", job.JobId, "step", job.Name, "took", r.cfg.Clock.Now().Sub(started).Round(time.Millisecond))
 				return Outcome{Manifest: m}

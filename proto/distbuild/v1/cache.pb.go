@@ -557,7 +557,12 @@ type Manifest struct {
 	// so only the latest attempt's result is kept; when the trove knows the
 	// controller's key, it stores only manifests under a valid grant for the
 	// uploading worker and this cache key.
-	Grant         *AttemptGrant `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
+	Grant *AttemptGrant `protobuf:"bytes,9,opt,name=grant,proto3" json:"grant,omitempty"`
+	// The date the step's commands were given as SOURCE_DATE_EPOCH, so
+	// that tools stamp it rather than the time they ran: a chunk's source
+	// commit's committer date; a system's, the latest of its chunks'. Unset
+	// for strata, which run no commands.
+	SourceDate    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=source_date,json=sourceDate,proto3" json:"source_date,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +656,13 @@ func (x *Manifest) GetSignature() *ManifestSignature {
 func (x *Manifest) GetGrant() *AttemptGrant {
 	if x != nil {
 		return x.Grant
+	}
+	return nil
+}
+
+func (x *Manifest) GetSourceDate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SourceDate
 	}
 	return nil
 }
@@ -946,7 +958,7 @@ const file_distbuild_v1_cache_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\v2\x14.distbuild.v1.DigestR\x06digest\"E\n" +
 	"\x11ManifestSignature\x12\x16\n" +
 	"\x06signer\x18\x01 \x01(\tR\x06signer\x12\x18\n" +
-	"\aed25519\x18\x02 \x01(\fR\aed25519\"\x99\x03\n" +
+	"\aed25519\x18\x02 \x01(\fR\aed25519\"\xd6\x03\n" +
 	"\bManifest\x12\x1b\n" +
 	"\tcache_key\x18\x01 \x01(\tR\bcacheKey\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12*\n" +
@@ -956,7 +968,10 @@ const file_distbuild_v1_cache_proto_rawDesc = "" +
 	"\astarted\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x126\n" +
 	"\bfinished\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x12=\n" +
 	"\tsignature\x18\b \x01(\v2\x1f.distbuild.v1.ManifestSignatureR\tsignature\x120\n" +
-	"\x05grant\x18\t \x01(\v2\x1a.distbuild.v1.AttemptGrantR\x05grant\"\x90\x01\n" +
+	"\x05grant\x18\t \x01(\v2\x1a.distbuild.v1.AttemptGrantR\x05grant\x12;\n" +
+	"\vsource_date\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sourceDate\"\x90\x01\n" +
 	"\fAttemptGrant\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tcache_key\x18\x02 \x01(\tR\bcacheKey\x12\x16\n" +
@@ -1030,23 +1045,24 @@ var file_distbuild_v1_cache_proto_depIdxs = []int32{
 	17, // 9: distbuild.v1.Manifest.finished:type_name -> google.protobuf.Timestamp
 	8,  // 10: distbuild.v1.Manifest.signature:type_name -> distbuild.v1.ManifestSignature
 	10, // 11: distbuild.v1.Manifest.grant:type_name -> distbuild.v1.AttemptGrant
-	9,  // 12: distbuild.v1.GetManifestResponse.manifest:type_name -> distbuild.v1.Manifest
-	9,  // 13: distbuild.v1.PutManifestRequest.manifest:type_name -> distbuild.v1.Manifest
-	1,  // 14: distbuild.v1.ArtifactCacheService.FindMissing:input_type -> distbuild.v1.FindMissingRequest
-	3,  // 15: distbuild.v1.ArtifactCacheService.Read:input_type -> distbuild.v1.ReadRequest
-	5,  // 16: distbuild.v1.ArtifactCacheService.Write:input_type -> distbuild.v1.WriteRequest
-	11, // 17: distbuild.v1.ArtifactCacheService.GetManifest:input_type -> distbuild.v1.GetManifestRequest
-	13, // 18: distbuild.v1.ArtifactCacheService.PutManifest:input_type -> distbuild.v1.PutManifestRequest
-	2,  // 19: distbuild.v1.ArtifactCacheService.FindMissing:output_type -> distbuild.v1.FindMissingResponse
-	4,  // 20: distbuild.v1.ArtifactCacheService.Read:output_type -> distbuild.v1.ReadResponse
-	6,  // 21: distbuild.v1.ArtifactCacheService.Write:output_type -> distbuild.v1.WriteResponse
-	12, // 22: distbuild.v1.ArtifactCacheService.GetManifest:output_type -> distbuild.v1.GetManifestResponse
-	14, // 23: distbuild.v1.ArtifactCacheService.PutManifest:output_type -> distbuild.v1.PutManifestResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 12: distbuild.v1.Manifest.source_date:type_name -> google.protobuf.Timestamp
+	9,  // 13: distbuild.v1.GetManifestResponse.manifest:type_name -> distbuild.v1.Manifest
+	9,  // 14: distbuild.v1.PutManifestRequest.manifest:type_name -> distbuild.v1.Manifest
+	1,  // 15: distbuild.v1.ArtifactCacheService.FindMissing:input_type -> distbuild.v1.FindMissingRequest
+	3,  // 16: distbuild.v1.ArtifactCacheService.Read:input_type -> distbuild.v1.ReadRequest
+	5,  // 17: distbuild.v1.ArtifactCacheService.Write:input_type -> distbuild.v1.WriteRequest
+	11, // 18: distbuild.v1.ArtifactCacheService.GetManifest:input_type -> distbuild.v1.GetManifestRequest
+	13, // 19: distbuild.v1.ArtifactCacheService.PutManifest:input_type -> distbuild.v1.PutManifestRequest
+	2,  // 20: distbuild.v1.ArtifactCacheService.FindMissing:output_type -> distbuild.v1.FindMissingResponse
+	4,  // 21: distbuild.v1.ArtifactCacheService.Read:output_type -> distbuild.v1.ReadResponse
+	6,  // 22: distbuild.v1.ArtifactCacheService.Write:output_type -> distbuild.v1.WriteResponse
+	12, // 23: distbuild.v1.ArtifactCacheService.GetManifest:output_type -> distbuild.v1.GetManifestResponse
+	14, // 24: distbuild.v1.ArtifactCacheService.PutManifest:output_type -> distbuild.v1.PutManifestResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_distbuild_v1_cache_proto_init() }
