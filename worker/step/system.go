@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"time"
 
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/tarball"
@@ -101,6 +103,7 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 		}
 		out.note("# added %s", c.Artifact)
 	}
+	t.rec.sourceDate = latestSourceDate(manifests)
 	if overlay {
 		if err := r.overlayRoot(t, lower, root); err != nil {
 			return nil, err
@@ -122,6 +125,31 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 	t.prof.phase("pack")
 	name := t.job.Name + "-rootfs"
 	return r.packAndUpload(ctx, t, root, filepath.Join(t.dir, "artifacts"), func(string) (string, bool) { return name, true })
+}
+
+// latestSourceDate is a system's source date: the latest of its chunks'
+// (zero when none of their manifests records one). It depends only on
+// which chunk artifacts the system holds, as its cache key does.
+func latestSourceDate(manifests map[string]*pb.Manifest) time.Time {
+	var latest time.Time
+	for _, m := range manifests {
+		if d := m.GetSourceDate(); d != nil && d.AsTime().After(latest) {
+			latest = d.AsTime()
+		}
+	}
+	return latest
+}
+
+// integrationEnv is the environment of system-integration commands: a
+// clean base and, when the system has one, its source date as
+// SOURCE_DATE_EPOCH, which tools such as useradd (the last-change date in
+// /etc/shadow) stamp instead of the time they run.
+func integrationEnv(sourceDate time.Time) []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"}
+	if !sourceDate.IsZero() {
+		env = append(env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(sourceDate.Unix(), 10))
+	}
+	return env
 }
 
 // overlayRoot mounts an overlay of lower, the linked artifacts, at root for
@@ -174,7 +202,7 @@ func (r *Runner) integrate(ctx context.Context, t *task, root, command string) e
 		Mode:            r.cfg.Sandbox,
 		Root:            root,
 		Command:         command,
-		Env:             []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "LC_ALL=C"},
+		Env:             integrationEnv(t.rec.sourceDate),
 		Stdout:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDOUT),
 		Stderr:          out.stream(pb.OutputStream_OUTPUT_STREAM_STDERR),
 		NoOutputTimeout: r.cfg.StallTimeout,

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"distbuild/clock"
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
 	"distbuild/worker/sandbox"
 )
@@ -163,5 +166,43 @@ func TestSilentIntegrationCommandIsStoppedAsStalledWithItsProcessGroup(t *testin
 			}
 			waitGone(t, arg)
 		})
+	}
+}
+
+func TestSystemIntegrationGetsTheLatestSourceDateOfItsChunks(t *testing.T) {
+	busybox := readBusybox(t)
+	w := newTestRunner(t, sandbox.None)
+	shellKey, dataKey := strings.Repeat("4", 64), strings.Repeat("5", 64)
+	storeChunk(t, w, shellKey, "shell-bins", tarOf(t, map[string]string{"bin/busybox": string(busybox), "bin/sh": "->busybox"}))
+	storeChunk(t, w, dataKey, "data-misc", tarOf(t, map[string]string{"etc/motd": "hello\n"}))
+	for key, date := range map[string]int64{shellKey: 1700000000, dataKey: 1710000000} {
+		k, err := digest.ParseCacheKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := w.cfg.Cache.GetManifest(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SourceDate = timestamppb.New(time.Unix(date, 0))
+		if err := w.cfg.Cache.PutManifest(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := &pb.Job{JobId: "j-date", Name: "sys", Kind: pb.StepKind_STEP_KIND_SYSTEM}
+	sys := &pb.SystemJob{
+		Contents:    []*pb.ChunkArtifact{{CacheKey: shellKey, Artifact: "shell-bins"}, {CacheKey: dataKey, Artifact: "data-misc"}},
+		Integration: []*pb.IntegrationCommands{{Name: "00-date", Commands: []string{`/bin/busybox echo "$SOURCE_DATE_EPOCH" > /etc/epoch`}}},
+	}
+	task := newTask(t, job)
+	files, err := w.assembleSystem(context.Background(), task, sys)
+	if err != nil {
+		t.Fatalf("assembling: %v", err)
+	}
+	if got := readTar(t, w, files[0].Digest)["etc/epoch"]; got != "1710000000\n" {
+		t.Errorf("SOURCE_DATE_EPOCH in system integration was %q; want the latest chunk's date, 1710000000", got)
+	}
+	if !task.rec.sourceDate.Equal(time.Unix(1710000000, 0)) {
+		t.Errorf("the system's recorded source date is %v; want its latest chunk's", task.rec.sourceDate)
 	}
 }
