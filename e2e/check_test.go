@@ -87,6 +87,14 @@ func buildID(t *testing.T, r result) string {
 // the results are what `initiator status` shows, and checking only the
 // reproducible step succeeds.
 func TestCheckFindsExactlyTheFileOfAStepThatIsNotReproducible(t *testing.T) {
+	// The workers get a stand-in diffoscope on their PATH (Debian's is
+	// hundreds of megabytes of dependencies): it shows that the checking
+	// worker runs it on the two tarballs and keeps its report.
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "diffoscope"), []byte("#!/bin/sh\necho \"diffoscope stand-in: $*\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	f := startFarm(t, "worker-1", "worker-2")
 	addCheckDefinitions(f)
 	g := f.graph(checkSystem)
@@ -127,6 +135,13 @@ func TestCheckFindsExactlyTheFileOfAStepThatIsNotReproducible(t *testing.T) {
 		t.Errorf("the check replaced the cached artifact:\nbefore %v\nafter  %v", before, after)
 	}
 
+	report := f.initiator("logs", "--diffoscope", buildID(t, r), "stamped")
+	if report.code != 0 || !regexp.MustCompile(`diffoscope stand-in: --text - \S+/cached-stamped-misc\.tar \S+/rebuilt-stamped-misc\.tar`).MatchString(report.stdout) {
+		t.Errorf("logs --diffoscope of stamped: exit %d; want the report on its two tarballs\n%s%s", report.code, report.stdout, report.stderr)
+	}
+	if none := f.initiator("logs", "--diffoscope", buildID(t, r), "steady"); none.code == 0 || !strings.Contains(none.stderr, "has no diffoscope report") {
+		t.Errorf("logs --diffoscope of the reproducible steady: exit %d, stderr %q; want a failure saying there is none", none.code, none.stderr)
+	}
 	s := f.initiator("status", buildID(t, r))
 	for _, want := range []string{
 		`(?m)^steady\s+finished\s.*\sreproducible\s`,

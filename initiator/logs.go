@@ -9,6 +9,7 @@ import (
 
 	"distbuild/artifactcache"
 	"distbuild/digest"
+	"distbuild/internal/checkreport"
 	pb "distbuild/proto/distbuild/v1"
 )
 
@@ -16,11 +17,15 @@ const logsAbout = `Prints a step's complete log from the artifact cache, where t
 ran it stored it, failed attempts included; nothing needs to have followed
 the build. A step that was retried shows its last attempt that ended; a step
 the build found in the cache shows the log of the build that made it. A
-step that has not ended yet has no log: follow it with initiator attach.`
+step that has not ended yet has no log: follow it with initiator attach.
+--diffoscope prints instead diffoscope's report from the latest
+reproducibility check of the step's cache key (initiator build --check),
+when the checking worker had diffoscope and the artifacts differed.`
 
 func runLogs(env *Env, args []string) int {
 	cmd := newControllerCommand(env, "logs", "[flags] BUILD_ID STEP", logsAbout, 2)
 	cacheAddr := cacheFlag(cmd.fs)
+	diffoscope := cmd.fs.Bool("diffoscope", false, "print diffoscope's report from the step's latest reproducibility check instead of its log")
 	return cmd.run(env, args, func(ctx context.Context, client *controllerClient) (int, error) {
 		id, name := cmd.fs.Arg(0), cmd.fs.Arg(1)
 		resp, err := client.status(ctx, id)
@@ -41,6 +46,16 @@ func runLogs(env *Env, args []string) int {
 			return 0, fmt.Errorf("artifact cache address %q: %w", *cacheAddr, err)
 		}
 		defer cache.Close()
+		if *diffoscope {
+			report := st.GetCheck().GetDiffoscope()
+			if report == nil {
+				return 0, fmt.Errorf("step %s has no diffoscope report: its latest check (%s) found nothing to compare in detail, or its worker has no diffoscope", name, orUnknown(checkreport.Word(st.GetCheck())))
+			}
+			if err := writeLog(ctx, cache, report, env.Stdout); err != nil {
+				return 0, fmt.Errorf("cannot fetch diffoscope's report on %s from the artifact cache at %s: %s", name, *cacheAddr, status.Convert(err).Message())
+			}
+			return ExitOK, nil
+		}
 		log, err := stepLog(ctx, cache, id, st)
 		if err != nil {
 			return 0, err

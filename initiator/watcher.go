@@ -399,7 +399,7 @@ func (w *watcher) reportCheck(sc *pb.StepChecked) {
 		w.say("           %s", checkreport.Difference(d))
 	}
 	if r.GetDiffoscope() != nil {
-		w.say("           diffoscope's report: blob sha256:%s/%d in the cache", r.GetDiffoscope().GetHash(), r.GetDiffoscope().GetSizeBytes())
+		w.say("           diffoscope's report: initiator logs --diffoscope BUILD_ID %s", sc.GetStep().GetStepName())
 	}
 }
 
