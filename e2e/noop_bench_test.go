@@ -34,7 +34,7 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 		steps = append(steps, sleepStep{name: fmt.Sprintf("noop-%03d", i)})
 	}
 	const slots = 2 // two workers, one slot each
-	f := startSleepFarm(b, 1, sandbox)
+	f := startSleepFarm(b, 2, 1, sandbox)
 	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -68,6 +68,17 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 
 // stepPhases returns every phase of every chunk step of the newest build.
 func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
+	var out []*pb.PhaseTime
+	for _, s := range newestSteps(b, builds) {
+		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
+			out = append(out, s.GetProfile().GetPhases()...)
+		}
+	}
+	return out
+}
+
+// newestSteps returns the steps of the newest build, in build order.
+func newestSteps(b *testing.B, builds pb.BuildServiceClient) []*pb.StepStatus {
 	ctx := context.Background()
 	list, err := builds.List(ctx, &pb.ListRequest{IncludeEnded: true})
 	if err != nil || len(list.Builds) == 0 {
@@ -77,11 +88,5 @@ func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var out []*pb.PhaseTime
-	for _, s := range st.Steps {
-		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
-			out = append(out, s.GetProfile().GetPhases()...)
-		}
-	}
-	return out
+	return st.Steps
 }
