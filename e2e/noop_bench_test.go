@@ -35,12 +35,6 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	}
 	const slots = 2 // two workers, one slot each
 	f := startSleepFarm(b, 2, 1, sandbox)
-	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	builds := pb.NewBuildServiceClient(conn)
 
 	var wall time.Duration
 	phases := map[string]time.Duration{}
@@ -48,7 +42,7 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	for b.Loop() {
 		wall += f.build(b, steps)
 		b.StopTimer()
-		for _, p := range stepPhases(b, builds) {
+		for _, p := range stepPhases(b, f) {
 			if _, seen := phases[p.Name]; !seen {
 				order = append(order, p.Name)
 			}
@@ -66,10 +60,10 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	b.ReportMetric((wall*slots-accounted).Seconds()*1000/n, "between-steps-ms")
 }
 
-// stepPhases returns every phase of every chunk step of the newest build.
-func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
+// stepPhases returns every phase of every chunk step of f's newest build.
+func stepPhases(b *testing.B, f *sleepFarm) []*pb.PhaseTime {
 	var out []*pb.PhaseTime
-	for _, s := range newestSteps(b, builds) {
+	for _, s := range f.newestSteps(b) {
 		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
 			out = append(out, s.GetProfile().GetPhases()...)
 		}
@@ -77,8 +71,15 @@ func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
 	return out
 }
 
-// newestSteps returns the steps of the newest build, in build order.
-func newestSteps(b *testing.B, builds pb.BuildServiceClient) []*pb.StepStatus {
+// newestSteps returns the steps of the farm's newest build, in build
+// order.
+func (f *sleepFarm) newestSteps(b *testing.B) []*pb.StepStatus {
+	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	builds := pb.NewBuildServiceClient(conn)
 	ctx := context.Background()
 	list, err := builds.List(ctx, &pb.ListRequest{IncludeEnded: true})
 	if err != nil || len(list.Builds) == 0 {

@@ -9,9 +9,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"distbuild/definitions/definitionstest"
 	pb "distbuild/proto/distbuild/v1"
 )
@@ -43,12 +40,6 @@ func stagedClosure() (chunks, files, size, stagers int) {
 func BenchmarkStagingChunks(b *testing.B) {
 	chunks, files, size, stagers := stagedClosure()
 	f := startSleepFarm(b, 1, 1, "none")
-	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	builds := pb.NewBuildServiceClient(conn)
 	var cold, warm, system, stagersTotal, fetch time.Duration
 	for b.Loop() {
 		f.buildWith(b, "systems/staged.morph", func(salt string) string {
@@ -56,7 +47,7 @@ func BenchmarkStagingChunks(b *testing.B) {
 		})
 		b.StopTimer()
 		seen, systemKey := 0, ""
-		for _, s := range newestSteps(b, builds) {
+		for _, s := range f.newestSteps(b) {
 			var stage time.Duration
 			for _, p := range s.GetProfile().GetPhases() {
 				if p.Name == "stage" {

@@ -77,7 +77,7 @@ func (l linker) stage(ctx context.Context, t *task, dest string, arts []artifact
 				// Each tree unpacks from a copy of the blob of its own.
 				scratch := filepath.Join(t.dir, "blob-"+a.blob.Hash().String()+"-"+variant(a.opts))
 				dir, release, err := l.trees.Tree(ctx, a.blob, variant(a.opts), func(dir string) error {
-					return unpacker{l.r}.unpack(ctx, t, scratch, dir, a)
+					return unpacker{l.r}.unpack(ctx, scratch, dir, a)
 				})
 				trees[i] <- kept{dir, release, err}
 			}()

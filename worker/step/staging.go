@@ -41,7 +41,7 @@ type unpacker struct{ r *Runner }
 
 func (u unpacker) stage(ctx context.Context, t *task, dest string, arts []artifact) error {
 	for _, a := range arts {
-		if err := u.unpack(ctx, t, filepath.Join(t.dir, "blob-"+a.blob.Hash().String()), dest, a); err != nil {
+		if err := u.unpack(ctx, filepath.Join(t.dir, "blob-"+a.blob.Hash().String()), dest, a); err != nil {
 			return missingInput(a.key, err)
 		}
 	}
@@ -50,7 +50,7 @@ func (u unpacker) stage(ctx context.Context, t *task, dest string, arts []artifa
 
 // unpack downloads a's blob to scratch, a path of its own, and unpacks it
 // into dest.
-func (u unpacker) unpack(ctx context.Context, t *task, scratch, dest string, a artifact) error {
+func (u unpacker) unpack(ctx context.Context, scratch, dest string, a artifact) error {
 	f, err := u.r.openBlob(ctx, a.blob, scratch)
 	if err != nil {
 		return err
