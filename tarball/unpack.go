@@ -219,12 +219,19 @@ func (u *unpacker) mkdir(e at, mode fs.FileMode, mtime time.Time) error {
 }
 
 func (u *unpacker) file(e at, mode fs.FileMode, mtime time.Time, r io.Reader) error {
-	if err := u.clear(e); err != nil {
-		return err
-	}
 	// O_EXCL: whatever is at name now was not there a moment ago, so
-	// nothing (such as a symlink) is written through.
-	f, err := e.dir.OpenFile(e.base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// nothing (such as a symlink) is written through. Most names are new,
+	// so what is there is cleared only when the create finds something.
+	create := func() (*os.File, error) {
+		return e.dir.OpenFile(e.base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	f, err := create()
+	if errors.Is(err, fs.ErrExist) {
+		if err := u.clear(e); err != nil {
+			return err
+		}
+		f, err = create()
+	}
 	if err != nil {
 		return err
 	}
