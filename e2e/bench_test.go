@@ -80,7 +80,7 @@ func writeSleepDefinitions(t testing.TB, dir, sourceRepo, commit, salt string, s
 // same DAG as a Makefile, and reports both wall times and their ratio: the
 // farm's overhead over the ideal local scheduler.
 func BenchmarkMakespanRealFarm(b *testing.B) {
-	f := startSleepFarm(b, 2, "none")
+	f := startSleepFarm(b, 2, 2, "none")
 	steps := sleepDAG()
 	var farmTime, makeTime time.Duration
 	for b.Loop() {
@@ -95,17 +95,17 @@ func BenchmarkMakespanRealFarm(b *testing.B) {
 	b.ReportMetric(farmTime.Seconds()/makeTime.Seconds(), "farm/make")
 }
 
-// sleepFarm is a real farm (a trove, a controller, and two workers w1 and
-// w2) that builds DAGs of chunks all made from one tiny source repository.
+// sleepFarm is a real farm (a trove, a controller, and workers w1, w2...)
+// that builds DAGs of chunks all made from one tiny source repository.
 type sleepFarm struct {
 	*farm
 	source, commit string
 	runs           int
 }
 
-// startSleepFarm starts the farm, each worker with slots slots and the
-// sandbox given.
-func startSleepFarm(b *testing.B, slots int, sandbox string) *sleepFarm {
+// startSleepFarm starts the farm with workers workers, each with slots
+// slots and the sandbox given.
+func startSleepFarm(b *testing.B, workers, slots int, sandbox string) *sleepFarm {
 	dir := b.TempDir()
 	source := filepath.Join(dir, "source")
 	os.MkdirAll(source, 0o755)
@@ -116,7 +116,8 @@ func startSleepFarm(b *testing.B, slots int, sandbox string) *sleepFarm {
 	f := &farm{t: b, dir: dir, logs: map[string]*bytes.Buffer{}}
 	f.cache = f.daemon("trove", "serve", "--dir", filepath.Join(dir, "cache"), "--listen", "127.0.0.1:0", "--http-listen", "")["grpc"]
 	f.startController("--state-dir", filepath.Join(dir, "controller"), "--cache", f.cache)
-	for _, w := range []string{"w1", "w2"} {
+	for i := range workers {
+		w := fmt.Sprintf("w%d", i+1)
 		f.start(w, "worker", "--name", w, "--slots", strconv.Itoa(slots), "--controller", f.workerAddr, "--cache", f.cache,
 			"--work-dir", filepath.Join(dir, w), "--sandbox", sandbox)
 	}
@@ -127,8 +128,16 @@ func startSleepFarm(b *testing.B, slots int, sandbox string) *sleepFarm {
 // every key is new, and times `initiator build` of them (the commit is not
 // timed). The benchmark's timer is running before and after.
 func (f *sleepFarm) build(b *testing.B, steps []sleepStep) time.Duration {
+	return f.buildWith(b, "systems/sleeps.morph", func(salt string) string {
+		return writeSleepDefinitions(b, f.dir, f.source, f.commit, salt, steps)
+	})
+}
+
+// buildWith is build with definitions of another shape: write writes them,
+// salted with salt, and returns the checkout; system is the system to build.
+func (f *sleepFarm) buildWith(b *testing.B, system string, write func(salt string) string) time.Duration {
 	b.StopTimer()
-	f.defs = writeSleepDefinitions(b, f.dir, f.source, f.commit, "run "+strconv.Itoa(f.runs), steps)
+	f.defs = write("run " + strconv.Itoa(f.runs))
 	if f.runs == 0 {
 		gittest.Run(b, f.defs, "init", "-q")
 		gittest.Run(b, f.defs, "remote", "add", "origin", f.defs)
@@ -138,7 +147,7 @@ func (f *sleepFarm) build(b *testing.B, steps []sleepStep) time.Duration {
 	gittest.Run(b, f.defs, "commit", "-q", "-m", "run")
 	b.StartTimer()
 	start := time.Now()
-	r := f.initiator("build", "systems/sleeps.morph")
+	r := f.initiator("build", system)
 	took := time.Since(start)
 	if r.code != 0 {
 		b.Fatalf("farm build: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -34,13 +34,7 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 		steps = append(steps, sleepStep{name: fmt.Sprintf("noop-%03d", i)})
 	}
 	const slots = 2 // two workers, one slot each
-	f := startSleepFarm(b, 1, sandbox)
-	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	builds := pb.NewBuildServiceClient(conn)
+	f := startSleepFarm(b, 2, 1, sandbox)
 
 	var wall time.Duration
 	phases := map[string]time.Duration{}
@@ -48,7 +42,7 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	for b.Loop() {
 		wall += f.build(b, steps)
 		b.StopTimer()
-		for _, p := range stepPhases(b, builds) {
+		for _, p := range stepPhases(b, f) {
 			if _, seen := phases[p.Name]; !seen {
 				order = append(order, p.Name)
 			}
@@ -66,8 +60,26 @@ func benchmarkNoOpSteps(b *testing.B, sandbox string) {
 	b.ReportMetric((wall*slots-accounted).Seconds()*1000/n, "between-steps-ms")
 }
 
-// stepPhases returns every phase of every chunk step of the newest build.
-func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
+// stepPhases returns every phase of every chunk step of f's newest build.
+func stepPhases(b *testing.B, f *sleepFarm) []*pb.PhaseTime {
+	var out []*pb.PhaseTime
+	for _, s := range f.newestSteps(b) {
+		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
+			out = append(out, s.GetProfile().GetPhases()...)
+		}
+	}
+	return out
+}
+
+// newestSteps returns the steps of the farm's newest build, in build
+// order.
+func (f *sleepFarm) newestSteps(b *testing.B) []*pb.StepStatus {
+	conn, err := grpc.NewClient(f.controller, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	builds := pb.NewBuildServiceClient(conn)
 	ctx := context.Background()
 	list, err := builds.List(ctx, &pb.ListRequest{IncludeEnded: true})
 	if err != nil || len(list.Builds) == 0 {
@@ -77,11 +89,5 @@ func stepPhases(b *testing.B, builds pb.BuildServiceClient) []*pb.PhaseTime {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var out []*pb.PhaseTime
-	for _, s := range st.Steps {
-		if s.Step.Kind == pb.StepKind_STEP_KIND_CHUNK && s.State == pb.StepState_STEP_STATE_FINISHED {
-			out = append(out, s.GetProfile().GetPhases()...)
-		}
-	}
-	return out
+	return st.Steps
 }

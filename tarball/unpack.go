@@ -48,6 +48,7 @@ func Unpack(r io.Reader, dest string, opts UnpackOptions) error {
 	}
 	defer root.Close()
 	u := unpacker{root: root, opts: opts}
+	defer u.closeDir()
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -70,6 +71,15 @@ func Unpack(r io.Reader, dest string, opts UnpackOptions) error {
 type unpacker struct {
 	root *os.Root
 	opts UnpackOptions
+	// dir is the directory named dirName, opened through root when an
+	// entry in it was last extracted: a tarball lists a directory's
+	// entries together, so each of them is created relative to it
+	// instead of by a walk from dest, component by component, for every
+	// call (os.Root opens each component). dirName was checked by parents
+	// when it was opened, and nothing Unpack does removes or replaces a
+	// directory, so it stays the real directory it was.
+	dir     *os.Root
+	dirName string
 	// dirs get their modes and mtimes after every entry is written, so a
 	// read-only directory can still be filled and its mtime stays put.
 	dirs []dirAttrs
@@ -97,20 +107,57 @@ func (u *unpacker) extract(hdr *tar.Header, r io.Reader) error {
 		}
 		return errors.New("names the destination directory itself")
 	}
-	if err := u.parents(path.Dir(name), true); err != nil {
+	e, err := u.in(name)
+	if err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return u.dir(name, mode, hdr.ModTime)
+		return u.mkdir(e, mode, hdr.ModTime)
 	case tar.TypeReg:
-		return u.file(name, mode, hdr.ModTime, r)
+		return u.file(e, mode, hdr.ModTime, r)
 	case tar.TypeSymlink:
-		return u.symlink(name, hdr.Linkname)
+		return u.symlink(e, hdr.Linkname)
 	case tar.TypeLink:
-		return u.hardlink(name, hdr.Linkname)
+		return u.hardlink(e, hdr.Linkname)
 	default:
-		return u.node(name, hdr, mode)
+		return u.node(e, hdr, mode)
+	}
+}
+
+// at is an entry's path, both as its name within dest (for messages and
+// checks) and as its last component within its directory, opened.
+type at struct {
+	name string
+	dir  *os.Root
+	base string
+}
+
+// in checks that every parent of name is a real directory, creating
+// missing ones, and returns name relative to its parent directory.
+func (u *unpacker) in(name string) (at, error) {
+	dir := path.Dir(name)
+	if dir == "." {
+		return at{name, u.root, name}, nil
+	}
+	if u.dir == nil || u.dirName != dir {
+		if err := u.parents(dir, true); err != nil {
+			return at{}, err
+		}
+		d, err := u.root.OpenRoot(dir)
+		if err != nil {
+			return at{}, err
+		}
+		u.closeDir()
+		u.dir, u.dirName = d, dir
+	}
+	return at{name, u.dir, path.Base(name)}, nil
+}
+
+func (u *unpacker) closeDir() {
+	if u.dir != nil {
+		u.dir.Close()
+		u.dir = nil
 	}
 }
 
@@ -155,60 +202,71 @@ func (u *unpacker) parents(dir string, create bool) error {
 	return nil
 }
 
-func (u *unpacker) dir(name string, mode fs.FileMode, mtime time.Time) error {
-	info, err := u.root.Lstat(name)
+func (u *unpacker) mkdir(e at, mode fs.FileMode, mtime time.Time) error {
+	info, err := e.dir.Lstat(e.base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := u.root.Mkdir(name, 0o700); err != nil {
+		if err := e.dir.Mkdir(e.base, 0o700); err != nil {
 			return err
 		}
 	case err != nil:
 		return err
 	case !info.IsDir():
-		return fmt.Errorf("%s already exists and is not a directory", name)
+		return fmt.Errorf("%s already exists and is not a directory", e.name)
 	}
-	u.dirs = append(u.dirs, dirAttrs{name, mode, mtime})
+	u.dirs = append(u.dirs, dirAttrs{e.name, mode, mtime})
 	return nil
 }
 
-func (u *unpacker) file(name string, mode fs.FileMode, mtime time.Time, r io.Reader) error {
-	if err := u.clear(name); err != nil {
-		return err
-	}
+func (u *unpacker) file(e at, mode fs.FileMode, mtime time.Time, r io.Reader) error {
 	// O_EXCL: whatever is at name now was not there a moment ago, so
-	// nothing (such as a symlink) is written through.
-	f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// nothing (such as a symlink) is written through. Most names are new,
+	// so what is there is cleared only when the create finds something.
+	create := func() (*os.File, error) {
+		return e.dir.OpenFile(e.base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	f, err := create()
+	if errors.Is(err, fs.ErrExist) {
+		if err := u.clear(e); err != nil {
+			return err
+		}
+		f, err = create()
+	}
 	if err != nil {
 		return err
 	}
 	_, err = io.Copy(f, r)
+	if err == nil {
+		// After writing, which clears setuid and setgid bits.
+		err = f.Chmod(mode)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	return u.setAttrs(name, mode, mtime)
+	return e.dir.Chtimes(e.base, mtime, mtime)
 }
 
-func (u *unpacker) symlink(name, target string) error {
-	if err := checkSymlinkTarget(name, target); err != nil {
+func (u *unpacker) symlink(e at, target string) error {
+	if err := checkSymlinkTarget(e.name, target); err != nil {
 		return err
 	}
-	if err := u.clear(name); err != nil {
+	if err := u.clear(e); err != nil {
 		return err
 	}
-	return u.root.Symlink(target, name)
+	return e.dir.Symlink(target, e.base)
 }
 
 // hardlink links name to target, an earlier regular file in dest. Links to
 // directories or symlinks are refused: tarballs from Pack never have them.
-func (u *unpacker) hardlink(name, target string) error {
+func (u *unpacker) hardlink(e at, target string) error {
 	t, err := cleanName(target)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", target, err)
 	}
-	if t == "." || t == name {
+	if t == "." || t == e.name {
 		return fmt.Errorf("hard link target %q is the entry itself or the destination", target)
 	}
 	if err := u.parents(path.Dir(t), false); err != nil {
@@ -221,14 +279,14 @@ func (u *unpacker) hardlink(name, target string) error {
 	if !info.Mode().IsRegular() {
 		return fmt.Errorf("hard link target %q is not a regular file", target)
 	}
-	if err := u.clear(name); err != nil {
+	if err := u.clear(e); err != nil {
 		return err
 	}
-	return u.root.Link(t, name)
+	return u.root.Link(t, e.name)
 }
 
 // node creates a device or FIFO; allowed has already checked the type.
-func (u *unpacker) node(name string, hdr *tar.Header, mode fs.FileMode) error {
+func (u *unpacker) node(e at, hdr *tar.Header, mode fs.FileMode) error {
 	kind := uint32(syscall.S_IFIFO)
 	switch hdr.Typeflag {
 	case tar.TypeChar:
@@ -239,37 +297,37 @@ func (u *unpacker) node(name string, hdr *tar.Header, mode fs.FileMode) error {
 	if hdr.Devmajor < 0 || hdr.Devminor < 0 {
 		return fmt.Errorf("negative device number %d,%d", hdr.Devmajor, hdr.Devminor)
 	}
-	if err := u.clear(name); err != nil {
+	if err := u.clear(e); err != nil {
 		return err
 	}
-	if err := mknod(u.root, name, kind|0o600, mkdev(uint64(hdr.Devmajor), uint64(hdr.Devminor))); err != nil {
+	if err := mknod(e.dir, e.base, kind|0o600, mkdev(uint64(hdr.Devmajor), uint64(hdr.Devminor))); err != nil {
 		return err
 	}
-	return u.setAttrs(name, mode, hdr.ModTime)
+	return setAttrs(e.dir, e.base, mode, hdr.ModTime)
 }
 
-// clear makes way for a non-directory at name: an earlier file, symlink or
+// clear makes way for a non-directory at e: an earlier file, symlink or
 // node is removed, an existing directory is refused.
-func (u *unpacker) clear(name string) error {
-	info, err := u.root.Lstat(name)
+func (u *unpacker) clear(e at) error {
+	info, err := e.dir.Lstat(e.base)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
 		return err
 	case info.IsDir():
-		return fmt.Errorf("a directory already exists at %s", name)
+		return fmt.Errorf("a directory already exists at %s", e.name)
 	}
-	return u.root.Remove(name)
+	return e.dir.Remove(e.base)
 }
 
-// setAttrs applies mode and mtime to something unpack has just created, so
-// Chmod, which follows symlinks, never meets one.
-func (u *unpacker) setAttrs(name string, mode fs.FileMode, mtime time.Time) error {
-	if err := u.root.Chmod(name, mode); err != nil {
+// setAttrs applies mode and mtime to name in dir, which unpack has just
+// created, so Chmod, which follows symlinks, never meets one.
+func setAttrs(dir *os.Root, name string, mode fs.FileMode, mtime time.Time) error {
+	if err := dir.Chmod(name, mode); err != nil {
 		return err
 	}
-	return u.root.Chtimes(name, mtime, mtime)
+	return dir.Chtimes(name, mtime, mtime)
 }
 
 // finishDirs applies directory modes and mtimes, deepest last-created
@@ -277,7 +335,7 @@ func (u *unpacker) setAttrs(name string, mode fs.FileMode, mtime time.Time) erro
 func (u *unpacker) finishDirs() error {
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		d := u.dirs[i]
-		if err := u.setAttrs(d.name, d.mode, d.mtime); err != nil {
+		if err := setAttrs(u.root, d.name, d.mode, d.mtime); err != nil {
 			return err
 		}
 	}

@@ -4,15 +4,24 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"distbuild/digest"
 	pb "distbuild/proto/distbuild/v1"
+	"distbuild/worker/cache"
+	"distbuild/worker/cache/cachetest"
 	"distbuild/worker/sandbox"
 )
 
@@ -151,5 +160,93 @@ func TestStagingByLinkingGivesWhatUnpackingGives(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// forgetful is a cache that has lost one blob its manifests still name.
+type forgetful struct {
+	*cachetest.Memory
+	lost digest.Digest
+}
+
+func (f forgetful) DownloadWithProgress(ctx context.Context, d digest.Digest, path string, progress func()) error {
+	if d == f.lost {
+		return status.Errorf(codes.NotFound, "fetch %s: not found", d)
+	}
+	return f.Memory.DownloadWithProgress(ctx, d, path, progress)
+}
+
+// heldTrees is a treeCache counting the trees it gave out that were not
+// released yet.
+type heldTrees struct {
+	treeCache
+	mu   sync.Mutex
+	held int
+}
+
+func (h *heldTrees) Tree(ctx context.Context, d digest.Digest, variant string, fill func(dir string) error) (string, func(), error) {
+	dir, release, err := h.treeCache.Tree(ctx, d, variant, fill)
+	if err != nil {
+		return "", nil, err
+	}
+	h.mu.Lock()
+	h.held++
+	h.mu.Unlock()
+	return dir, func() {
+		release()
+		h.mu.Lock()
+		h.held--
+		h.mu.Unlock()
+	}, nil
+}
+
+func (h *heldTrees) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
+}
+
+// Trees are unpacked side by side and ahead of the linking: one that
+// cannot be had fails the staging as a missing input of its own chunk,
+// and every tree the staging got is still released as the job ends.
+func TestALinkedStagingMissingABlobBlamesItsChunkAndReleasesEveryTree(t *testing.T) {
+	mem := cachetest.NewMemory()
+	var keys []string
+	var lost digest.Digest
+	for i := range 8 {
+		key := fmt.Sprintf("%064x", i+1)
+		name := fmt.Sprintf("layer%d-bins", i)
+		d := putBlob(t, mem, layer{fmt.Sprintf("d d%d 0755", i), fmt.Sprintf("f d%d/f 0644 %d", i, i)}.tarball(t))
+		m := &pb.Manifest{CacheKey: key, StepName: name, Kind: pb.StepKind_STEP_KIND_CHUNK,
+			Files: []*pb.ManifestFile{{Name: name, Role: pb.FileRole_FILE_ROLE_ARTIFACT, Digest: d.Proto()}}}
+		if err := mem.PutManifest(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+		if i == 5 {
+			lost = d
+		}
+	}
+	w := newTestRunner(t, sandbox.None, func(c *Config) {
+		local, err := cache.NewLocal(filepath.Join(c.WorkDir, "blobs"), 0, forgetful{mem, lost}, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Cache = local
+	})
+	held := &heldTrees{treeCache: w.cfg.Cache.(treeCache)}
+	w.link = linker{r: w, trees: held}
+	task := newTask(t, &pb.Job{Staging: keys})
+	err := w.stage(context.Background(), task, w.link, t.TempDir())
+	var missing *missingInputError
+	if !errors.As(err, &missing) || missing.cacheKey != keys[5] {
+		t.Errorf("staging gave %v; want the input %s reported missing", err, keys[5])
+	}
+	if held.count() == 0 {
+		t.Error("no tree was held by the failed staging: the test stages nothing before the missing blob")
+	}
+	task.end()
+	if n := held.count(); n != 0 {
+		t.Errorf("%d trees are still held after the job ended", n)
 	}
 }

@@ -19,14 +19,17 @@ import (
 // a tree unpacked once into place (see chunkStager and systemStager for
 // which is used where).
 type stager interface {
-	// stage adds artifact a to dest for the job t is running; artifacts
-	// staged later into the same dest go over earlier ones.
-	stage(ctx context.Context, t *task, dest string, a artifact) error
+	// stage adds arts to dest, in order, for the job t is running: each
+	// artifact goes over those before it. A blob the cache does not have
+	// is reported as missing its artifact's chunk (missingInput).
+	stage(ctx context.Context, t *task, dest string, arts []artifact) error
 }
 
 // artifact is one split artifact to stage.
 type artifact struct {
 	name string
+	// key is the cache key of the chunk that built it.
+	key  string
 	blob digest.Digest
 	// opts says what it may contain (see unpackOptions).
 	opts tarball.UnpackOptions
@@ -36,8 +39,19 @@ type artifact struct {
 // blob cache when it is there) and unpacking it, checking every entry.
 type unpacker struct{ r *Runner }
 
-func (u unpacker) stage(ctx context.Context, t *task, dest string, a artifact) error {
-	f, err := u.r.openBlob(ctx, a.blob, t.dir)
+func (u unpacker) stage(ctx context.Context, t *task, dest string, arts []artifact) error {
+	for _, a := range arts {
+		if err := u.unpack(ctx, filepath.Join(t.dir, "blob-"+a.blob.Hash().String()), dest, a); err != nil {
+			return missingInput(a.key, err)
+		}
+	}
+	return nil
+}
+
+// unpack downloads a's blob to scratch, a path of its own, and unpacks it
+// into dest.
+func (u unpacker) unpack(ctx context.Context, scratch, dest string, a artifact) error {
+	f, err := u.r.openBlob(ctx, a.blob, scratch)
 	if err != nil {
 		return err
 	}
@@ -48,10 +62,9 @@ func (u unpacker) stage(ctx context.Context, t *task, dest string, a artifact) e
 	return nil
 }
 
-// openBlob downloads blob d into scratch and opens it. The file is
-// removed at once: the open copy is the caller's until it closes it.
-func (r *Runner) openBlob(ctx context.Context, d digest.Digest, scratch string) (*os.File, error) {
-	path := filepath.Join(scratch, "blob-"+d.Hash().String())
+// openBlob downloads blob d to path and opens it. The file is removed at
+// once: the open copy is the caller's until it closes it.
+func (r *Runner) openBlob(ctx context.Context, d digest.Digest, path string) (*os.File, error) {
 	if err := r.download(ctx, d, path); err != nil {
 		return nil, doing("downloading "+d.String(), err)
 	}
@@ -60,15 +73,15 @@ func (r *Runner) openBlob(ctx context.Context, d digest.Digest, scratch string) 
 	return f, err
 }
 
-// stageArtifact stages file f of the manifest of the chunk with cache key
-// k into dest with s.
-func (r *Runner) stageArtifact(ctx context.Context, t *task, s stager, dest, k string, f *pb.ManifestFile) error {
+// artifactOf is file f of the manifest of the chunk with cache key k, as
+// an artifact to stage for t's job, recorded as used by it.
+func (r *Runner) artifactOf(t *task, k string, f *pb.ManifestFile) (artifact, error) {
 	d, err := digest.FromProto(f.Digest)
 	if err != nil {
-		return err
+		return artifact{}, err
 	}
 	t.rec.used(k, f)
-	return missingInput(k, s.stage(ctx, t, dest, artifact{name: f.Name, blob: d, opts: r.unpackOptions(t.job, k)}))
+	return artifact{name: f.Name, key: k, blob: d, opts: r.unpackOptions(t.job, k)}, nil
 }
 
 // chunkStager says how to stage a chunk's staging area, which its build
@@ -113,6 +126,8 @@ func (r *Runner) unpackOptions(job *pb.Job, k string) tarball.UnpackOptions {
 // stage stages every split artifact of the job's staged chunks into dest
 // with s, in order, as a chunk's staging area.
 func (r *Runner) stage(ctx context.Context, t *task, s stager, dest string) error {
+	var arts []artifact
+	var notes []string
 	for _, k := range t.job.Staging {
 		m, err := r.manifest(ctx, k)
 		if err != nil {
@@ -122,11 +137,19 @@ func (r *Runner) stage(ctx context.Context, t *task, s stager, dest string) erro
 			if f.Role != pb.FileRole_FILE_ROLE_ARTIFACT {
 				continue
 			}
-			if err := r.stageArtifact(ctx, t, s, dest, k, f); err != nil {
+			a, err := r.artifactOf(t, k, f)
+			if err != nil {
 				return err
 			}
+			arts = append(arts, a)
 		}
-		t.out.note("staged %s (%s)", m.StepName, k[:12])
+		notes = append(notes, fmt.Sprintf("staged %s (%s)", m.StepName, k[:12]))
+	}
+	if err := s.stage(ctx, t, dest, arts); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		t.out.note("%s", n)
 	}
 	return nil
 }

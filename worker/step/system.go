@@ -85,6 +85,7 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 		}
 	}
 	manifests := map[string]*pb.Manifest{}
+	var arts []artifact
 	for _, c := range s.Contents {
 		m, ok := manifests[c.CacheKey]
 		if !ok {
@@ -98,10 +99,17 @@ func (r *Runner) assembleSystem(ctx context.Context, t *task, s *pb.SystemJob) (
 		if i < 0 {
 			continue // the chunk installed nothing for this split
 		}
-		if err := r.stageArtifact(ctx, t, stager, lower, c.CacheKey, m.Files[i]); err != nil {
+		a, err := r.artifactOf(t, c.CacheKey, m.Files[i])
+		if err != nil {
 			return nil, err
 		}
-		out.note("# added %s", c.Artifact)
+		arts = append(arts, a)
+	}
+	if err := stager.stage(ctx, t, lower, arts); err != nil {
+		return nil, err
+	}
+	for _, a := range arts {
+		out.note("# added %s", a.name)
 	}
 	t.rec.sourceDate = latestSourceDate(manifests)
 	if overlay {
