@@ -29,24 +29,11 @@ document. Exit status 0 means all of that holds. --json prints the verified
 statement itself.`
 
 func runProvenance(env *Env, args []string) int {
-	fs := newFlags(env, "provenance", "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", provenanceAbout)
-	cacheAddr := cacheFlag(fs)
-	keys := addKeyFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw in-toto statement (JSON) instead of a summary")
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 1 || !keys.valid() {
-		fs.Usage()
-		return ExitUsage
-	}
-	key, err := digest.ParseCacheKey(fs.Arg(0))
-	if err != nil {
-		return fail(env, "provenance", err)
-	}
-	cache, err := dialCache(*cacheAddr)
-	if err != nil {
-		return fail(env, "provenance", err)
+	c := newArtifactCommand(env, "provenance", provenanceAbout)
+	asJSON := c.fs.Bool("json", false, "print the raw in-toto statement (JSON) instead of a summary")
+	key, cache, keys, code, ok := c.open(env, args)
+	if !ok {
+		return code
 	}
 	defer cache.Close()
 	st, raw, err := verifiedProvenance(context.Background(), cache, key, keys)

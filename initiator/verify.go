@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"distbuild/artifactcache"
 	"distbuild/auth"
 	"distbuild/digest"
 	"distbuild/manifestsig"
@@ -22,23 +23,10 @@ names is downloaded and must match its digest. Exit status 0 means all of
 that holds.`
 
 func runVerify(env *Env, args []string) int {
-	fs := newFlags(env, "verify", "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", verifyAbout)
-	cacheAddr := cacheFlag(fs)
-	keys := addKeyFlags(fs)
-	if ok, status := parseFlags(fs, args); !ok {
-		return status
-	}
-	if fs.NArg() != 1 || !keys.valid() {
-		fs.Usage()
-		return ExitUsage
-	}
-	key, err := digest.ParseCacheKey(fs.Arg(0))
-	if err != nil {
-		return fail(env, "verify", err)
-	}
-	cache, err := dialCache(*cacheAddr)
-	if err != nil {
-		return fail(env, "verify", err)
+	c := newArtifactCommand(env, "verify", verifyAbout)
+	key, cache, keys, code, ok := c.open(env, args)
+	if !ok {
+		return code
 	}
 	defer cache.Close()
 	ctx := context.Background()
@@ -73,6 +61,40 @@ func runVerify(env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "artifact %s (%s) is signed by worker %s and all %d files (%d bytes) match their digests\n", key, m.StepName, signer, len(m.Files), total)
 	return ExitOK
+}
+
+// artifactCommand is a command that checks one artifact, named by its
+// cache key, in the cache against its signer's key: verify, provenance.
+type artifactCommand struct {
+	name      string
+	fs        *pflag.FlagSet
+	cacheAddr *string
+	keys      keyFlags
+}
+
+func newArtifactCommand(env *Env, name, about string) *artifactCommand {
+	fs := newFlags(env, name, "[flags] (--registry FILE | --public-key KEY) CACHE_KEY", about)
+	return &artifactCommand{name: name, fs: fs, cacheAddr: cacheFlag(fs), keys: addKeyFlags(fs)}
+}
+
+// open parses args and dials the cache. When ok is false the command is
+// over, with exit status code (its error already printed).
+func (c *artifactCommand) open(env *Env, args []string) (key digest.CacheKey, cache *artifactcache.Client, keys keyFlags, code int, ok bool) {
+	if parsed, status := parseFlags(c.fs, args); !parsed {
+		return key, nil, keys, status, false
+	}
+	if c.fs.NArg() != 1 || !c.keys.valid() {
+		c.fs.Usage()
+		return key, nil, keys, ExitUsage, false
+	}
+	key, err := digest.ParseCacheKey(c.fs.Arg(0))
+	if err == nil {
+		cache, err = dialCache(*c.cacheAddr)
+	}
+	if err != nil {
+		return key, nil, keys, fail(env, c.name, err), false
+	}
+	return key, cache, c.keys, ExitOK, true
 }
 
 // keyFlags say which key checks an artifact's signatures: the registry's
