@@ -88,7 +88,7 @@ func soak(t *testing.T) {
 			default:
 				t.Errorf("a build ended with %s", eventName(last))
 			}
-		case <-time.After(time.Duration(30+rng.IntN(70)) * time.Millisecond):
+		case <-time.After(time.Duration(10+rng.IntN(30)) * time.Millisecond):
 			// Kill a random live worker and let a new one join.
 			i := rng.IntN(len(workers))
 			if workers[i].cancel != nil {
