@@ -227,3 +227,42 @@ func BenchmarkSystemAssembly(b *testing.B) {
 		})
 	}
 }
+
+// manyMirrors is how many git mirrors BenchmarkCheckoutAmongManyMirrors
+// gives its worker: one per chunk repository of a desktop system.
+const manyMirrors = 450
+
+// BenchmarkCheckoutAmongManyMirrors checks out a chunk's source, already
+// in its mirror, on a worker holding manyMirrors other mirrors (each
+// shaped like a `git clone --mirror`: 28 files), as every step after the
+// first on a long-lived worker does. The fetch watchdog used to measure
+// every mirror before each fetch, ~80 ms per step at this size.
+func BenchmarkCheckoutAmongManyMirrors(b *testing.B) {
+	r := newTestRunner(b, sandbox.None, func(c *Config) { c.TransferStallTimeout = 5 * time.Minute })
+	for i := range manyMirrors {
+		dir := filepath.Join(r.gitDir, fmt.Sprintf("other-%03d.git", i))
+		for j := range 28 {
+			sub := filepath.Join(dir, fmt.Sprintf("d%d", j%4))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", j)), make([]byte, 512), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	repo, commit := gitRepo(b, map[string]string{"README": "hello\n"})
+	job := chunkSpec(repo, commit).GetChunk()
+	ctx := context.Background()
+	if _, err := r.checkout(ctx, job, b.TempDir()); err != nil { // fills its mirror
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), "src")
+		b.StartTimer()
+		if _, err := r.checkout(ctx, job, dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -88,7 +88,7 @@ func newTestRunner(t testing.TB, mode sandbox.Mode, change ...func(*Config)) *Ru
 
 // gitRepo makes a one-commit repository of files and returns its path and
 // the commit.
-func gitRepo(t *testing.T, files map[string]string) (string, string) {
+func gitRepo(t testing.TB, files map[string]string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {

@@ -26,7 +26,7 @@ func (r *Runner) checkout(ctx context.Context, c *pb.ChunkJob, dir string) (time
 	what := "fetching the source from " + c.RepoUrl
 	var date time.Time
 	err := watched(ctx, r.cfg.Clock, what, "progress", r.cfg.TransferStallTimeout, func(ctx context.Context, progress func()) error {
-		defer watchGrowth(r.cfg.Clock, r.cfg.TransferStallTimeout, progress, r.gitDir, dir)()
+		defer watchGrowth(r.cfg.Clock, r.cfg.TransferStallTimeout, progress, func() int64 { return treeSize(r.gitDir, dir) })()
 		repo, err := r.git.Ensure(ctx, c.RepoUrl, c.Commit)
 		if err != nil {
 			return err

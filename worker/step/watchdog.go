@@ -51,31 +51,40 @@ func (p progressReader) Read(b []byte) (int, error) {
 // limit, rarely enough that walking a large mirror cache costs nothing.
 const maxGrowthPoll = 10 * time.Second
 
-// watchGrowth reports progress whenever the total size of the files under
-// dirs changes, checking a tenth of limit apart (at most maxGrowthPoll),
-// until the returned stop is called. It is how progress is seen in work
-// done by other processes that write as they receive, such as git writing
-// a pack into a mirror.
-func watchGrowth(clk clock.Clock, limit time.Duration, progress func(), dirs ...string) (stop func()) {
+// watchGrowth reports progress whenever size (the total size of what the
+// watched work writes) changes, checking a tenth of limit apart (at most
+// maxGrowthPoll), until the returned stop is called. It is how progress is
+// seen in work done by other processes that write as they receive, such as
+// git writing a pack into a mirror.
+//
+// The first measurement is taken at the first check, not at the start:
+// most work watched this way (a checkout from a mirror that already holds
+// the commit) ends within milliseconds, and measuring a worker's every
+// mirror up front cost each step a walk of them all. Growth before the
+// first check goes unseen; growth after it is seen at the second, well
+// within limit.
+func watchGrowth(clk clock.Clock, limit time.Duration, progress func(), size func() int64) (stop func()) {
 	interval := min(limit/10, maxGrowthPoll)
 	if interval <= 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	last := treeSize(dirs)
 	ticker := clk.NewTicker(interval)
 	wg.Go(func() {
 		defer ticker.Stop()
-		for {
+		var last int64
+		for measured := false; ; measured = true {
 			select {
 			case <-done:
 				return
 			case <-ticker.C():
 			}
-			if size := treeSize(dirs); size != last {
-				last = size
-				progress()
+			if now := size(); now != last {
+				if measured {
+					progress()
+				}
+				last = now
 			}
 		}
 	})
@@ -87,7 +96,7 @@ func watchGrowth(clk clock.Clock, limit time.Duration, progress func(), dirs ...
 
 // treeSize is the total size of the regular files under dirs. Files that
 // vanish during the walk (git renames its temporary files) are skipped.
-func treeSize(dirs []string) int64 {
+func treeSize(dirs ...string) int64 {
 	var total int64
 	for _, dir := range dirs {
 		filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,27 +79,75 @@ func TestWatchedKeepsErrorsThatAreNotStalls(t *testing.T) {
 	}
 }
 
-func TestWatchGrowthSeesFilesGrow(t *testing.T) {
+func TestWatchGrowthSeesGrowthAfterItsFirstMeasurement(t *testing.T) {
 	clk := fakeClock()
-	dir := t.TempDir()
+	var current atomic.Int64
+	current.Store(100) // what the mirrors held before
+	measured := make(chan struct{})
 	grew := make(chan struct{}, 1)
 	stop := watchGrowth(clk, 100*time.Millisecond, func() {
 		select {
 		case grew <- struct{}{}:
 		default:
 		}
-	}, dir, filepath.Join(dir, "missing"))
+	}, func() int64 {
+		defer func() { measured <- struct{}{} }()
+		return current.Load()
+	})
 	defer stop()
-	if err := os.MkdirAll(filepath.Join(dir, "objects/pack"), 0o755); err != nil {
-		t.Fatal(err)
+	poll := func() {
+		t.Helper()
+		clk.BlockUntil(1)
+		clk.Advance(10 * time.Millisecond) // a tenth of the limit
+		select {
+		case <-measured:
+		case <-time.After(hangBound):
+			t.Fatal("watchGrowth did not measure at its poll")
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "objects/pack/tmp_pack_1"), []byte("PACK"), 0o644); err != nil {
-		t.Fatal(err)
+	poll()
+	select {
+	case <-grew:
+		t.Fatal("the first measurement counted as progress; it is only the baseline")
+	default:
 	}
-	clk.Advance(10 * time.Millisecond) // the poll: a tenth of the limit
+	current.Store(104) // git writes a pack
+	poll()
 	select {
 	case <-grew:
 	case <-time.After(hangBound):
-		t.Fatal("a file appearing under the watched directory was never seen as progress")
+		t.Fatal("growth after the first measurement was never seen as progress")
+	}
+}
+
+func TestWatchGrowthMeasuresNothingForWorkThatEndsBeforeItsFirstPoll(t *testing.T) {
+	clk := fakeClock()
+	var walks atomic.Int32
+	stop := watchGrowth(clk, time.Minute, func() {}, func() int64 {
+		walks.Add(1)
+		return 0
+	})
+	stop()
+	if n := walks.Load(); n != 0 {
+		t.Errorf("watchGrowth measured %d time(s) for work that ended at once; want none (each measurement walks every mirror)", n)
+	}
+}
+
+func TestTreeSizeCountsRegularFilesUnderEveryDirectory(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(a, "objects/pack"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a, "objects/pack/tmp_pack_1"), []byte("PACK"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b, "README"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("README", filepath.Join(b, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if got := treeSize(a, b, filepath.Join(a, "missing")); got != 9 {
+		t.Errorf("treeSize = %d; want 9 (4 + 5 bytes, links and missing directories not counted)", got)
 	}
 }
