@@ -321,7 +321,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 			Key: ref.CacheKey, Name: s.Name, Deps: deps, Cached: cached,
 			Platform: scheduler.Platform{Arch: s.Arch, Tags: b.req.WorkerTags},
 			Duration: c.expected(s),
-			Payload:  &task{step: s, plan: p, ref: ref},
+			Payload:  &task{step: s, plan: p, ref: ref, staging: inputs},
 			Inputs:   inputs,
 		}
 		if old := replayed[s.Name]; !cached && old != nil && old.State == pb.StepState_STEP_STATE_RUNNING && c.awaiting(old.Worker) {

@@ -142,7 +142,7 @@ func (c *Controller) checkSpec(p *plan, s *definitions.Step, base checkBase, hav
 	spec := scheduler.TaskSpec{
 		Key: checkKey(key), Name: ref.StepName, Deps: []string{key}, Platform: platform,
 		Duration: c.expected(s),
-		Payload:  &task{step: s, plan: p, ref: ref, check: &checkTask{builtBy: base.builtBy}},
+		Payload:  &task{step: s, plan: p, ref: ref, check: &checkTask{builtBy: base.builtBy}, staging: inputs},
 		Inputs:   append(slices.Clone(inputs), key),
 	}
 	if base.builtBy != "" {

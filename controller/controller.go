@@ -491,6 +491,10 @@ type task struct {
 	// check is set when the task checks step's reproducibility rather
 	// than builds it.
 	check *checkTask
+	// staging are the cache keys of the chunks a chunk or system step
+	// stages, in build order: its scheduler inputs, shared, never
+	// modified.
+	staging []string
 }
 
 func (b *build) summary() *pb.BuildSummary {
@@ -698,7 +702,7 @@ func (c *Controller) dispatch() {
 		if ready := a.Task.ReadySince(); !ready.IsZero() {
 			c.metrics.readyToStart.Observe(now.Sub(ready).Seconds())
 		}
-		job := c.jobFor(t.plan.graph, t.step, t.plan.urls)
+		job := c.jobFor(t)
 		job.JobId = a.JobID
 		if t.check != nil {
 			job.Check = &pb.CheckJob{BuiltBy: t.check.builtBy}

@@ -45,6 +45,9 @@ type plan struct {
 	checks []*definitions.Step
 	asked  map[*definitions.Step]bool
 	gated  map[*definitions.Step]bool
+	// devices are the cache keys of the plan's chunks that declare
+	// devices (usually none), for each job's DeviceCacheKeys.
+	devices map[string]bool
 }
 
 // refResolver resolves chunk refs through the repo aliases.
@@ -92,11 +95,18 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 		return nil, err
 	}
 	// Jobs are made when steps are dispatched (holding every job of a large
-	// graph, each with its whole staging list, would cost memory
-	// quadratic in its size), so check now what could make one fail.
+	// graph would cost memory for every field of every job; the staging
+	// lists are shared with the scheduler's inputs), so check now what
+	// could make one fail.
 	for _, s := range p.steps {
 		if s.Kind != definitions.KindChunk {
 			continue
+		}
+		if len(s.Chunk.Devices) > 0 {
+			if p.devices == nil {
+				p.devices = map[string]bool{}
+			}
+			p.devices[s.CacheKey.String()] = true
 		}
 		for _, sub := range s.Chunk.Submodules {
 			if _, err := c.cfg.Aliases.Resolve(sub.URL); err != nil {
@@ -171,21 +181,32 @@ var stepKinds = map[definitions.Kind]pb.StepKind{
 	definitions.KindSystem:  pb.StepKind_STEP_KIND_SYSTEM,
 }
 
-// jobFor describes step s for a worker; the job id is filled in when the
-// step is assigned. makePlan has checked everything that could fail.
-func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[*definitions.Step]string) *pb.Job {
+// jobFor describes t's step for a worker; the job id is filled in when
+// the step is assigned. makePlan has checked everything that could fail.
+// The staging list is t's staging closure as planned, not a copy: it is
+// never modified, and a step stages hundreds of artifacts late in a large
+// system.
+func (c *Controller) jobFor(t *task) *pb.Job {
+	s, p := t.step, t.plan
 	job := &pb.Job{
 		Kind:     stepKinds[s.Kind],
 		Name:     s.Name,
-		CacheKey: s.CacheKey.String(),
+		CacheKey: t.ref.CacheKey,
 		Arch:     s.Arch,
 		Timeout:  durationpb.New(c.cfg.StepTimeout),
+	}
+	if s.Kind != definitions.KindStratum {
+		for _, k := range t.staging {
+			if p.devices[k] {
+				job.DeviceCacheKeys = append(job.DeviceCacheKeys, k)
+			}
+		}
 	}
 	switch s.Kind {
 	case definitions.KindChunk:
 		ch := s.Chunk
 		cj := &pb.ChunkJob{
-			RepoUrl:   urls[s],
+			RepoUrl:   p.urls[s],
 			Commit:    ch.Commit,
 			BuildMode: buildModes[ch.BuildMode],
 			Prefix:    ch.Prefix,
@@ -204,12 +225,7 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		for _, r := range ch.SplitRules {
 			cj.SplitRules = append(cj.SplitRules, &pb.SplitRule{Artifact: r.Artifact, Include: r.Include})
 		}
-		for _, dep := range g.Staging(s) {
-			job.Staging = append(job.Staging, dep.CacheKey.String())
-			if len(dep.Chunk.Devices) > 0 {
-				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey.String())
-			}
-		}
+		job.Staging = t.staging
 		job.Spec = &pb.Job_Chunk{Chunk: cj}
 	case definitions.KindStratum:
 		sj := &pb.StratumJob{}
@@ -219,11 +235,6 @@ func (c *Controller) jobFor(g *definitions.Graph, s *definitions.Step, urls map[
 		job.Spec = &pb.Job_Stratum{Stratum: sj}
 	case definitions.KindSystem:
 		job.Spec = &pb.Job_System{System: systemJob(s)}
-		for _, dep := range g.Staging(s) {
-			if len(dep.Chunk.Devices) > 0 {
-				job.DeviceCacheKeys = append(job.DeviceCacheKeys, dep.CacheKey.String())
-			}
-		}
 	}
 	return job
 }
