@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"iter"
 	"slices"
 	"strings"
 
@@ -273,17 +274,18 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		c.log.Warn("definitions warning", "build", b.id, "warning", w.Error())
 	}
 	specs := make([]scheduler.TaskSpec, 0, len(p.steps)+len(p.checks))
-	keys := make(map[*definitions.Step]string, len(p.steps)) // one string per key, shared by every task's inputs
+	keys := make([]string, len(p.graph.Steps)) // by Step.Index: one string per key, shared by every task's inputs
 	for _, s := range p.steps {
-		keys[s] = s.CacheKey.String()
+		keys[s.Index()] = s.CacheKey.String()
 	}
+	sets := p.graph.StagingSets()
 	for _, s := range p.steps {
 		deps := make([]string, len(s.Deps))
 		names := make([]string, len(s.Deps))
 		for j, d := range s.Deps {
 			deps[j], names[j] = d.CacheKey.String(), d.Name
 		}
-		inputs := stagedInputs(p, s, keys)
+		inputs := stagedInputs(sets, s, keys)
 		if gated := gatedDeps(p, s); len(gated) > 0 {
 			// Nothing is built on an artifact before its required
 			// reproducibility check passes.
@@ -376,20 +378,25 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 
 // stagedInputs are the cache keys of the artifacts a worker downloads to
 // run s: a chunk's or system's whole staging closure (every chunk it
-// stages), a stratum's members. The scheduler prefers the worker that
-// already holds most of them.
-func stagedInputs(p *plan, s *definitions.Step, keys map[*definitions.Step]string) []string {
-	var from []*definitions.Step
+// stages, in build order), a stratum's members. The scheduler prefers the
+// worker that already holds most of them, and a job lists them. They are
+// yielded from sets rather than listed: every step's list at once would
+// cost memory quadratic in the graph.
+func stagedInputs(sets *definitions.StagingSets, s *definitions.Step, keys []string) iter.Seq[string] {
 	if s.Kind == definitions.KindStratum {
-		from = s.Deps
-	} else {
-		from = p.graph.Staging(s)
+		members := make([]string, len(s.Deps))
+		for i, d := range s.Deps {
+			members[i] = keys[d.Index()]
+		}
+		return slices.Values(members)
 	}
-	out := make([]string, len(from))
-	for i, d := range from {
-		out[i] = keys[d]
+	return func(yield func(string) bool) {
+		for d := range sets.Staging(s) {
+			if !yield(keys[d.Index()]) {
+				return
+			}
+		}
 	}
-	return out
 }
 
 // gatedDeps are the checks of s's dependencies that the controller

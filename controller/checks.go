@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"iter"
 	"path"
 	"slices"
 	"strings"
@@ -136,14 +137,21 @@ func appliesTo(r *pb.CheckResult, cached []*pb.ArtifactDigest) bool {
 // A step the build needs checked only by policy, whose cached artifact a
 // recorded check found reproducible, is done already; one it found to
 // differ fails the build before anything runs. Called with c.mu held.
-func (c *Controller) checkSpec(p *plan, s *definitions.Step, base checkBase, haveBase bool, inputs []string, platform scheduler.Platform) (scheduler.TaskSpec, error) {
+func (c *Controller) checkSpec(p *plan, s *definitions.Step, base checkBase, haveBase bool, inputs iter.Seq[string], platform scheduler.Platform) (scheduler.TaskSpec, error) {
 	key := s.CacheKey.String()
 	ref := &pb.ArtifactRef{StepName: checkName(s.Name), Kind: pb.StepKind_STEP_KIND_CHECK, CacheKey: key}
 	spec := scheduler.TaskSpec{
 		Key: checkKey(key), Name: ref.StepName, Deps: []string{key}, Platform: platform,
 		Duration: c.expected(s),
 		Payload:  &task{step: s, plan: p, ref: ref, check: &checkTask{builtBy: base.builtBy}, staging: inputs},
-		Inputs:   append(slices.Clone(inputs), key),
+		Inputs: func(yield func(string) bool) {
+			for k := range inputs {
+				if !yield(k) {
+					return
+				}
+			}
+			yield(key)
+		},
 	}
 	if base.builtBy != "" {
 		spec.Excluded = []string{base.builtBy}

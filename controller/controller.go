@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"path"
 	"slices"
 	"sync"
@@ -491,10 +492,9 @@ type task struct {
 	// check is set when the task checks step's reproducibility rather
 	// than builds it.
 	check *checkTask
-	// staging are the cache keys of the chunks a chunk or system step
-	// stages, in build order: its scheduler inputs, shared, never
-	// modified.
-	staging []string
+	// staging yields the cache keys of the chunks a chunk or system step
+	// stages, in build order: its scheduler inputs.
+	staging iter.Seq[string]
 }
 
 func (b *build) summary() *pb.BuildSummary {

@@ -95,9 +95,9 @@ func (c *Controller) makePlan(ctx context.Context, req *pb.StartBuild) (*plan, e
 		return nil, err
 	}
 	// Jobs are made when steps are dispatched (holding every job of a large
-	// graph would cost memory for every field of every job; the staging
-	// lists are shared with the scheduler's inputs), so check now what
-	// could make one fail.
+	// graph would cost memory for every field of every job, and for
+	// every step's staging list: quadratic in the graph), so check now
+	// what could make one fail.
 	for _, s := range p.steps {
 		if s.Kind != definitions.KindChunk {
 			continue
@@ -183,9 +183,8 @@ var stepKinds = map[definitions.Kind]pb.StepKind{
 
 // jobFor describes t's step for a worker; the job id is filled in when
 // the step is assigned. makePlan has checked everything that could fail.
-// The staging list is t's staging closure as planned, not a copy: it is
-// never modified, and a step stages hundreds of artifacts late in a large
-// system.
+// The staging list is t's staging closure as planned, its keys the plan's
+// strings: a step stages hundreds of artifacts late in a large system.
 func (c *Controller) jobFor(t *task) *pb.Job {
 	s, p := t.step, t.plan
 	job := &pb.Job{
@@ -195,8 +194,10 @@ func (c *Controller) jobFor(t *task) *pb.Job {
 		Arch:     s.Arch,
 		Timeout:  durationpb.New(c.cfg.StepTimeout),
 	}
+	var staging []string
 	if s.Kind != definitions.KindStratum {
-		for _, k := range t.staging {
+		staging = slices.Collect(t.staging)
+		for _, k := range staging {
 			if p.devices[k] {
 				job.DeviceCacheKeys = append(job.DeviceCacheKeys, k)
 			}
@@ -225,7 +226,7 @@ func (c *Controller) jobFor(t *task) *pb.Job {
 		for _, r := range ch.SplitRules {
 			cj.SplitRules = append(cj.SplitRules, &pb.SplitRule{Artifact: r.Artifact, Include: r.Include})
 		}
-		job.Staging = t.staging
+		job.Staging = staging
 		job.Spec = &pb.Job_Chunk{Chunk: cj}
 	case definitions.KindStratum:
 		sj := &pb.StratumJob{}

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,7 +45,7 @@ func TestStepsGoToTheWorkerHoldingTheirInputs(t *testing.T) {
 	s.WorkerHolds("c", []string{"zlib", "libpng"})
 	s.WorkerHolds("b", []string{"zlib"})
 	app := spec("app")
-	app.Inputs = []string{"zlib", "libpng"}
+	app.Inputs = slices.Values([]string{"zlib", "libpng"})
 	addBuild(t, s, "b1", false, app)
 	if a := dispatch(s)["app"]; a.Worker != "c" {
 		t.Errorf("app went to %s, want c, which holds both of its inputs", a.Worker)
@@ -52,12 +53,12 @@ func TestStepsGoToTheWorkerHoldingTheirInputs(t *testing.T) {
 	// A worker learns what it built and staged.
 	s2 := newScheduler(2, 1)
 	first := spec("first")
-	first.Inputs = []string{"dep"}
+	first.Inputs = slices.Values([]string{"dep"})
 	addBuild(t, s2, "b1", false, first)
 	a := dispatch(s2)["first"]
 	s2.Finished(a.JobID)
 	second := spec("second")
-	second.Inputs = []string{"dep", "first"}
+	second.Inputs = slices.Values([]string{"dep", "first"})
 	addBuild(t, s2, "b2", false, cached(spec("first")), second)
 	if b := dispatch(s2)["second"]; b.Worker != a.Worker {
 		t.Errorf("second went to %s, want %s, which built first and staged dep", b.Worker, a.Worker)

@@ -215,6 +215,9 @@ func (s *Scheduler) AddBuild(id string, specs []TaskSpec, keepGoing bool) ([]Eve
 		t, known := s.tasks[sp.Key]
 		if !known {
 			t = &Task{Key: sp.Key, Name: sp.Name, Platform: sp.Platform, Duration: sp.Duration, Payload: sp.Payload, inputs: sp.Inputs, wantedBy: map[*Build]bool{}}
+			if t.inputs == nil {
+				t.inputs = noInputs
+			}
 			for _, d := range sp.Deps {
 				dep := s.tasks[d]
 				t.deps = append(t.deps, dep)
@@ -443,7 +446,7 @@ func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 		w.idleSince = time.Time{}
 		s.jobs[t.jobID] = t
 		w.cached[t.Key] = true
-		for _, k := range t.inputs {
+		for k := range t.inputs {
 			w.cached[k] = true
 		}
 		out = append(out, Assignment{JobID: t.jobID, Worker: w.Name, Task: t, Attempt: t.attempts})
@@ -454,6 +457,9 @@ func (s *Scheduler) Dispatch() ([]Assignment, []Event) {
 	}
 	return out, events
 }
+
+// noInputs is the inputs of a task that downloads nothing.
+func noInputs(func(string) bool) {}
 
 // next chooses the next task to start and its worker, or nil.
 func (s *Scheduler) next() (*Task, *Worker) {
@@ -515,7 +521,7 @@ func (s *Scheduler) bestWorker(t *Task, free []*Worker) *Worker {
 			continue
 		}
 		score := 0
-		for _, k := range t.inputs {
+		for k := range t.inputs {
 			if w.cached[k] {
 				score++
 			}

@@ -1,6 +1,9 @@
 package scheduler
 
-import "time"
+import (
+	"iter"
+	"time"
+)
 
 // State is where a task is in its life.
 type State int
@@ -54,9 +57,11 @@ type TaskSpec struct {
 	// Payload is the controller's own data for the task (e.g. the job to
 	// send to a worker); the scheduler never looks at it.
 	Payload any
-	// Inputs are the cache keys of the artifacts the task downloads (its
-	// staging area); workers already holding them are preferred.
-	Inputs []string
+	// Inputs yields the cache keys of the artifacts the task downloads
+	// (its staging area); workers already holding them are preferred. It
+	// is called at each placement of the task, so it is cheap to call and
+	// need not hold a list (a large graph's steps stage most of it).
+	Inputs iter.Seq[string]
 	// AwaitWorker names the worker that was running the task when the
 	// controller restarted. The task is held, not dispatched, until that
 	// worker says what became of its job (Adopt) or is given up on
@@ -76,7 +81,7 @@ type Task struct {
 	Duration time.Duration
 	Payload  any
 
-	inputs     []string
+	inputs     iter.Seq[string]
 	state      State
 	deps       []*Task
 	dependents []*Task

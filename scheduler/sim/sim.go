@@ -345,7 +345,7 @@ func Run(policy scheduler.Policy, d DAG, farm Farm) (Result, error) {
 			// dependencies, so the scheduler places it where they are.
 			// Without costs this moves steps between workers in the
 			// timeline but never in time.
-			Inputs: deps,
+			Inputs: slices.Values(deps),
 		}
 		index[st.Name] = i
 	}
