@@ -236,7 +236,7 @@ const manyMirrors = 450
 // in its mirror, on a worker holding manyMirrors other mirrors (each
 // shaped like a `git clone --mirror`: 28 files), as every step after the
 // first on a long-lived worker does. The fetch watchdog used to measure
-// every mirror before each fetch, ~80 ms per step at this size.
+// every mirror before each fetch: 56-66 ms per step at this size.
 func BenchmarkCheckoutAmongManyMirrors(b *testing.B) {
 	r := newTestRunner(b, sandbox.None, func(c *Config) { c.TransferStallTimeout = 5 * time.Minute })
 	for i := range manyMirrors {
