@@ -1,11 +1,9 @@
 package definitions_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 
-	"distbuild/definitions"
 	"distbuild/definitions/definitionstest"
 )
 
@@ -15,11 +13,7 @@ func TestStagingSetsGiveEveryStepsStagingInBuildOrder(t *testing.T) {
 		{Strata: 20, Chunks: 400, Seed: 3}, // more than 64 steps per word boundary
 	} {
 		tree := definitionstest.Generate(cfg)
-		defs, err := definitions.Open(tree.FS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := defs.Resolve(context.Background(), tree.FullSystem, definitions.CommitsOnly{})
+		g, err := resolve(t, tree.FS, tree.FullSystem)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,11 +37,7 @@ func TestStagingSetsGiveEveryStepsStagingInBuildOrder(t *testing.T) {
 
 func TestStagingSetsStopWhenTheCallerDoes(t *testing.T) {
 	tree := definitionstest.Generate(definitionstest.Config{Strata: 5, Chunks: 70, Seed: 1})
-	defs, err := definitions.Open(tree.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := defs.Resolve(context.Background(), tree.FullSystem, definitions.CommitsOnly{})
+	g, err := resolve(t, tree.FS, tree.FullSystem)
 	if err != nil {
 		t.Fatal(err)
 	}
