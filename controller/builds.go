@@ -274,7 +274,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		c.log.Warn("definitions warning", "build", b.id, "warning", w.Error())
 	}
 	specs := make([]scheduler.TaskSpec, 0, len(p.steps)+len(p.checks))
-	keys := make([]string, len(p.graph.Steps)) // by Step.Index: one string per key, shared by every task's inputs
+	keys := make([]string, len(p.graph.Steps)) // by Step.Index: one string per key, shared by every task's inputs, deps and ref
 	for _, s := range p.steps {
 		keys[s.Index()] = s.CacheKey.String()
 	}
@@ -283,7 +283,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		deps := make([]string, len(s.Deps))
 		names := make([]string, len(s.Deps))
 		for j, d := range s.Deps {
-			deps[j], names[j] = d.CacheKey.String(), d.Name
+			deps[j], names[j] = keys[d.Index()], d.Name
 		}
 		inputs := stagedInputs(sets, s, keys)
 		if gated := gatedDeps(p, s); len(gated) > 0 {
@@ -295,7 +295,7 @@ func (c *Controller) resolve(ctx context.Context, b *build) {
 		if !cached {
 			gr.UnbuiltSteps++
 		}
-		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: s.CacheKey.String()}
+		ref := &pb.ArtifactRef{StepName: s.Name, Kind: stepKinds[s.Kind], CacheKey: keys[s.Index()]}
 		info := &pb.StepInfo{Name: s.Name, Kind: ref.Kind, CacheKey: ref.CacheKey, Cached: cached, DependsOn: names}
 		if s.Chunk != nil {
 			info.Ref, info.Commit = s.Chunk.Ref, s.Chunk.Commit
